@@ -1,0 +1,5 @@
+//! qod-operator: CAMARA Quality-on-Demand sessions as Kubernetes resources.
+//!
+//! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
+
+pub mod qod;
