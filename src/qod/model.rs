@@ -225,6 +225,10 @@ pub struct CreateSession {
 }
 
 /// A session as the provider reports it (create 201, get 200, extend 200, retrieve-sessions).
+///
+/// Only `sessionId` and `qosStatus` must be well formed. Everything else is an echo or a detail
+/// that a sloppy provider may get wrong; such a field reads as absent rather than failing the
+/// whole answer, because failing a create's answer would lose the id of a billable session.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
@@ -233,33 +237,65 @@ pub struct SessionInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_info: Option<StatusInfo>,
     /// Required by the spec, but Nokia has answered without it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub duration: Option<u32>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "timestamp::deserialize_optional"
+        deserialize_with = "lenient::timestamp"
     )]
     pub started_at: Option<Timestamp>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "timestamp::deserialize_optional"
+        deserialize_with = "lenient::timestamp"
     )]
     pub expires_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub qos_profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub device: Option<Device>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub application_server: Option<ApplicationServer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub device_ports: Option<PortsSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub application_server_ports: Option<PortsSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub sink: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::deserialize"
+    )]
     pub webhook: Option<Webhook>,
 }
 
@@ -312,6 +348,29 @@ fn expose_optional_secret<S: Serializer>(
     match secret {
         Some(secret) => serializer.serialize_str(secret.expose_secret()),
         None => serializer.serialize_none(),
+    }
+}
+
+/// Reading optional fields that must not fail the whole answer when malformed.
+mod lenient {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, de::DeserializeOwned};
+    use serde_json::Value;
+
+    /// The field if it has the expected shape, otherwise `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        let value = Option::<Value>::deserialize(deserializer)?;
+        Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// A timestamp in either accepted form, otherwise `None`.
+    pub fn timestamp<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Timestamp>, D::Error> {
+        let value = Option::<Value>::deserialize(deserializer)?;
+        Ok(value.and_then(|v| super::timestamp::deserialize_optional(v).ok().flatten()))
     }
 }
 
@@ -390,11 +449,35 @@ mod tests {
     }
 
     #[test]
-    fn bad_timestamp_names_the_value() {
-        let err = serde_json::from_value::<SessionInfo>(json!({
-            "sessionId": "s", "qosStatus": "AVAILABLE", "startedAt": "yesterday"
+    fn malformed_echoes_read_as_absent_but_the_id_is_kept() {
+        let info: SessionInfo = serde_json::from_value(json!({
+            "sessionId": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "qosStatus": "REQUESTED",
+            "startedAt": "yesterday", "duration": -5,
+            "device": {"ipv4Address": {}}, "applicationServer": "nowhere",
+            "devicePorts": {"ports": [70000]}
         }))
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(info.session_id, "3fa85f64-5717-4562-b3fc-2c963f66afa6");
+        assert_eq!(info.started_at, None);
+        assert_eq!(info.duration, None);
+        assert_eq!(info.device, None);
+        assert_eq!(info.application_server, None);
+        assert_eq!(info.device_ports, None);
+    }
+
+    #[test]
+    fn session_id_and_status_must_be_well_formed() {
+        let err =
+            serde_json::from_value::<SessionInfo>(json!({"qosStatus": "AVAILABLE"})).unwrap_err();
+        assert!(err.to_string().contains("sessionId"), "{err}");
+        let err = serde_json::from_value::<SessionInfo>(json!({"sessionId": "s", "qosStatus": 3}))
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_reject_text_that_is_not_rfc3339() {
+        let err = timestamp::deserialize_optional(json!("yesterday")).unwrap_err();
         assert!(err.to_string().contains("`yesterday`"), "{err}");
     }
 

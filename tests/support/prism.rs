@@ -1,7 +1,8 @@
 //! Prism serving (mock) or guarding (proxy) an official CAMARA OpenAPI file, behind a small
-//! recording front. Prism validates every request against the spec and, as a proxy, every
-//! response too; it reports violations in the `sl-violations` header (or answers with its own
-//! `prism/errors` problem). The front records each one so a test can fail on any.
+//! recording front. Prism validates every request against the spec and every response; it
+//! reports violations in the `sl-violations` header (or, with `--errors`, answers with its own
+//! `prism/errors` problem). The front records the ones that judge the code under test: as a mock,
+//! the requests only (the answers are Prism's own inventions); as a proxy, both directions.
 
 use std::{
     net::{SocketAddr, TcpListener as StdListener},
@@ -28,42 +29,60 @@ struct Front {
     prism: String,
     http: reqwest::Client,
     violations: Arc<Mutex<Vec<String>>>,
+    judged: Judged,
+}
+
+/// Which side of the exchange is under test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Judged {
+    Requests,
+    RequestsAndResponses,
 }
 
 impl Prism {
-    /// `prism mock --errors <spec>`: answers from the spec's examples, refuses invalid requests.
+    /// `prism mock <spec>`: answers from the spec's examples; judges the requests it gets.
     pub async fn mock(spec: &Path) -> Self {
-        Self::start(&["mock".as_ref(), spec.as_os_str()]).await
+        Self::start(&["mock".as_ref(), spec.as_os_str()], Judged::Requests).await
     }
 
-    /// `prism proxy --errors <spec> <upstream>`: forwards to `upstream`, checking both ways.
+    /// `prism proxy --errors <spec> <upstream>`: forwards to `upstream`, judging both ways.
     pub async fn proxy(spec: &Path, upstream: &str) -> Self {
-        Self::start(&["proxy".as_ref(), spec.as_os_str(), upstream.as_ref()]).await
+        Self::start(
+            &[
+                "proxy".as_ref(),
+                spec.as_os_str(),
+                upstream.as_ref(),
+                "--errors".as_ref(),
+            ],
+            Judged::RequestsAndResponses,
+        )
+        .await
     }
 
-    async fn start(args: &[&std::ffi::OsStr]) -> Self {
+    async fn start(args: &[&std::ffi::OsStr], judged: Judged) -> Self {
         let port = free_port();
         let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prism-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("create prism log");
         let child = Command::new(tools::prism())
             .args(args)
-            .args(["--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
             .spawn()
             .expect("start prism");
-        let mut prism = Self::with_front(child, port, log).await;
+        let mut prism = Self::with_front(child, port, log, judged).await;
         prism.wait_ready(port).await;
         prism
     }
 
-    async fn with_front(child: Child, port: u16, log: PathBuf) -> Self {
+    async fn with_front(child: Child, port: u16, log: PathBuf, judged: Judged) -> Self {
         let violations = Arc::new(Mutex::new(Vec::new()));
         let front = Front {
             prism: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             violations: violations.clone(),
+            judged,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -88,7 +107,10 @@ impl Prism {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("prism exited ({status}):\n{}", self.log_text());
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             assert!(
@@ -156,7 +178,14 @@ async fn forward(State(front): State<Front>, request: Request<Body>) -> Response
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.expect("prism body");
     if let Some(found) = headers.get("sl-violations") {
-        record(&front, &what, &String::from_utf8_lossy(found.as_bytes()));
+        let found: Vec<serde_json::Value> =
+            serde_json::from_slice(found.as_bytes()).expect("sl-violations is a JSON array");
+        for violation in found {
+            let side = violation.pointer("/location/0").and_then(|v| v.as_str());
+            if side == Some("request") || front.judged == Judged::RequestsAndResponses {
+                record(&front, &what, &violation.to_string());
+            }
+        }
     }
     if headers
         .get("content-type")
