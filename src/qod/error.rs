@@ -92,6 +92,15 @@ pub enum Error {
         version: &'static str,
     },
 
+    /// The request cannot be expressed in the configured API version, or breaks one of its
+    /// fixed rules (e.g. v0.10 needs a device, allows at most 86400 s). Nothing was sent.
+    #[error("{operation}: invalid `{field}`: {reason}")]
+    InvalidRequest {
+        operation: Operation,
+        field: &'static str,
+        reason: String,
+    },
+
     /// A credential could not be loaded (file missing, empty).
     #[error("could not load the {what}")]
     Credential {
@@ -120,7 +129,24 @@ impl Error {
             // done. The caller recovers by looking the session up instead.
             Self::CreateOutcomeUnknown { .. } => false,
             Self::InvalidResponse { status, .. } => *status >= 500,
-            Self::Unsupported { .. } | Self::Credential { .. } | Self::Config(_) => false,
+            Self::Unsupported { .. }
+            | Self::InvalidRequest { .. }
+            | Self::Credential { .. }
+            | Self::Config(_) => false,
+        }
+    }
+
+    /// Whether a failed create may still have made a session: no answer came back, or a 2xx
+    /// answer could not be read. Either way, look the device's sessions up before creating.
+    pub fn may_have_created(&self) -> bool {
+        match self {
+            Self::CreateOutcomeUnknown { .. } => true,
+            Self::InvalidResponse {
+                operation: Operation::Create,
+                status,
+                ..
+            } => (200..300).contains(status),
+            _ => false,
         }
     }
 
@@ -170,6 +196,7 @@ impl Error {
             Self::CreateOutcomeUnknown { .. } => "outcome_unknown",
             Self::InvalidResponse { .. } => "invalid_response",
             Self::Unsupported { .. } => "unsupported",
+            Self::InvalidRequest { .. } => "invalid_request",
             Self::Credential { .. } | Self::Token { .. } => "credentials",
             Self::Config(_) => "config",
         }

@@ -4,19 +4,29 @@
 //! The controller talks to a provider only through [`SessionApi`], with version-neutral
 //! [`SessionRequest`]s; each flavour turns them into the wire shape its API version expects.
 
+pub mod auth;
+pub mod camara;
 pub mod error;
 pub mod event;
+pub mod http;
 pub mod model;
+pub mod nac;
+pub mod provider;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
+pub use auth::{ClientAuthMethod, ClientCredentials, SecretSource};
+pub use camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig};
 pub use error::{Error, Operation};
+pub use http::Timeouts;
 pub use model::{
     ApplicationServer, Device, DeviceIpv4Address, PortRange, PortsSpec, QosStatus, SessionInfo,
     StatusInfo,
 };
+pub use nac::{NacClient, NacConfig};
+pub use provider::{Flavour, ProviderConfig};
 
 /// A session to create, independent of the API version.
 #[derive(Clone, Debug)]
