@@ -14,13 +14,14 @@ use std::{
 
 use async_trait::async_trait;
 use reqwest::Method;
+use secrecy::ExposeSecret as _;
 use tracing::{Span, instrument, warn};
 
 use super::{
     Device, NotificationTarget, SessionApi, SessionInfo, SessionRequest,
     auth::{ClientCredentials, NoAuth, OAuthTokens, SecretSource, StaticBearer},
     error::{Error, Operation},
-    http::{Call, RequestAuth, Timeouts, Transport, build_client, parse_base_url},
+    http::{Answer, Call, RequestAuth, Timeouts, Transport, build_client, parse_base_url},
     model::{CreateSession, ExtendSessionDuration, RetrieveSessionsInput, SinkCredential, Webhook},
 };
 
@@ -241,7 +242,7 @@ impl CamaraClient {
         method: Method,
         path: &[&str],
         body: Option<Vec<u8>>,
-    ) -> Result<super::http::Answer, Error> {
+    ) -> Result<Answer, Error> {
         self.transport
             .send(&Call {
                 operation,
@@ -283,7 +284,6 @@ fn webhook(
     target: &NotificationTarget,
     invalid: &impl Fn(&'static str, String) -> Error,
 ) -> Result<Webhook, Error> {
-    use secrecy::ExposeSecret as _;
     let chars = target.token.expose_secret().chars().count();
     if !V0_10_TOKEN_CHARS.contains(&chars) {
         return Err(invalid(
