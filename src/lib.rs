@@ -3,3 +3,5 @@
 //! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
 
 pub mod qod;
+pub mod simulator;
+pub mod telemetry;

@@ -5,3 +5,4 @@
 mod support;
 
 mod notification_examples;
+mod simulator_api;

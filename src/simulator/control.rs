@@ -1,0 +1,196 @@
+//! Test control under `/_sim/` (the contract in DESIGN.md): inspect sessions and their
+//! notification deliveries, end a session from the network side, inject faults, revoke tokens,
+//! read counters and reset. Never subject to faults or authentication: it is a test harness,
+//! bind the simulator to a trusted interface.
+//!
+//! - `GET /_sim/sessions[?removed=true]`: array of sessions (removed ones only on request)
+//! - `POST /_sim/sessions/{id}/terminate`: UNAVAILABLE + NETWORK_TERMINATED; answers the session
+//! - `GET|PUT /_sim/faults`: the [`Faults`] JSON
+//! - `POST /_sim/tokens/revoke`: `{"revoked": n}`
+//! - `GET /_sim/stats`: [`super::stats::StatsSnapshot`]
+//! - `POST /_sim/reset`: 204; forgets sessions (without notifications), faults and counters
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    Shared,
+    api::{parse_session_id, session_not_found},
+    faults::Faults,
+    format_name,
+    notifier::Delivery,
+    reply::{ApiError, ApiVersion, Dialect, code},
+    store::Session,
+    validation::parse_json,
+};
+use crate::qod::model::{ApplicationServer, Device, PortsSpec, QosStatus, StatusInfo};
+
+pub(super) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{session_id}/terminate", post(terminate))
+        .route("/faults", get(get_faults).put(put_faults))
+        .route("/tokens/revoke", post(revoke_tokens))
+        .route("/stats", get(stats))
+        .route("/reset", post(reset))
+}
+
+/// A session as the test harness sees it: everything, including what the API hides.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionView<'a> {
+    session_id: String,
+    api_version: ApiVersion,
+    flavour: Dialect,
+    qos_status: &'a QosStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_info: Option<&'a StatusInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a Device>,
+    application_server: &'a ApplicationServer,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_ports: Option<&'a PortsSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    application_server_ports: Option<&'a PortsSpec>,
+    qos_profile: &'static str,
+    duration: u32,
+    created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<Timestamp>,
+    /// Where notifications go (`sink` or `webhook.notificationUrl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sink: Option<String>,
+    /// Whether notifications carry an `Authorization` header (the token itself is not shown).
+    sink_authorization: bool,
+    notification_format: &'static str,
+    removed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_at: Option<Timestamp>,
+    deliveries: &'a [Delivery],
+}
+
+impl<'a> SessionView<'a> {
+    fn of(session: &'a Session) -> Self {
+        Self {
+            session_id: session.id.to_string(),
+            api_version: session.version,
+            flavour: session.dialect,
+            qos_status: &session.status,
+            status_info: session.status_info.as_ref(),
+            device: session.device.as_ref(),
+            application_server: &session.application_server,
+            device_ports: session.device_ports.as_ref(),
+            application_server_ports: session.application_server_ports.as_ref(),
+            qos_profile: session.profile.name,
+            duration: session.reported_duration(),
+            created_at: session.created_at,
+            started_at: session.started_at,
+            expires_at: session.expires_at(),
+            sink: session.callback.as_ref().map(|c| c.url.to_string()),
+            sink_authorization: session
+                .callback
+                .as_ref()
+                .is_some_and(|c| c.authorization.is_some()),
+            notification_format: format_name(session.format),
+            removed: session.removed_at.is_some(),
+            removed_at: session.removed_at,
+            deliveries: &session.deliveries,
+        }
+    }
+}
+
+fn control_error(error: &ApiError) -> Response {
+    error.render(ApiVersion::V1, Dialect::Camara, None)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    removed: bool,
+}
+
+async fn list_sessions(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let store = shared.store();
+    let views: Vec<SessionView<'_>> = store
+        .all(query.removed)
+        .into_iter()
+        .map(SessionView::of)
+        .collect();
+    Json(views).into_response()
+}
+
+async fn terminate(State(shared): State<Arc<Shared>>, Path(raw_id): Path<String>) -> Response {
+    let id = match parse_session_id(&raw_id) {
+        Ok(id) => id,
+        Err(error) => return control_error(&error),
+    };
+    let mut store = shared.store();
+    let Some(session) = store.get_mut(&id) else {
+        return control_error(&session_not_found(&id));
+    };
+    let retention = shared.config.terminated_retention;
+    if !session.terminate(shared.clock.now(), &shared.clock, retention) {
+        return control_error(&ApiError::new(
+            StatusCode::CONFLICT,
+            code::CONFLICT,
+            format!("session {id} is already UNAVAILABLE"),
+        ));
+    }
+    tracing::info!(session_id = %id, "session terminated by the network (test control)");
+    let response = Json(SessionView::of(session)).into_response();
+    drop(store);
+    shared.wake.notify_one();
+    response
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.faults()).into_response()
+}
+
+async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let faults: Faults = match parse_json(&body) {
+        Ok(faults) => faults,
+        Err(error) => return control_error(&error),
+    };
+    if let Err(message) = faults.validate() {
+        return control_error(&ApiError::invalid(message));
+    }
+    tracing::info!(?faults, "faults set");
+    shared.set_faults(faults.clone());
+    Json(faults).into_response()
+}
+
+async fn revoke_tokens(State(shared): State<Arc<Shared>>) -> Response {
+    let revoked = shared.tokens().revoke_all(shared.clock.now());
+    shared.stats.tokens_revoked(revoked);
+    tracing::info!(revoked, "access tokens revoked");
+    Json(json!({ "revoked": revoked })).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let mut snapshot = shared.stats.snapshot();
+    snapshot.live_sessions = shared.store().live_count();
+    Json(snapshot).into_response()
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.reset();
+    tracing::info!("simulator reset");
+    StatusCode::NO_CONTENT.into_response()
+}
