@@ -122,7 +122,11 @@ fn encode_token(rv: u64, ns: &str, name: &str) -> String {
 fn decode_token(token: &str) -> Option<(u64, String, String)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            token
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let v: Value = serde_json::from_slice(&bytes?).ok()?;
     Some((
@@ -177,7 +181,10 @@ pub fn list_items(
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
     if truncated && let Some((lns, lname)) = last_key {
-        meta.insert("continue".into(), json!(encode_token(list_rv, &lns, &lname)));
+        meta.insert(
+            "continue".into(),
+            json!(encode_token(list_rv, &lns, &lname)),
+        );
         if lp.selectors.is_empty() {
             meta.insert("remainingItemCount".into(), json!(remaining));
         }
@@ -186,7 +193,12 @@ pub fn list_items(
 }
 
 /// LIST.
-pub fn list(store: &Store, rt: &ResourceType, ns: Option<&str>, lp: &ListParams) -> ApiResult<Value> {
+pub fn list(
+    store: &Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    lp: &ListParams,
+) -> ApiResult<Value> {
     let (items, meta) = list_items(store, rt, ns, lp)?;
     Ok(json!({
         "kind": format!("{}List", rt.kind),
@@ -214,16 +226,21 @@ fn check_type_meta(rt: &ResourceType, body: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_namespace_exists(store: &Store, ns: &str, creating: bool, subject: &Subject) -> ApiResult<()> {
+fn check_namespace_exists(
+    store: &Store,
+    ns: &str,
+    creating: bool,
+    subject: &Subject,
+) -> ApiResult<()> {
     match store.get(&ns_key(), "", ns) {
-        None => Err(ApiError::NotFound(Subject {
+        None => Err(ApiError::NotFound(Box::new(Subject {
             group: String::new(),
             resource: "namespaces".to_string(),
             kind: "Namespace".to_string(),
             name: ns.to_string(),
-        })),
+        }))),
         Some(n) if creating && meta::is_deleting(n) => Err(ApiError::NamespaceTerminating {
-            subject: subject.clone(),
+            subject: Box::new(subject.clone()),
             namespace: ns.to_string(),
         }),
         Some(_) => Ok(()),
@@ -257,7 +274,10 @@ fn admit_custom(
     if !pruned.is_empty() {
         match p.field_validation {
             FieldValidation::Strict => {
-                let list: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                let list: Vec<String> = pruned
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
                 return Err(ApiError::BadRequest(format!(
                     "strict decoding error: {}",
                     list.join(", ")
@@ -293,23 +313,38 @@ fn admit_crd(obj: &mut Value) -> ApiResult<()> {
         .pointer("/names/plural")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let kind = spec.pointer("/names/kind").and_then(Value::as_str).unwrap_or("");
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let name = meta::name(obj).to_string();
-    let subject = Subject {
+    let subject = Box::new(Subject {
         group: "apiextensions.k8s.io".to_string(),
         resource: "customresourcedefinitions".to_string(),
         kind: "CustomResourceDefinition".to_string(),
         name: name.clone(),
-    };
+    });
     let mut causes = Vec::new();
     if group.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.group", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.group",
+            "Required value",
+        ));
     }
     if plural.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.names.plural", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.names.plural",
+            "Required value",
+        ));
     }
     if kind.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.names.kind", "Required value"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.names.kind",
+            "Required value",
+        ));
     }
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
         causes.push(Cause::new(
@@ -318,24 +353,37 @@ fn admit_crd(obj: &mut Value) -> ApiResult<()> {
             format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
         ));
     }
-    let versions = spec.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "spec.versions", "Required value: must have exactly one version marked as storage version"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "spec.versions",
+            "Required value: must have exactly one version marked as storage version",
+        ));
     }
     let storage: Vec<&Value> = versions
         .iter()
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .collect();
     if !versions.is_empty() && storage.len() != 1 {
-        causes.push(Cause::new("FieldValueInvalid", "spec.versions", format!("Invalid value: {:?}: must have exactly one version marked as storage version", "array")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.versions",
+            format!(
+                "Invalid value: {:?}: must have exactly one version marked as storage version",
+                "array"
+            ),
+        ));
     }
     if !causes.is_empty() {
         return Err(ApiError::Invalid { subject, causes });
     }
     let now = meta::now_rfc3339();
-    let condition = |t: &str, reason: &str, message: &str| {
-        json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     let stored: Vec<Value> = storage
         .iter()
         .filter_map(|v| v.get("name").cloned())
@@ -375,7 +423,9 @@ pub fn create(
     managed: Managed,
 ) -> ApiResult<Written> {
     if !body.is_object() {
-        return Err(ApiError::BadRequest("the request body must be a JSON object".to_string()));
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".to_string(),
+        ));
     }
     check_type_meta(rt, &body)?;
     let body_ns = meta::namespace(&body).to_string();
@@ -435,7 +485,14 @@ pub fn create(
             "resourceVersion should not be set on objects to be created".to_string(),
         ));
     }
-    if store.get(&rt.storage_key(), if rt.namespaced { ns } else { "" }, &name).is_some() {
+    if store
+        .get(
+            &rt.storage_key(),
+            if rt.namespaced { ns } else { "" },
+            &name,
+        )
+        .is_some()
+    {
         return Err(ApiError::AlreadyExists(subject));
     }
     if rt.status_subresource
@@ -460,17 +517,40 @@ pub fn create(
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
     }
-    meta::set_meta(&mut body, "uid", Some(json!(uuid::Uuid::new_v4().to_string())));
-    meta::set_meta(&mut body, "creationTimestamp", Some(json!(meta::now_rfc3339())));
+    meta::set_meta(
+        &mut body,
+        "uid",
+        Some(json!(uuid::Uuid::new_v4().to_string())),
+    );
+    meta::set_meta(
+        &mut body,
+        "creationTimestamp",
+        Some(json!(meta::now_rfc3339())),
+    );
     meta::set_meta(&mut body, "deletionTimestamp", None);
     meta::set_meta(&mut body, "deletionGracePeriodSeconds", None);
-    meta::set_meta(&mut body, "generation", rt.tracks_generation.then(|| json!(1)));
+    meta::set_meta(
+        &mut body,
+        "generation",
+        rt.tracks_generation.then(|| json!(1)),
+    );
     if let Managed::Update(manager) = &managed {
         meta::set_meta(&mut body, "managedFields", None);
-        fields::record_update(None, &mut body, manager, "", &rt.api_version(), rt.schema.as_ref());
+        fields::record_update(
+            None,
+            &mut body,
+            manager,
+            "",
+            &rt.api_version(),
+            rt.schema.as_ref(),
+        );
     }
     if p.dry_run {
-        return Ok(Written { code: 201, body, warnings });
+        return Ok(Written {
+            code: 201,
+            body,
+            warnings,
+        });
     }
     let stored = store.put(&rt.storage_key(), body);
     if is_crd_type(rt) {
@@ -494,7 +574,9 @@ pub fn update(
     subresource: &str,
 ) -> ApiResult<Written> {
     if !body.is_object() {
-        return Err(ApiError::BadRequest("the request body must be a JSON object".to_string()));
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".to_string(),
+        ));
     }
     check_type_meta(rt, &body)?;
     let body_name = meta::name(&body);
@@ -506,7 +588,8 @@ pub fn update(
     let body_ns = meta::namespace(&body);
     if rt.namespaced && !body_ns.is_empty() && body_ns != ns {
         return Err(ApiError::BadRequest(
-            "the namespace of the provided object does not match the namespace sent on the request".to_string(),
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .to_string(),
         ));
     }
     let old = store
@@ -526,9 +609,21 @@ pub fn update(
     }
     let mut body = body;
     if rv_missing {
-        meta::set_meta(&mut body, "resourceVersion", Some(json!(meta::resource_version(&old))));
+        meta::set_meta(
+            &mut body,
+            "resourceVersion",
+            Some(json!(meta::resource_version(&old))),
+        );
     }
-    commit_update(store, rt, old, body, p, subresource, Managed::Update(p.field_manager.clone()))
+    commit_update(
+        store,
+        rt,
+        old,
+        body,
+        p,
+        subresource,
+        Managed::Update(p.field_manager.clone()),
+    )
 }
 
 fn conflict(rt: &ResourceType, name: &str) -> ApiError {
@@ -570,7 +665,9 @@ pub fn commit_update(
             meta::set_meta(
                 &mut n,
                 "managedFields",
-                meta::metadata(&candidate).and_then(|m| m.get("managedFields")).cloned(),
+                meta::metadata(&candidate)
+                    .and_then(|m| m.get("managedFields"))
+                    .cloned(),
             );
         }
         n
@@ -588,8 +685,19 @@ pub fn commit_update(
                 }
             }
         }
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace"] {
-            meta::set_meta(&mut n, field, meta::metadata(&old).and_then(|m| m.get(field)).cloned());
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "name",
+            "namespace",
+        ] {
+            meta::set_meta(
+                &mut n,
+                field,
+                meta::metadata(&old).and_then(|m| m.get(field)).cloned(),
+            );
         }
         if let Some(m) = n.as_object_mut() {
             m.insert("apiVersion".into(), json!(rt.api_version()));
@@ -627,38 +735,70 @@ pub fn commit_update(
     }
     let generation = meta::generation(&old);
     if rt.tracks_generation {
-        let bump = meta::spec_part(&new, rt.status_subresource) != meta::spec_part(&old, rt.status_subresource);
+        let bump = meta::spec_part(&new, rt.status_subresource)
+            != meta::spec_part(&old, rt.status_subresource);
         meta::set_meta(
             &mut new,
             "generation",
-            Some(json!(if bump { generation + 1 } else { generation.max(1) })),
+            Some(json!(if bump {
+                generation + 1
+            } else {
+                generation.max(1)
+            })),
         );
     }
     if let Managed::Update(manager) = &managed {
         meta::set_meta(
             &mut new,
             "managedFields",
-            meta::metadata(&old).and_then(|m| m.get("managedFields")).cloned(),
+            meta::metadata(&old)
+                .and_then(|m| m.get("managedFields"))
+                .cloned(),
         );
-        fields::record_update(Some(&old), &mut new, manager, subresource, &rt.api_version(), rt.schema.as_ref());
+        fields::record_update(
+            Some(&old),
+            &mut new,
+            manager,
+            subresource,
+            &rt.api_version(),
+            rt.schema.as_ref(),
+        );
     }
     let key = rt.storage_key();
     if meta::without_bookkeeping(&new) == meta::without_bookkeeping(&old) {
-        return Ok(Written { code: 200, body: present(rt, &old), warnings });
+        return Ok(Written {
+            code: 200,
+            body: present(rt, &old),
+            warnings,
+        });
     }
     if p.dry_run {
-        return Ok(Written { code: 200, body: present(rt, &new), warnings });
+        return Ok(Written {
+            code: 200,
+            body: present(rt, &new),
+            warnings,
+        });
     }
     if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
-        let removed = store.remove(&key, &ns, &name, Some(new)).unwrap_or(Value::Null);
+        let removed = store
+            .remove(&key, &ns, &name, Some(new))
+            .unwrap_or(Value::Null);
         after_removal(store, rt, &removed);
-        return Ok(Written { code: 200, body: present(rt, &removed), warnings });
+        return Ok(Written {
+            code: 200,
+            body: present(rt, &removed),
+            warnings,
+        });
     }
     let stored = store.put(&key, new);
     if is_crd_type(rt) {
         store.registry.register_crd(&stored);
     }
-    Ok(Written { code: 200, body: present(rt, &stored), warnings })
+    Ok(Written {
+        code: 200,
+        body: present(rt, &stored),
+        warnings,
+    })
 }
 
 /// PATCH of any type, on the object or its status.
@@ -676,7 +816,9 @@ pub fn patch(
     if ptype == PatchType::Strategic && rt.is_custom() {
         return Err(patch::unsupported(true));
     }
-    let existing = store.get(&rt.storage_key(), ns, name).map(|o| present(rt, o));
+    let existing = store
+        .get(&rt.storage_key(), ns, name)
+        .map(|o| present(rt, o));
     if ptype == PatchType::Apply {
         return server_side_apply(store, rt, ns, name, existing, body, p, subresource);
     }
@@ -690,9 +832,21 @@ pub fn patch(
     let mut patched = patched;
     if meta::resource_version(&patched).is_empty() {
         // A patch that removed resourceVersion applies to the latest object.
-        meta::set_meta(&mut patched, "resourceVersion", Some(json!(meta::resource_version(&old))));
+        meta::set_meta(
+            &mut patched,
+            "resourceVersion",
+            Some(json!(meta::resource_version(&old))),
+        );
     }
-    commit_update(store, rt, old, patched, p, subresource, Managed::Update(p.field_manager.clone()))
+    commit_update(
+        store,
+        rt,
+        old,
+        patched,
+        p,
+        subresource,
+        Managed::Update(p.field_manager.clone()),
+    )
 }
 
 fn parse_apply_body(body: &[u8]) -> ApiResult<Value> {
@@ -723,13 +877,24 @@ fn server_side_apply(
     }
     let mut applied = parse_apply_body(body)?;
     if !applied.is_object() {
-        return Err(ApiError::BadRequest("the applied configuration must be an object".to_string()));
+        return Err(ApiError::BadRequest(
+            "the applied configuration must be an object".to_string(),
+        ));
     }
-    if applied.get("apiVersion").and_then(Value::as_str).unwrap_or("").is_empty()
-        || applied.get("kind").and_then(Value::as_str).unwrap_or("").is_empty()
+    if applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+        || applied
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
     {
         return Err(ApiError::BadRequest(
-            "invalid object type: apiVersion and kind must be set in an apply configuration".to_string(),
+            "invalid object type: apiVersion and kind must be set in an apply configuration"
+                .to_string(),
         ));
     }
     check_type_meta(rt, &applied)?;
@@ -757,8 +922,14 @@ fn server_side_apply(
         let mut pruned = Vec::new();
         validation::prune(schema, &mut applied, "", true, &mut pruned);
         if !pruned.is_empty() && p.field_validation == FieldValidation::Strict {
-            let list: Vec<String> = pruned.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            return Err(ApiError::BadRequest(format!("strict decoding error: {}", list.join(", "))));
+            let list: Vec<String> = pruned
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(ApiError::BadRequest(format!(
+                "strict decoding error: {}",
+                list.join(", ")
+            )));
         }
     }
     let req = fields::ApplyRequest {
@@ -808,7 +979,11 @@ impl DeleteOptions {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
         let pre = v.get("preconditions");
-        let s = |k: &str| pre.and_then(|p| p.get(k)).and_then(Value::as_str).map(str::to_string);
+        let s = |k: &str| {
+            pre.and_then(|p| p.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         Ok(Self {
             uid: s("uid"),
             resource_version: s("resourceVersion"),
@@ -821,7 +996,13 @@ impl DeleteOptions {
 }
 
 /// DELETE one object.
-pub fn delete(store: &mut Store, rt: &ResourceType, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Written> {
+pub fn delete(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> ApiResult<Written> {
     let key = rt.storage_key();
     let old = store
         .get(&key, ns, name)
@@ -833,7 +1014,9 @@ pub fn delete(store: &mut Store, rt: &ResourceType, ns: &str, name: &str, opts: 
     {
         return Err(ApiError::Conflict {
             subject: rt.subject(name),
-            message: format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+            message: format!(
+                "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+            ),
         });
     }
     let rv = meta::resource_version(&old);
@@ -858,7 +1041,11 @@ pub fn delete(store: &mut Store, rt: &ResourceType, ns: &str, name: &str, opts: 
             return Ok(ok(200, present(rt, &old)));
         }
         let mut new = old.clone();
-        meta::set_meta(&mut new, "deletionTimestamp", Some(json!(meta::now_rfc3339())));
+        meta::set_meta(
+            &mut new,
+            "deletionTimestamp",
+            Some(json!(meta::now_rfc3339())),
+        );
         meta::set_meta(&mut new, "deletionGracePeriodSeconds", Some(json!(0)));
         let generation = meta::generation(&old);
         if generation > 0 {
@@ -891,7 +1078,11 @@ fn delete_namespace(store: &mut Store, rt: &ResourceType, old: Value) -> ApiResu
         old
     } else {
         let mut new = old;
-        meta::set_meta(&mut new, "deletionTimestamp", Some(json!(meta::now_rfc3339())));
+        meta::set_meta(
+            &mut new,
+            "deletionTimestamp",
+            Some(json!(meta::now_rfc3339())),
+        );
         meta::set_meta(&mut new, "deletionGracePeriodSeconds", Some(json!(0)));
         if let Some(m) = new.as_object_mut() {
             m.insert("status".into(), json!({"phase": "Terminating"}));
@@ -905,10 +1096,7 @@ fn delete_namespace(store: &mut Store, rt: &ResourceType, old: Value) -> ApiResu
         }
     }
     sweep_namespaces(store);
-    let body = store
-        .get(&ns_key(), "", &name)
-        .cloned()
-        .unwrap_or(stored);
+    let body = store.get(&ns_key(), "", &name).cloned().unwrap_or(stored);
     Ok(ok(200, present(rt, &body)))
 }
 
@@ -943,14 +1131,32 @@ fn after_removal(store: &mut Store, rt: &ResourceType, removed: &Value) {
 }
 
 /// DELETE collection: deletes every matching object; answers with the deleted list.
-pub fn delete_collection(store: &mut Store, rt: &ResourceType, ns: Option<&str>, lp: &ListParams) -> ApiResult<Written> {
-    let (items, _) = list_items(store, rt, ns, &ListParams { selectors: lp.selectors.clone(), limit: 0, continue_token: None })?;
+pub fn delete_collection(
+    store: &mut Store,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    lp: &ListParams,
+) -> ApiResult<Written> {
+    let (items, _) = list_items(
+        store,
+        rt,
+        ns,
+        &ListParams {
+            selectors: lp.selectors.clone(),
+            limit: 0,
+            continue_token: None,
+        },
+    )?;
     let mut deleted = Vec::new();
     for item in items {
         let ins = meta::namespace(&item).to_string();
         let iname = meta::name(&item).to_string();
         if let Ok(w) = delete(store, rt, &ins, &iname, &DeleteOptions::default()) {
-            deleted.push(if w.body.get("kind") == Some(&json!("Status")) { item } else { w.body });
+            deleted.push(if w.body.get("kind") == Some(&json!("Status")) {
+                item
+            } else {
+                w.body
+            });
         }
     }
     Ok(ok(
@@ -961,19 +1167,23 @@ pub fn delete_collection(store: &mut Store, rt: &ResourceType, ns: Option<&str>,
 
 /// POST serviceaccounts/{name}/token: issues a bearer token for the service account.
 pub fn create_token(store: &mut Store, ns: &str, name: &str, body: &Value) -> ApiResult<Written> {
-    let key = StorageKey { group: String::new(), resource: "serviceaccounts".to_string() };
+    let key = StorageKey {
+        group: String::new(),
+        resource: "serviceaccounts".to_string(),
+    };
     if store.get(&key, ns, name).is_none() {
-        return Err(ApiError::NotFound(Subject {
+        return Err(ApiError::NotFound(Box::new(Subject {
             group: String::new(),
             resource: "serviceaccounts".to_string(),
             kind: "ServiceAccount".to_string(),
             name: name.to_string(),
-        }));
+        })));
     }
     let token = format!("emu-sa-{}", uuid::Uuid::new_v4().simple());
-    store
-        .tokens
-        .insert(token.clone(), crate::auth::UserInfo::service_account(ns, name));
+    store.tokens.insert(
+        token.clone(),
+        crate::auth::UserInfo::service_account(ns, name),
+    );
     let expires = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(1))
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())

@@ -24,7 +24,10 @@ impl UserInfo {
     pub fn admin() -> Self {
         Self {
             name: "kube-emulator-admin".to_string(),
-            groups: vec!["system:masters".to_string(), "system:authenticated".to_string()],
+            groups: vec![
+                "system:masters".to_string(),
+                "system:authenticated".to_string(),
+            ],
         }
     }
 
@@ -123,7 +126,8 @@ fn rule_allows(rule: &Value, attrs: &Attributes) -> bool {
         return strs(rule.get("nonResourceURLs")).iter().any(|u| {
             *u == "*"
                 || *u == attrs.path
-                || u.strip_suffix('*').is_some_and(|p| attrs.path.starts_with(p))
+                || u.strip_suffix('*')
+                    .is_some_and(|p| attrs.path.starts_with(p))
         });
     }
     let groups = strs(rule.get("apiGroups"));
@@ -141,7 +145,8 @@ fn rule_allows(rule: &Value, attrs: &Attributes) -> bool {
             || *r == full
             || (attrs.subresource.is_empty() && *r == attrs.resource)
             || r.strip_prefix("*/").is_some_and(|s| s == attrs.subresource)
-            || r.strip_suffix("/*").is_some_and(|p| p == attrs.resource && !attrs.subresource.is_empty())
+            || r.strip_suffix("/*")
+                .is_some_and(|p| p == attrs.resource && !attrs.subresource.is_empty())
     });
     if !res_ok {
         return false;
@@ -172,7 +177,9 @@ impl Rbac {
     }
 }
 
-const DISCOVERY_PREFIXES: &[&str] = &["/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz"];
+const DISCOVERY_PREFIXES: &[&str] = &[
+    "/api", "/apis", "/version", "/openapi", "/healthz", "/livez", "/readyz",
+];
 
 impl Authorizer for Rbac {
     fn authorize(&self, store: &Store, user: &UserInfo, attrs: &Attributes) -> Result<(), String> {
@@ -182,7 +189,9 @@ impl Authorizer for Rbac {
         // The system:discovery / system:public-info-viewer roles of a real cluster.
         if attrs.resource.is_empty()
             && attrs.verb == "get"
-            && DISCOVERY_PREFIXES.iter().any(|p| attrs.path == *p || attrs.path.starts_with(&format!("{p}/")))
+            && DISCOVERY_PREFIXES
+                .iter()
+                .any(|p| attrs.path == *p || attrs.path.starts_with(&format!("{p}/")))
         {
             return Ok(());
         }
@@ -194,7 +203,10 @@ impl Authorizer for Rbac {
             let subjects = crb.get("subjects").and_then(Value::as_array);
             if subjects.is_some_and(|s| s.iter().any(|s| subject_matches(s, user, ""))) {
                 let role_ref = crb.get("roleRef").cloned().unwrap_or(Value::Null);
-                if Self::role_rules(store, &role_ref, "").iter().any(|r| rule_allows(r, attrs)) {
+                if Self::role_rules(store, &role_ref, "")
+                    .iter()
+                    .any(|r| rule_allows(r, attrs))
+                {
                     return Ok(());
                 }
             }
@@ -202,7 +214,9 @@ impl Authorizer for Rbac {
         if !attrs.namespace.is_empty() {
             for (_, rb) in store.list(&rbac("rolebindings"), Some(&attrs.namespace)) {
                 let subjects = rb.get("subjects").and_then(Value::as_array);
-                if subjects.is_some_and(|s| s.iter().any(|s| subject_matches(s, user, &attrs.namespace))) {
+                if subjects
+                    .is_some_and(|s| s.iter().any(|s| subject_matches(s, user, &attrs.namespace)))
+                {
                     let role_ref = rb.get("roleRef").cloned().unwrap_or(Value::Null);
                     if Self::role_rules(store, &role_ref, &attrs.namespace)
                         .iter()

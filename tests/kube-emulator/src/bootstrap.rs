@@ -7,8 +7,14 @@ use serde_json::json;
 /// Creates the initial objects.
 pub fn seed(store: &mut Store) {
     let now = crate::meta::now_rfc3339();
-    let ns_key = crate::registry::StorageKey { group: String::new(), resource: "namespaces".to_string() };
-    let sa_key = crate::registry::StorageKey { group: String::new(), resource: "serviceaccounts".to_string() };
+    let ns_key = crate::registry::StorageKey {
+        group: String::new(),
+        resource: "namespaces".to_string(),
+    };
+    let sa_key = crate::registry::StorageKey {
+        group: String::new(),
+        resource: "serviceaccounts".to_string(),
+    };
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         store.put(
             &ns_key,

@@ -77,7 +77,16 @@ pub fn group(reg: &Registry, name: &str) -> Option<Value> {
 
 /// The verbs a resource supports.
 pub fn verbs(rt: &ResourceType) -> Vec<&'static str> {
-    let mut v = vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    let mut v = vec![
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
     if rt.plural == "namespaces" {
         v.retain(|x| *x != "deletecollection");
     }
@@ -133,7 +142,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 /// The hash kubectl caches OpenAPI v3 documents under (changes with the registry).
@@ -185,7 +196,11 @@ pub fn openapi_v3_doc(reg: &Registry, group: &str, version: &str) -> Option<Valu
         let name = schema_name(rt);
         let reference = json!({"$ref": format!("#/components/schemas/{name}")});
         let mut content = Map::new();
-        for ct in ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"] {
+        for ct in [
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ] {
             content.insert(ct.to_string(), json!({"schema": {"type": "object"}}));
         }
         let params = json!([
@@ -213,10 +228,9 @@ pub fn openapi_v3_doc(reg: &Registry, group: &str, version: &str) -> Option<Valu
                 "patch": {"operationId": format!("patch{}", rt.kind), "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk, "parameters": params, "requestBody": {"content": content}, "responses": ok},
             }),
         );
-        let mut schema = rt
-            .schema
-            .clone()
-            .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+        let mut schema = rt.schema.clone().unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
         if let Some(m) = schema.as_object_mut() {
             m.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
         }

@@ -83,13 +83,13 @@ pub enum ApiError {
     #[error("{message}")]
     Forbidden {
         /// What was refused.
-        subject: Subject,
+        subject: Box<Subject>,
         /// Full message.
         message: String,
     },
     /// 404 NotFound for an object.
     #[error("{} \"{}\" not found", .0.qualified_resource(), .0.name)]
-    NotFound(Subject),
+    NotFound(Box<Subject>),
     /// 404 for a path that names no resource at all.
     #[error("the server could not find the requested resource")]
     NoRoute,
@@ -101,7 +101,7 @@ pub enum ApiError {
     NotAcceptable(String),
     /// 409 AlreadyExists.
     #[error("{} \"{}\" already exists", .0.qualified_resource(), .0.name)]
-    AlreadyExists(Subject),
+    AlreadyExists(Box<Subject>),
     /// 409 Conflict with a stale resourceVersion (or failed precondition).
     #[error(
         "Operation cannot be fulfilled on {} \"{}\": {message}",
@@ -110,7 +110,7 @@ pub enum ApiError {
     )]
     Conflict {
         /// The object.
-        subject: Subject,
+        subject: Box<Subject>,
         /// Why.
         message: String,
     },
@@ -118,7 +118,7 @@ pub enum ApiError {
     #[error("{message}")]
     ApplyConflict {
         /// The object.
-        subject: Subject,
+        subject: Box<Subject>,
         /// Full message (`Apply failed with N conflicts: ...`).
         message: String,
         /// One cause per conflicting field.
@@ -134,7 +134,7 @@ pub enum ApiError {
     #[error("{}", invalid_message(.subject, .causes))]
     Invalid {
         /// The object.
-        subject: Subject,
+        subject: Box<Subject>,
         /// Every bad field.
         causes: Vec<Cause>,
     },
@@ -146,7 +146,7 @@ pub enum ApiError {
     )]
     NamespaceTerminating {
         /// The object.
-        subject: Subject,
+        subject: Box<Subject>,
         /// The namespace.
         namespace: String,
     },

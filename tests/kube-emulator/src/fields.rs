@@ -64,7 +64,13 @@ pub fn field_set(value: &Value, schema: Option<&Value>) -> FieldSet {
     out
 }
 
-fn collect(value: &Value, schema: Option<&Value>, prefix: &mut FieldPath, out: &mut FieldSet, root: bool) {
+fn collect(
+    value: &Value,
+    schema: Option<&Value>,
+    prefix: &mut FieldPath,
+    out: &mut FieldSet,
+    root: bool,
+) {
     let Some(map) = value.as_object() else {
         out.insert(prefix.clone());
         return;
@@ -99,9 +105,18 @@ fn collect(value: &Value, schema: Option<&Value>, prefix: &mut FieldPath, out: &
     }
 }
 
-fn collect_child(v: &Value, schema: Option<&Value>, field: &str, prefix: &mut FieldPath, out: &mut FieldSet) {
+fn collect_child(
+    v: &Value,
+    schema: Option<&Value>,
+    field: &str,
+    prefix: &mut FieldPath,
+    out: &mut FieldSet,
+) {
     match v {
         Value::Object(m) if !m.is_empty() => collect(v, schema, prefix, out, false),
+        // An empty keyed list owns nothing (an empty atomic list is a leaf).
+        Value::Array(items)
+            if items.is_empty() && listkeys::map_keys(schema, field, items).is_some() => {}
         Value::Array(items) if !items.is_empty() => {
             match listkeys::map_keys(schema, field, items) {
                 Some(keys) => {
@@ -186,11 +201,31 @@ pub fn entries(obj: &Value) -> Vec<Entry> {
         .map(|list| {
             list.iter()
                 .map(|e| Entry {
-                    manager: e.get("manager").and_then(Value::as_str).unwrap_or("").to_string(),
-                    operation: e.get("operation").and_then(Value::as_str).unwrap_or("").to_string(),
-                    api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string(),
-                    time: e.get("time").and_then(Value::as_str).unwrap_or("").to_string(),
-                    subresource: e.get("subresource").and_then(Value::as_str).unwrap_or("").to_string(),
+                    manager: e
+                        .get("manager")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    operation: e
+                        .get("operation")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    api_version: e
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    time: e
+                        .get("time")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    subresource: e
+                        .get("subresource")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     fields: e.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
                 })
                 .collect()
@@ -223,7 +258,11 @@ pub fn set_entries(obj: &mut Value, list: &[Entry]) {
     crate::meta::set_meta(
         obj,
         "managedFields",
-        if encoded.is_empty() { None } else { Some(Value::Array(encoded)) },
+        if encoded.is_empty() {
+            None
+        } else {
+            Some(Value::Array(encoded))
+        },
     );
 }
 
@@ -357,7 +396,8 @@ pub fn record_update(
     };
     let present = field_set(new, schema);
     for e in &mut list {
-        e.fields.retain(|p| present.contains(p) && !changed.contains(p));
+        e.fields
+            .retain(|p| present.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
         let now = crate::meta::now_rfc3339();
@@ -395,7 +435,7 @@ pub struct ApplyRequest<'a> {
     /// Schema of the type (custom resources).
     pub schema: Option<&'a Value>,
     /// For error messages.
-    pub subject: Subject,
+    pub subject: Box<Subject>,
 }
 
 /// Applies `applied` to `live` (an empty object when creating) and returns the merged object
@@ -466,7 +506,9 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     let mut dropped: Vec<&FieldPath> = previous.difference(&applied_set).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // Shallow paths first: a keyed item is matched by its key fields, so it must go before
+    // those fields do (removing a child of an already removed item is a no-op).
+    dropped.sort_by_key(|p| p.len());
     for p in dropped {
         let owned_by_other = list
             .iter()

@@ -81,7 +81,11 @@ fn response(code: u16, content_type: &str, body: Body) -> Response {
 }
 
 fn error_response(e: &ApiError) -> Response {
-    response(e.code(), "application/json", Body::from(e.to_status().to_string()))
+    response(
+        e.code(),
+        "application/json",
+        Body::from(e.to_status().to_string()),
+    )
 }
 
 async fn handle(
@@ -172,7 +176,9 @@ fn decode(seg: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(b) = seg.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(b) = seg
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(b);
             i += 3;
@@ -185,7 +191,11 @@ fn decode(seg: &str) -> String {
 }
 
 fn route(store: &Store, shared: &Shared, path: &str) -> ApiResult<Route> {
-    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let reg = &store.registry;
     let non = |o: Outcome| Ok(Route::NonResource(o));
@@ -197,7 +207,12 @@ fn route(store: &Store, shared: &Shared, path: &str) -> ApiResult<Route> {
                 body: Bytes::from_static(b"ok"),
             });
         }
-        ["api"] => return non(json_outcome(200, discovery::core_versions(&shared.server_address))),
+        ["api"] => {
+            return non(json_outcome(
+                200,
+                discovery::core_versions(&shared.server_address),
+            ));
+        }
         ["apis"] => return non(json_outcome(200, discovery::groups(reg))),
         ["openapi", "v2"] => {
             // An empty protobuf message is a valid, empty OpenAPI v2 document.
@@ -334,9 +349,11 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     }
     if ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        return serde_saphyr::from_str(text).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")));
+        return serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("error decoding JSON body: {e}")))
 }
 
 fn handle_sync(
@@ -410,13 +427,17 @@ fn handle_sync(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let include = q.get("includeObject").map(String::as_str).unwrap_or("Metadata");
+    let include = q
+        .get("includeObject")
+        .map(String::as_str)
+        .unwrap_or("Metadata");
     let ns_opt = target.namespace.as_deref();
     match verb {
         "get" => {
             let obj = api::get(&store, &rt, &ns, &name)?;
             if table::wants_table(accept) && sub.is_empty() {
-                let meta = serde_json::json!({"resourceVersion": crate::meta::resource_version(&obj)});
+                let meta =
+                    serde_json::json!({"resourceVersion": crate::meta::resource_version(&obj)});
                 return Ok(json_outcome(200, table::build(&rt, &[obj], meta, include)));
             }
             Ok(json_outcome(200, obj))
@@ -429,14 +450,18 @@ fn handle_sync(
             };
             if table::wants_table(accept) {
                 let (items, meta) = api::list_items(&store, &rt, ns_opt, &lp)?;
-                return Ok(json_outcome(200, table::build(&rt, &items, Value::Object(meta), include)));
+                return Ok(json_outcome(
+                    200,
+                    table::build(&rt, &items, Value::Object(meta), include),
+                ));
             }
             Ok(json_outcome(200, api::list(&store, &rt, ns_opt, &lp)?))
         }
         "watch" => {
             if table::wants_table(accept) {
                 return Err(ApiError::NotAcceptable(
-                    "kube-emulator does not serve watches as Table; request application/json".to_string(),
+                    "kube-emulator does not serve watches as Table; request application/json"
+                        .to_string(),
                 ));
             }
             let timeout = q
@@ -456,20 +481,47 @@ fn handle_sync(
             })))
         }
         "create" if sub == "token" => {
-            let value = if body.is_empty() { Value::Null } else { parse_body(headers, body)? };
+            let value = if body.is_empty() {
+                Value::Null
+            } else {
+                parse_body(headers, body)?
+            };
             let w = api::create_token(&mut store, &ns, &name, &value)?;
             Ok(json_outcome(w.code, w.body))
         }
         "create" => {
             let p = write_params(&q, headers)?;
             let manager = api::Managed::Update(p.field_manager.clone());
-            let w = api::create(&mut store, &rt, &ns, parse_body(headers, body)?, &p, manager)?;
-            Ok(Outcome::Json { code: w.code, body: w.body, warnings: w.warnings })
+            let w = api::create(
+                &mut store,
+                &rt,
+                &ns,
+                parse_body(headers, body)?,
+                &p,
+                manager,
+            )?;
+            Ok(Outcome::Json {
+                code: w.code,
+                body: w.body,
+                warnings: w.warnings,
+            })
         }
         "update" => {
             let p = write_params(&q, headers)?;
-            let w = api::update(&mut store, &rt, &ns, &name, parse_body(headers, body)?, &p, &sub)?;
-            Ok(Outcome::Json { code: w.code, body: w.body, warnings: w.warnings })
+            let w = api::update(
+                &mut store,
+                &rt,
+                &ns,
+                &name,
+                parse_body(headers, body)?,
+                &p,
+                &sub,
+            )?;
+            Ok(Outcome::Json {
+                code: w.code,
+                body: w.body,
+                warnings: w.warnings,
+            })
         }
         "patch" => {
             let p = write_params(&q, headers)?;
@@ -477,9 +529,14 @@ fn handle_sync(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let ptype = PatchType::from_content_type(ct).ok_or_else(|| crate::patch::unsupported(rt.is_custom()))?;
+            let ptype = PatchType::from_content_type(ct)
+                .ok_or_else(|| crate::patch::unsupported(rt.is_custom()))?;
             let w = api::patch(&mut store, &rt, &ns, &name, ptype, body, &p, &sub)?;
-            Ok(Outcome::Json { code: w.code, body: w.body, warnings: w.warnings })
+            Ok(Outcome::Json {
+                code: w.code,
+                body: w.body,
+                warnings: w.warnings,
+            })
         }
         "delete" => {
             let mut opts = DeleteOptions::from_body(body)?;

@@ -24,8 +24,13 @@ pub fn items(schema: Option<&Value>) -> Option<&Value> {
 fn builtin_keys(field: &str) -> Option<Vec<String>> {
     let keys: &[&str] = match field {
         "conditions" => &["type"],
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env"
-        | "imagePullSecrets" | "secrets" => &["name"],
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "secrets" => &["name"],
         "volumeMounts" => &["mountPath"],
         "ownerReferences" => &["uid"],
         "ports" => &["port"],
@@ -42,7 +47,11 @@ pub fn map_keys(schema: Option<&Value>, field: &str, sample: &[Value]) -> Option
             let keys: Vec<String> = s
                 .get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|k| k.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|k| {
+                    k.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !keys.is_empty() {
                 return Some(keys);

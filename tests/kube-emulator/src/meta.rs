@@ -116,13 +116,19 @@ pub fn parse_time(value: &str) -> Option<jiff::Timestamp> {
     value.parse::<jiff::Timestamp>().ok()
 }
 
-/// The object with `metadata.managedFields` and `metadata.resourceVersion` removed, used to
-/// decide whether an update changed anything.
+/// The object without `metadata.resourceVersion` and without the timestamps inside
+/// `metadata.managedFields`, used to decide whether an update changed anything (a write that
+/// only refreshes a manager's timestamp is a no-op, as on the real server; a new manager or
+/// new owned fields is not).
 pub fn without_bookkeeping(obj: &Value) -> Value {
     let mut copy = obj.clone();
     if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
         meta.remove("resourceVersion");
+        if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
+            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                e.remove("time");
+            }
+        }
     }
     copy
 }

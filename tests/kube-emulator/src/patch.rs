@@ -51,12 +51,12 @@ pub fn unsupported(custom: bool) -> ApiError {
 
 fn patch_invalid(subject: &Subject, patch: &str, err: String) -> ApiError {
     ApiError::Invalid {
-        subject: Subject {
+        subject: Box::new(Subject {
             group: String::new(),
             resource: subject.resource.clone(),
             kind: String::new(),
             name: String::new(),
-        },
+        }),
         causes: vec![Cause::new(
             "FieldValueInvalid",
             "patch",

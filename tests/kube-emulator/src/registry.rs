@@ -82,13 +82,13 @@ impl ResourceType {
     }
 
     /// A subject for error messages about `name`.
-    pub fn subject(&self, name: &str) -> crate::error::Subject {
-        crate::error::Subject {
+    pub fn subject(&self, name: &str) -> Box<crate::error::Subject> {
+        Box::new(crate::error::Subject {
             group: self.group.clone(),
             resource: self.plural.clone(),
             kind: self.kind.clone(),
             name: name.to_string(),
-        }
+        })
     }
 }
 
@@ -127,8 +127,6 @@ const fn b(
     kind: &'static str,
     namespaced: bool,
     short: &'static [&'static str],
-    status: bool,
-    generation: bool,
 ) -> Builtin {
     Builtin {
         group,
@@ -137,39 +135,150 @@ const fn b(
         kind,
         namespaced,
         short,
-        status,
-        generation,
+        status: false,
+        generation: false,
+    }
+}
+
+impl Builtin {
+    /// Has a status subresource.
+    const fn status(mut self) -> Self {
+        self.status = true;
+        self
+    }
+
+    /// Maintains metadata.generation.
+    const fn generation(mut self) -> Self {
+        self.generation = true;
+        self
     }
 }
 
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "namespaces", "Namespace", false, &["ns"], true, false),
-    b("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, false),
-    b("", "v1", "secrets", "Secret", true, &[], false, false),
-    b("", "v1", "events", "Event", true, &["ev"], false, false),
-    b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false, false),
-    b("", "v1", "services", "Service", true, &["svc"], true, false),
-    b("", "v1", "pods", "Pod", true, &["po"], true, false),
-    b("", "v1", "endpoints", "Endpoints", true, &["ep"], false, false),
-    b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], true, false),
-    b("", "v1", "nodes", "Node", false, &["no"], true, false),
-    b("apps", "v1", "deployments", "Deployment", true, &["deploy"], true, true),
-    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], true, true),
-    b("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true, true),
-    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], true, true),
-    b("batch", "v1", "jobs", "Job", true, &[], true, true),
-    b("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false, false),
-    b("events.k8s.io", "v1", "events", "Event", true, &["ev"], false, false),
-    b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false, false),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false, false),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false, false),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false, false),
-    b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true, true),
-    b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], false, true),
-    b("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], true, true),
-    b("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], true, false),
-    b("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, &[], false, true),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], true, true),
+    b("", "v1", "namespaces", "Namespace", false, &["ns"]).status(),
+    b("", "v1", "configmaps", "ConfigMap", true, &["cm"]),
+    b("", "v1", "secrets", "Secret", true, &[]),
+    b("", "v1", "events", "Event", true, &["ev"]),
+    b("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+    b("", "v1", "services", "Service", true, &["svc"]).status(),
+    b("", "v1", "pods", "Pod", true, &["po"]).status(),
+    b("", "v1", "endpoints", "Endpoints", true, &["ep"]),
+    b(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+    )
+    .status(),
+    b("", "v1", "nodes", "Node", false, &["no"]).status(),
+    b("apps", "v1", "deployments", "Deployment", true, &["deploy"])
+        .status()
+        .generation(),
+    b("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"])
+        .status()
+        .generation(),
+    b("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"])
+        .status()
+        .generation(),
+    b("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"])
+        .status()
+        .generation(),
+    b("batch", "v1", "jobs", "Job", true, &[])
+        .status()
+        .generation(),
+    b("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+    b("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+    )
+    .status()
+    .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+    )
+    .generation(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+    )
+    .status()
+    .generation(),
+    b(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+    )
+    .status(),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        false,
+        &[],
+    )
+    .generation(),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+    )
+    .status()
+    .generation(),
 ];
 
 impl Registry {
@@ -185,7 +294,16 @@ impl Registry {
                 kind: bt.kind.to_string(),
                 namespaced: bt.namespaced,
                 short_names: bt.short.iter().map(|s| s.to_string()).collect(),
-                categories: if matches!(bt.plural, "pods" | "services" | "deployments" | "statefulsets" | "daemonsets" | "replicasets" | "jobs") {
+                categories: if matches!(
+                    bt.plural,
+                    "pods"
+                        | "services"
+                        | "deployments"
+                        | "statefulsets"
+                        | "daemonsets"
+                        | "replicasets"
+                        | "jobs"
+                ) {
                     vec!["all".to_string()]
                 } else {
                     Vec::new()
@@ -242,7 +360,7 @@ impl Registry {
             }
         }
         for versions in out.values_mut() {
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         out
     }
@@ -269,8 +387,7 @@ impl Registry {
     /// Removes the types a CRD registered.
     pub fn unregister_crd(&mut self, crd_name: &str) {
         let before = self.types.len();
-        self.types
-            .retain(|_, t| t.crd.as_deref() != Some(crd_name));
+        self.types.retain(|_, t| t.crd.as_deref() != Some(crd_name));
         if self.types.len() != before {
             self.generation += 1;
         }
@@ -318,7 +435,11 @@ fn strings_at(v: &Value, path: &[&str]) -> Vec<String> {
         }
     }
     cur.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -66,7 +66,9 @@ fn parse_set(key: &str, rest: &str, raw: &str) -> Result<Vec<String>, ApiError> 
 }
 
 fn bad_selector(raw: &str, why: &str) -> ApiError {
-    ApiError::BadRequest(format!("unable to parse requirement: {why} (selector {raw:?})"))
+    ApiError::BadRequest(format!(
+        "unable to parse requirement: {why} (selector {raw:?})"
+    ))
 }
 
 impl LabelSelector {
@@ -115,7 +117,12 @@ impl LabelSelector {
             return true;
         }
         let labels = crate::meta::labels(obj);
-        let get = |k: &str| labels.iter().find(|(lk, _)| lk == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|(lk, _)| lk == k)
+                .map(|(_, v)| v.as_str())
+        };
         self.reqs.iter().all(|r| match r {
             LabelReq::Eq(k, v) => get(k) == Some(v.as_str()),
             LabelReq::NotEq(k, v) => get(k) != Some(v.as_str()),

@@ -79,12 +79,18 @@ impl Emulator {
     pub async fn start(opts: Options) -> Result<RunningEmulator, StartError> {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: opts.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: opts.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: opts.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
         let mut store = Store::new(opts.history_limit);
-        store.tokens.insert(opts.admin_token.clone(), UserInfo::admin());
+        store
+            .tokens
+            .insert(opts.admin_token.clone(), UserInfo::admin());
         crate::bootstrap::seed(&mut store);
         let store = Arc::new(Mutex::new(store));
         let authorizer: Arc<dyn Authorizer> = match opts.authorization {
@@ -110,7 +116,10 @@ impl Emulator {
                 })
                 .await;
             if let Err(e) = result {
-                tracing::warn!(error = &e as &dyn std::error::Error, "kube-emulator server stopped");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "kube-emulator server stopped"
+                );
             }
         });
         tracing::debug!(%addr, "kube-emulator listening");
@@ -181,17 +190,24 @@ impl RunningEmulator {
 
     /// A kube client authenticating with `token`.
     pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, StartError> {
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml_for_token(token))
-            .map_err(StartError::Kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(StartError::Kubeconfig)?;
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml_for_token(token))
+                .map_err(StartError::Kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .map_err(StartError::Kubeconfig)?;
         kube::Client::try_from(config).map_err(StartError::Client)
     }
 
     /// The current global resourceVersion (for tests that reason about history).
     pub fn current_resource_version(&self) -> u64 {
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).current_rv()
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current_rv()
     }
 
     /// Stops the server and waits for it to finish.

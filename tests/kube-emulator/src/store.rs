@@ -51,6 +51,9 @@ pub struct Change {
     pub old: Option<Value>,
 }
 
+/// Kept changes to replay plus a receiver for later ones.
+pub type Subscription = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 /// (namespace or "", name).
 pub type ObjKey = (String, String);
 
@@ -158,7 +161,11 @@ impl Store {
     /// records ADDED or MODIFIED. Returns the stored object.
     pub fn put(&mut self, key: &StorageKey, mut obj: Value) -> Value {
         let rv = self.next_rv();
-        crate::meta::set_meta(&mut obj, "resourceVersion", Some(Value::String(rv.to_string())));
+        crate::meta::set_meta(
+            &mut obj,
+            "resourceVersion",
+            Some(Value::String(rv.to_string())),
+        );
         let okey = (
             crate::meta::namespace(&obj).to_string(),
             crate::meta::name(&obj).to_string(),
@@ -185,14 +192,24 @@ impl Store {
 
     /// Removes an object, recording DELETED with `last` (stamped with the deletion's rv) as
     /// the object. Returns the removed object as sent in the event.
-    pub fn remove(&mut self, key: &StorageKey, ns: &str, name: &str, last: Option<Value>) -> Option<Value> {
+    pub fn remove(
+        &mut self,
+        key: &StorageKey,
+        ns: &str,
+        name: &str,
+        last: Option<Value>,
+    ) -> Option<Value> {
         let removed = self
             .objects
             .get_mut(key)
             .and_then(|m| m.remove(&(ns.to_string(), name.to_string())))?;
         let rv = self.next_rv();
         let mut obj = last.unwrap_or(removed);
-        crate::meta::set_meta(&mut obj, "resourceVersion", Some(Value::String(rv.to_string())));
+        crate::meta::set_meta(
+            &mut obj,
+            "resourceVersion",
+            Some(Value::String(rv.to_string())),
+        );
         self.record(Change {
             rv,
             kind: EventType::Deleted,
@@ -205,11 +222,7 @@ impl Store {
 
     /// The kept events newer than `rv` for one resource, plus a receiver for later ones.
     /// `Err(compacted)` when `rv` is older than the history reaches.
-    pub fn subscribe_from(
-        &self,
-        key: &StorageKey,
-        rv: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), u64> {
+    pub fn subscribe_from(&self, key: &StorageKey, rv: u64) -> Result<Subscription, u64> {
         if rv < self.compacted {
             return Err(self.compacted);
         }

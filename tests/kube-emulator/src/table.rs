@@ -61,7 +61,8 @@ fn parse_path(path: &str) -> Vec<Step> {
                     steps.push(Step::All);
                 } else if let Ok(n) = inner.parse::<usize>() {
                     steps.push(Step::Index(n));
-                } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                } else if let Some(f) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+                {
                     if let Some((k, v)) = f.split_once("==") {
                         let v = v.trim().trim_matches(['"', '\'']);
                         steps.push(Step::Filter(k.trim().to_string(), v.to_string()));
@@ -128,15 +129,27 @@ pub fn human_age(seconds: i64) -> String {
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) }
+        if s % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", s % 60)
+        }
     } else if m < 180 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 730 {
         format!("{d}d")
     } else {
@@ -179,7 +192,9 @@ fn cell(type_: &str, values: Vec<Value>) -> Value {
 
 /// Builds a Table from objects; `include` is the `includeObject` parameter.
 pub fn build(rt: &ResourceType, items: &[Value], list_meta: Value, include: &str) -> Value {
-    let mut columns = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Cannot be updated.", "priority": 0})];
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace. Cannot be updated.", "priority": 0}),
+    ];
     let custom: Vec<&crate::registry::PrinterColumn> = rt.printer_columns.iter().collect();
     let use_age = custom.is_empty();
     for c in &custom {

@@ -181,12 +181,14 @@ fn check_format(format: &str, s: &str) -> bool {
         "date-time" | "datetime" => s.parse::<jiff::Timestamp>().is_ok(),
         "date" => s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10,
         "byte" => {
-            s.len() % 4 == 0
+            s.len().is_multiple_of(4)
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=')
         }
         "hostname" => crate::meta::check_dns_subdomain(&s.to_ascii_lowercase()).is_none(),
-        "email" => s.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.')),
+        "email" => s
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.')),
         "mac" => {
             let parts: Vec<&str> = s.split([':', '-']).collect();
             parts.len() == 6
@@ -195,7 +197,10 @@ fn check_format(format: &str, s: &str) -> bool {
                     .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
         }
         "uri" => s.split_once(':').is_some_and(|(scheme, _)| {
-            !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         }),
         _ => true,
     }
@@ -268,7 +273,12 @@ fn validate_string(schema: &Value, value: &Value, s: &str, path: &str, causes: &
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && len < min
     {
-        invalid(causes, path, value, format!("should be at least {min} chars long"));
+        invalid(
+            causes,
+            path,
+            value,
+            format!("should be at least {min} chars long"),
+        );
     }
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && len > max
@@ -305,29 +315,60 @@ fn validate_number(schema: &Value, value: &Value, path: &str, causes: &mut Vec<C
         let exclusive = is_true(schema, "exclusiveMinimum");
         let m = min.as_f64().unwrap_or(f64::MIN);
         if exclusive && v <= m {
-            invalid(causes, path, value, format!("should be greater than {}", num(min)));
+            invalid(
+                causes,
+                path,
+                value,
+                format!("should be greater than {}", num(min)),
+            );
         } else if !exclusive && v < m {
-            invalid(causes, path, value, format!("should be greater than or equal to {}", num(min)));
+            invalid(
+                causes,
+                path,
+                value,
+                format!("should be greater than or equal to {}", num(min)),
+            );
         }
     }
     if let Some(max) = schema.get("maximum") {
         let exclusive = is_true(schema, "exclusiveMaximum");
         let m = max.as_f64().unwrap_or(f64::MAX);
         if exclusive && v >= m {
-            invalid(causes, path, value, format!("should be less than {}", num(max)));
+            invalid(
+                causes,
+                path,
+                value,
+                format!("should be less than {}", num(max)),
+            );
         } else if !exclusive && v > m {
-            invalid(causes, path, value, format!("should be less than or equal to {}", num(max)));
+            invalid(
+                causes,
+                path,
+                value,
+                format!("should be less than or equal to {}", num(max)),
+            );
         }
     }
     if let Some(step) = schema.get("multipleOf").and_then(Value::as_f64)
         && step != 0.0
         && (v / step).fract() != 0.0
     {
-        invalid(causes, path, value, format!("should be a multiple of {}", num(&Value::from(step))));
+        invalid(
+            causes,
+            path,
+            value,
+            format!("should be a multiple of {}", num(&Value::from(step))),
+        );
     }
 }
 
-fn validate_array(schema: &Value, value: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+fn validate_array(
+    schema: &Value,
+    value: &Value,
+    items: &[Value],
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     let len = items.len() as u64;
     if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
         && len < min
@@ -352,7 +393,11 @@ fn validate_array(schema: &Value, value: &Value, items: &[Value], path: &str, ca
         let keys: Vec<String> = schema
             .get("x-kubernetes-list-map-keys")
             .and_then(Value::as_array)
-            .map(|k| k.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|k| {
+                k.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut seen: Vec<Value> = Vec::new();
         for (i, item) in items.iter().enumerate() {
@@ -393,7 +438,11 @@ fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes:
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for key in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(key) {
-                causes.push(Cause::new("FieldValueRequired", join(path, key), "Required value"));
+                causes.push(Cause::new(
+                    "FieldValueRequired",
+                    join(path, key),
+                    "Required value",
+                ));
             }
         }
     }
@@ -474,12 +523,18 @@ pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>, causes: &m
                 e.rule, e.message
             ),
         };
-        let reason = e.reason.clone().unwrap_or_else(|| "FieldValueInvalid".to_string());
+        let reason = e
+            .reason
+            .clone()
+            .unwrap_or_else(|| "FieldValueInvalid".to_string());
         let (reason, text) = match reason.as_str() {
             "FieldValueRequired" => (reason.clone(), format!("Required value: {message}")),
             "FieldValueForbidden" => (reason.clone(), format!("Forbidden: {message}")),
             "FieldValueDuplicate" => (reason.clone(), format!("Duplicate value: {message}")),
-            _ => ("FieldValueInvalid".to_string(), format!("Invalid value: {shown}: {message}")),
+            _ => (
+                "FieldValueInvalid".to_string(),
+                format!("Invalid value: {shown}: {message}"),
+            ),
         };
         causes.push(Cause::new(&reason, path, text));
     }

@@ -52,9 +52,15 @@ fn line(kind: &str, object: &Value) -> Bytes {
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if initial_end && let Some(m) = metadata.as_object_mut() {
-        m.insert("annotations".into(), json!({"k8s.io/initial-events-end": "true"}));
+        m.insert(
+            "annotations".into(),
+            json!({"k8s.io/initial-events-end": "true"}),
+        );
     }
-    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}))
+    line(
+        "BOOKMARK",
+        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata}),
+    )
 }
 
 fn in_scope(req: &WatchRequest, obj: &Value) -> bool {
@@ -71,7 +77,10 @@ fn translate(req: &WatchRequest, change: &Change) -> Option<Bytes> {
     let now = req.selectors.matches(&change.object);
     let kind = match change.kind {
         EventType::Modified => {
-            let before = change.old.as_ref().is_some_and(|o| req.selectors.matches(o));
+            let before = change
+                .old
+                .as_ref()
+                .is_some_and(|o| req.selectors.matches(o));
             match (before, now) {
                 (true, true) => "MODIFIED",
                 (false, true) => "ADDED",
@@ -126,10 +135,9 @@ pub fn start(
                     rx_changes = rx;
                 }
                 Err(compacted) => {
-                    let status = ApiError::Gone(format!(
-                        "too old resource version: {from} ({compacted})"
-                    ))
-                    .to_status();
+                    let status =
+                        ApiError::Gone(format!("too old resource version: {from} ({compacted})"))
+                            .to_status();
                     initial.push(line("ERROR", &status));
                     tokio::spawn(async move {
                         for b in initial {
