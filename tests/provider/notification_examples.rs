@@ -49,13 +49,24 @@ fn every_spec_example_parses() {
         let spec: Value = serde_saphyr::from_str(&text).expect("spec is YAML");
         let mut examples = Vec::new();
         collect_events(&spec, &mut examples);
-        assert!(!examples.is_empty(), "{file}: no notification example found");
+        assert!(
+            !examples.is_empty(),
+            "{file}: no notification example found"
+        );
         for example in examples {
             let parsed = parse_event(example.to_string().as_bytes())
                 .unwrap_or_else(|e| panic!("{file}: {e}\n{example:#}"));
             let expected = payload(&example);
-            assert_eq!(parsed.session_id, expected["sessionId"].as_str().unwrap(), "{file}");
-            assert_eq!(parsed.qos_status.as_str(), expected["qosStatus"].as_str().unwrap(), "{file}");
+            assert_eq!(
+                parsed.session_id,
+                expected["sessionId"].as_str().unwrap(),
+                "{file}"
+            );
+            assert_eq!(
+                parsed.qos_status.as_str(),
+                expected["qosStatus"].as_str().unwrap(),
+                "{file}"
+            );
             assert_eq!(
                 parsed.status_info.as_ref().map(|s| s.as_str()),
                 expected["statusInfo"].as_str(),
@@ -91,7 +102,10 @@ fn nokia_hybrid_notification_parses() {
     assert_eq!(parsed.session_id, "08305343-7ed2-43b7-8eda-4c5ae9805bd0");
     assert_eq!(parsed.qos_status.as_str(), "AVAILABLE");
     assert_eq!(parsed.status_info, None);
-    assert_eq!(parsed.id.as_deref(), Some("9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61"));
+    assert_eq!(
+        parsed.id.as_deref(),
+        Some("9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61")
+    );
     assert_eq!(
         parsed.time.map(|t| t.to_string()),
         Some("2024-06-18T08:48:12.300312Z".to_owned())

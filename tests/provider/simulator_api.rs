@@ -2,8 +2,6 @@
 //! codes, the session lifecycle with notifications caught by a local sink, OAuth2 tokens, the
 //! Network-as-Code dialect, fault injection and the `/_sim` test control.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::{
     sync::{
         Arc, Mutex,
@@ -31,27 +29,10 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::support::eventually;
+
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Polls `probe` every 20 ms until it yields `Some` and returns that value; fails the test,
-/// naming `what`, once `timeout` has passed.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 const SINK_TOKEN: &str = "sink-token-0123456789";
 
 // ---------------------------------------------------------------------------------------------

@@ -4,3 +4,6 @@
 
 pub mod prism;
 pub mod tools;
+pub mod wait;
+
+pub use wait::eventually;
