@@ -4,9 +4,6 @@
 //! OAuth2 token refresh after a revocation. The simulator's `/_sim/` control and counters show
 //! what reached the provider, so "sent exactly once" is asserted, not assumed.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
