@@ -978,20 +978,25 @@ impl DeleteOptions {
         }
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+        Ok(Self::from_value(&v))
+    }
+
+    /// Reads DeleteOptions from a decoded object.
+    pub fn from_value(v: &Value) -> Self {
         let pre = v.get("preconditions");
         let s = |k: &str| {
             pre.and_then(|p| p.get(k))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        Ok(Self {
+        Self {
             uid: s("uid"),
             resource_version: s("resourceVersion"),
             dry_run: v
                 .get("dryRun")
                 .and_then(Value::as_array)
                 .is_some_and(|d| d.iter().any(|x| x == "All")),
-        })
+        }
     }
 }
 

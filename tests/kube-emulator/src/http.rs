@@ -342,6 +342,9 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if crate::protobuf::is_protobuf(body) {
+        return crate::protobuf::decode(body);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
@@ -458,12 +461,6 @@ fn handle_sync(
             Ok(json_outcome(200, api::list(&store, &rt, ns_opt, &lp)?))
         }
         "watch" => {
-            if table::wants_table(accept) {
-                return Err(ApiError::NotAcceptable(
-                    "kube-emulator does not serve watches as Table; request application/json"
-                        .to_string(),
-                ));
-            }
             let timeout = q
                 .get("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
@@ -478,6 +475,7 @@ fn handle_sync(
                 send_initial_events: q.get("sendInitialEvents").is_some_and(|b| b == "true"),
                 timeout,
                 bookmark_interval: shared.bookmark_interval,
+                table: table::wants_table(accept).then(|| include.to_string()),
             })))
         }
         "create" if sub == "token" => {
@@ -539,7 +537,11 @@ fn handle_sync(
             })
         }
         "delete" => {
-            let mut opts = DeleteOptions::from_body(body)?;
+            let mut opts = if crate::protobuf::is_protobuf(body) {
+                DeleteOptions::from_value(&crate::protobuf::decode(body)?)
+            } else {
+                DeleteOptions::from_body(body)?
+            };
             if q.get("dryRun").is_some_and(|d| d == "All") {
                 opts.dry_run = true;
             }

@@ -26,6 +26,7 @@ pub mod http;
 pub mod listkeys;
 pub mod meta;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod selectors;
 pub mod server;

@@ -41,6 +41,9 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// How often bookmarks are sent.
     pub bookmark_interval: Duration,
+    /// `Some(includeObject)` when the client asked for `as=Table` (`kubectl get -w`): each
+    /// event then carries a one-row Table.
+    pub table: Option<String>,
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
@@ -69,6 +72,18 @@ fn in_scope(req: &WatchRequest, obj: &Value) -> bool {
         .is_none_or(|ns| crate::meta::namespace(obj) == ns)
 }
 
+/// The object as this watch sends it (plain, or a one-row Table).
+fn render(req: &WatchRequest, obj: &Value) -> Value {
+    let presented = present(&req.rt, obj);
+    match &req.table {
+        Some(include) => {
+            let meta = json!({"resourceVersion": crate::meta::resource_version(&presented)});
+            crate::table::build(&req.rt, std::slice::from_ref(&presented), meta, include)
+        }
+        None => presented,
+    }
+}
+
 /// Turns one change into the event this watch must see, if any.
 fn translate(req: &WatchRequest, change: &Change) -> Option<Bytes> {
     if change.key != req.rt.storage_key() || !in_scope(req, &change.object) {
@@ -91,7 +106,7 @@ fn translate(req: &WatchRequest, change: &Change) -> Option<Bytes> {
         other if now => other.as_str(),
         _ => return None,
     };
-    Some(line(kind, &present(&req.rt, &change.object)))
+    Some(line(kind, &render(req, &change.object)))
 }
 
 /// Starts a watch: computes the initial events under the store lock and returns a channel of
@@ -111,7 +126,7 @@ pub fn start(
         if rv_param.is_empty() || rv_param == "0" || req.send_initial_events {
             for (_, obj) in guard.list(&req.rt.storage_key(), req.namespace.as_deref()) {
                 if req.selectors.matches(obj) {
-                    initial.push(line("ADDED", &present(&req.rt, obj)));
+                    initial.push(line("ADDED", &render(&req, obj)));
                 }
             }
             last_rv = guard.current_rv();

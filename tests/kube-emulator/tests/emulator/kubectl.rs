@@ -233,3 +233,85 @@ async fn kubectl_applies_builtin_types_twice() {
     let ns = k.ok(&["get", "ns", "-o", "name"]).await;
     assert!(ns.contains("namespace/kube-system"), "{ns}");
 }
+
+#[tokio::test]
+async fn kubectl_generators_send_protobuf_that_is_decoded() {
+    let env = Env::start().await;
+    let k = Kubectl::new(&env.emu);
+    k.ok(&["create", "configmap", "gen", "--from-literal=a=b"])
+        .await;
+    k.ok(&["create", "secret", "generic", "sec", "--from-literal=p=q"])
+        .await;
+    k.ok(&["create", "namespace", "team"]).await;
+    k.ok(&["create", "serviceaccount", "bot"]).await;
+    let token = k.ok(&["create", "token", "bot"]).await;
+    assert!(token.starts_with("emu-sa-"), "{token}");
+    assert_eq!(
+        k.ok(&["get", "cm", "gen", "-o", "jsonpath={.data.a}"])
+            .await,
+        "b"
+    );
+    assert_eq!(
+        k.ok(&["get", "secret", "sec", "-o", "jsonpath={.data.p}"])
+            .await,
+        "cQ=="
+    );
+    k.ok(&["delete", "cm", "gen"]).await;
+    k.ok(&["delete", "namespace", "team"]).await;
+}
+
+#[tokio::test]
+async fn helm_install_upgrade_uninstall() {
+    let env = Env::start().await;
+    let k = Kubectl::new(&env.emu);
+    let helm = k.bin.with_file_name("helm");
+    let chart = k.dir.join("chart");
+    let run = |args: Vec<String>| {
+        let helm = helm.clone();
+        let dir = k.dir.clone();
+        async move {
+            let out = tokio::process::Command::new(&helm)
+                .args(&args)
+                .env("KUBECONFIG", dir.join("kubeconfig"))
+                .env("HOME", &dir)
+                .env("HELM_CACHE_HOME", dir.join("helm-cache"))
+                .env("HELM_CONFIG_HOME", dir.join("helm-config"))
+                .env("HELM_DATA_HOME", dir.join("helm-data"))
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "helm {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let chart_str = chart.display().to_string();
+    run(s(&["create", &chart_str])).await;
+    run(s(&["install", "demo", &chart_str])).await;
+    assert!(run(s(&["list"])).await.contains("deployed"));
+    run(s(&[
+        "upgrade",
+        "demo",
+        &chart_str,
+        "--set",
+        "replicaCount=2",
+    ]))
+    .await;
+    let replicas = k
+        .ok(&[
+            "get",
+            "deploy",
+            "demo-chart",
+            "-o",
+            "jsonpath={.spec.replicas}/{.metadata.generation}",
+        ])
+        .await;
+    assert_eq!(replicas, "2/2");
+    run(s(&["uninstall", "demo"])).await;
+    let left = k.ok(&["get", "deploy,secrets", "-o", "name"]).await;
+    assert!(left.trim().is_empty(), "{left}");
+}

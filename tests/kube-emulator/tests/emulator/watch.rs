@@ -346,3 +346,33 @@ async fn streaming_list_watcher_works() {
         .unwrap();
     assert_eq!(second.metadata.name.as_deref(), Some("post"));
 }
+
+#[tokio::test]
+async fn table_watch_sends_one_row_tables() {
+    let env = Env::start().await;
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=5",
+        env.emu.url()
+    );
+    let mut resp = env
+        .http
+        .get(url)
+        .bearer_auth(env.emu.admin_token())
+        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .send()
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(env.client.clone());
+    api.create(&PostParams::default(), &cm("t", &[]))
+        .await
+        .unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(chunk.trim_ascii_end()).unwrap();
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(event["object"]["kind"], "Table");
+    assert_eq!(event["object"]["rows"][0]["cells"][0], "t");
+}
