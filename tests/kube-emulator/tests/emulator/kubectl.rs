@@ -116,6 +116,8 @@ async fn kubectl_apply_get_wait_delete_a_custom_resource() {
     assert_eq!(header, ["NAME", "SIZE", "READY", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..2], ["k1", "3"]);
+    let all = k.ok(&["get", "wg", "-A", "--no-headers"]).await;
+    assert!(all.starts_with("default "), "{all}");
     let wide = k.ok(&["get", "widgets", "-o", "wide"]).await;
     assert!(wide.lines().next().unwrap().contains("PHASE"), "{wide}");
 
