@@ -52,6 +52,9 @@ pub struct Session {
     pub status: QosStatus,
     pub status_info: Option<StatusInfo>,
     pub created_at: Timestamp,
+    /// Creation order, assigned by [`Store::insert`]: sessions created within one clock tick
+    /// still list in a stable order.
+    pub seq: u64,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     /// The next transition: REQUESTED -> AVAILABLE, AVAILABLE -> expired, UNAVAILABLE -> removed.
@@ -96,6 +99,7 @@ impl Session {
             status: QosStatus::Requested,
             status_info: None,
             created_at: clock.wall(now),
+            seq: 0,
             started_at: None,
             ended_at: None,
             deadline: Some(now + available_after),
@@ -245,10 +249,13 @@ impl Session {
 pub struct Store {
     live: HashMap<Uuid, Session>,
     removed: VecDeque<Session>,
+    created: u64,
 }
 
 impl Store {
-    pub fn insert(&mut self, session: Session) {
+    pub fn insert(&mut self, mut session: Session) {
+        self.created += 1;
+        session.seq = self.created;
         self.live.insert(session.id, session);
     }
 
@@ -292,7 +299,7 @@ impl Store {
         self.live
             .values()
             .filter(|s| s.overlaps(device, server, device_ports, server_ports))
-            .min_by_key(|s| s.created_at)
+            .min_by_key(|s| s.seq)
     }
 
     /// Live sessions of `device`, oldest first.
@@ -302,7 +309,7 @@ impl Store {
             .values()
             .filter(|s| s.device.as_ref().is_some_and(|d| same_device(d, device)))
             .collect();
-        sessions.sort_by_key(|s| (s.created_at, s.id));
+        sessions.sort_by_key(|s| s.seq);
         sessions
     }
 
@@ -312,7 +319,7 @@ impl Store {
         if with_removed {
             sessions.extend(self.removed.iter());
         }
-        sessions.sort_by_key(|s| (s.created_at, s.id));
+        sessions.sort_by_key(|s| s.seq);
         sessions
     }
 
