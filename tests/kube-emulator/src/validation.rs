@@ -259,12 +259,51 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
             ),
         ));
     }
+    validate_combinators(schema, value, path, causes);
     match value {
         Value::String(s) => validate_string(schema, value, s, path, causes),
         Value::Number(_) => validate_number(schema, value, path, causes),
         Value::Array(items) => validate_array(schema, value, items, path, causes),
         Value::Object(map) => validate_object(schema, map, path, causes),
         _ => {}
+    }
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not` (structural schemas use them for validation only; their
+/// properties are hoisted to the parent, so they never affect pruning).
+fn validate_combinators(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let passes = |sub: &Value| {
+        let mut tmp = Vec::new();
+        validate(sub, value, path, &mut tmp);
+        tmp.is_empty()
+    };
+    let shown = format!("\"{}\"", type_name(value));
+    let mut fail = |what: &str| {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {shown}: {path} in body {what}"),
+        ));
+    };
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array)
+        && !all.iter().all(passes)
+    {
+        fail("must validate all the schemas (allOf)");
+    }
+    if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+        && !any.iter().any(passes)
+    {
+        fail("must validate at least one schema (anyOf)");
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array)
+        && one.iter().filter(|s| passes(s)).count() != 1
+    {
+        fail("must validate one and only one schema (oneOf)");
+    }
+    if let Some(not) = schema.get("not")
+        && passes(not)
+    {
+        fail("must not validate the schema (not)");
     }
 }
 

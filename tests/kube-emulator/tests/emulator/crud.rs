@@ -309,3 +309,44 @@ async fn core_builtin_types_are_stored() {
         Some("l")
     );
 }
+
+#[tokio::test]
+async fn kube_event_recorder_creates_then_patches_a_series() {
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let env = Env::with_widgets().await;
+    let w = env
+        .widgets()
+        .create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        env.client.clone(),
+        Reporter {
+            controller: "test".into(),
+            instance: None,
+        },
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Created".into(),
+        note: Some("made it".into()),
+        action: "Create".into(),
+        secondary: None,
+    };
+    let reference = w.object_ref(&());
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<NewEvent> = Api::default_namespaced(env.client.clone());
+    let list = events.list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(
+        list.items[0]
+            .regarding
+            .as_ref()
+            .and_then(|r| r.name.as_deref()),
+        Some("w")
+    );
+}

@@ -339,3 +339,27 @@ async fn crd_with_bad_names_is_refused() {
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
 }
+
+#[tokio::test]
+async fn one_of_is_checked() {
+    let env = Env::start().await;
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["oneOf"] =
+        json!([{"required": ["name"]}, {"required": ["ip"]}]);
+    env.create_crd(crd).await;
+    let (code, _) = post(&env, json!({"size": 1, "name": "abc"})).await;
+    assert_eq!(code, 201);
+    let (code, body) = env
+        .raw(
+            reqwest::Method::POST,
+            "/apis/example.dev/v1/namespaces/default/widgets",
+            Some("application/json"),
+            Some(json!({"apiVersion": "example.dev/v1", "kind": "Widget", "metadata": {"name": "both"}, "spec": {"size": 1, "name": "abc", "ip": "1.2.3.4"}})),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["details"]["causes"][0]["message"],
+        "Invalid value: \"object\": spec in body must validate one and only one schema (oneOf)"
+    );
+}
