@@ -379,6 +379,17 @@ fn admit_crd(obj: &mut Value) -> ApiResult<()> {
             ),
         ));
     }
+    for (i, v) in versions.iter().enumerate() {
+        if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
+            for (path, message) in validation::cel_compile_errors(schema) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("spec.versions[{i}].schema.openAPIV3Schema{path}"),
+                    message,
+                ));
+            }
+        }
+    }
     if !causes.is_empty() {
         return Err(ApiError::Invalid { subject, causes });
     }

@@ -578,3 +578,58 @@ pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>, causes: &m
         causes.push(Cause::new(&reason, path, text));
     }
 }
+
+/// Every `x-kubernetes-validations` rule in a CRD version's schema that does not compile, as
+/// (field path below the schema, message). The real server refuses such a CRD.
+pub fn cel_compile_errors(schema: &Value) -> Vec<(String, String)> {
+    fn walk(
+        node: &kube_cel::CompiledSchema,
+        path: &str,
+        raw: &Value,
+        out: &mut Vec<(String, String)>,
+    ) {
+        let rules = raw
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array);
+        for (i, result) in node.validations.iter().enumerate() {
+            if let Err(e) = result {
+                let rule = rules
+                    .and_then(|r| r.get(i))
+                    .and_then(|r| r.get("rule"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                out.push((
+                    format!("{path}.x-kubernetes-validations[{i}].rule"),
+                    format!("Invalid value: {rule:?}: compilation failed: {e}"),
+                ));
+            }
+        }
+        for (name, child) in &node.properties {
+            let child_raw = raw
+                .get("properties")
+                .and_then(|p| p.get(name))
+                .unwrap_or(&Value::Null);
+            walk(child, &format!("{path}.properties[{name}]"), child_raw, out);
+        }
+        if let Some(items) = &node.items {
+            walk(
+                items,
+                &format!("{path}.items"),
+                raw.get("items").unwrap_or(&Value::Null),
+                out,
+            );
+        }
+        if let Some(add) = &node.additional_properties {
+            let add_raw = raw.get("additionalProperties").unwrap_or(&Value::Null);
+            walk(add, &format!("{path}.additionalProperties"), add_raw, out);
+        }
+    }
+    if !schema.to_string().contains("x-kubernetes-validations") {
+        return Vec::new();
+    }
+    let compiled = kube_cel::compile_schema(schema);
+    let mut out = Vec::new();
+    walk(&compiled, "", schema, &mut out);
+    out.sort();
+    out
+}

@@ -363,3 +363,26 @@ async fn one_of_is_checked() {
         "Invalid value: \"object\": spec in body must validate one and only one schema (oneOf)"
     );
 }
+
+#[tokio::test]
+async fn crd_with_a_cel_rule_that_does_not_compile_is_refused() {
+    let env = Env::start().await;
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+        json!([{"rule": "self.size >>> 1", "message": "broken"}]);
+    let (code, body) = env
+        .raw(
+            reqwest::Method::POST,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            Some("application/json"),
+            Some(crd),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+    );
+    let (code, _) = env.get_json("/apis/example.dev/v1").await;
+    assert_eq!(code, 404, "a refused CRD registers nothing");
+}
