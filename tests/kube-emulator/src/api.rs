@@ -657,6 +657,15 @@ pub fn commit_update(
 ) -> ApiResult<Written> {
     let name = meta::name(&old).to_string();
     let ns = meta::namespace(&old).to_string();
+    // A client may rewrite managedFields itself (kubectl does, to hand client-side-apply
+    // ownership over to server-side apply); changed managedFields are taken as given.
+    let old_managed = meta::metadata(&old)
+        .and_then(|m| m.get("managedFields"))
+        .cloned();
+    let managed_base = match meta::metadata(&candidate).and_then(|m| m.get("managedFields")) {
+        Some(incoming) if Some(incoming) != old_managed.as_ref() => Some(incoming.clone()),
+        _ => old_managed,
+    };
     if meta::resource_version(&candidate) != meta::resource_version(&old) {
         return Err(conflict(rt, &name));
     }
@@ -759,13 +768,7 @@ pub fn commit_update(
         );
     }
     if let Managed::Update(manager) = &managed {
-        meta::set_meta(
-            &mut new,
-            "managedFields",
-            meta::metadata(&old)
-                .and_then(|m| m.get("managedFields"))
-                .cloned(),
-        );
+        meta::set_meta(&mut new, "managedFields", managed_base);
         fields::record_update(
             Some(&old),
             &mut new,

@@ -389,7 +389,8 @@ pub fn record_update(
     api_version: &str,
     schema: Option<&Value>,
 ) {
-    let mut list = old.map(entries).unwrap_or_default();
+    // Start from what the caller put on `new` (the stored entries, or ones the client rewrote).
+    let mut list = entries(new);
     let changed = match old {
         Some(o) => changed_paths(o, new, schema),
         None => field_set(new, schema),
@@ -438,6 +439,24 @@ pub struct ApplyRequest<'a> {
     pub subject: Box<Subject>,
 }
 
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Whether `path` was set by client-side apply (it is in the last-applied annotation) and the
+/// live value still equals what was applied then.
+fn last_applied_allows(live: &Value, path: &FieldPath, schema: Option<&Value>) -> bool {
+    let Some(text) = crate::meta::metadata(live)
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+    else {
+        return false;
+    };
+    let Ok(last) = serde_json::from_str::<Value>(text) else {
+        return false;
+    };
+    field_set(&last, schema).contains(path) && get_at(&last, path) == get_at(live, path)
+}
+
 /// Applies `applied` to `live` (an empty object when creating) and returns the merged object
 /// with updated managedFields, or a 409 naming every conflicting field.
 pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Value, ApiError> {
@@ -457,7 +476,16 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
             }
         }
     }
-    if !conflicts.is_empty() && !req.force {
+    // The real server's "last applied manager": `kubectl apply --server-side` may take over
+    // fields that client-side apply set, when the live value still equals the
+    // last-applied-configuration annotation.
+    let csa_takeover = !conflicts.is_empty()
+        && req.manager == "kubectl"
+        && conflicts
+            .iter()
+            .all(|(_, _, p)| last_applied_allows(live, p, req.schema));
+    let force = req.force || csa_takeover;
+    if !conflicts.is_empty() && !force {
         let render = |p: &FieldPath| {
             let mut s = String::new();
             for elem in p {
@@ -519,7 +547,7 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
         }
     }
     merge_applied(&mut merged, applied, req.schema, "");
-    if req.force {
+    if force {
         let taken: BTreeSet<&FieldPath> = conflicts.iter().map(|(_, _, p)| p).collect();
         for e in list.iter_mut().filter(|e| !is_self(e)) {
             e.fields.retain(|p| !taken.contains(p));

@@ -317,3 +317,29 @@ async fn helm_install_upgrade_uninstall() {
     let left = k.ok(&["get", "deploy,secrets", "-o", "name"]).await;
     assert!(left.trim().is_empty(), "{left}");
 }
+
+#[tokio::test]
+async fn kubectl_moves_from_client_side_to_server_side_apply() {
+    let env = Env::with_widgets().await;
+    let k = Kubectl::new(&env.emu);
+    let cr = k.file("w.yaml", WIDGET);
+    k.ok(&["apply", "-f", &cr]).await;
+    // kubectl rewrites managedFields (client-side-apply -> kubectl) before applying, so the
+    // changed value does not conflict, as on a real cluster.
+    let changed = k.file("w5.yaml", &WIDGET.replace("size: 3", "size: 5"));
+    let out = k.ok(&["apply", "--server-side", "-f", &changed]).await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let w = env.widgets().get("k1").await.unwrap();
+    assert_eq!(w.spec.size, 5);
+    let managers: Vec<String> = w
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        !managers.contains(&"kubectl-client-side-apply".to_string()),
+        "{managers:?}"
+    );
+}
