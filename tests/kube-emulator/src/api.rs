@@ -80,13 +80,6 @@ fn ns_key() -> StorageKey {
     }
 }
 
-fn crd_key() -> StorageKey {
-    StorageKey {
-        group: "apiextensions.k8s.io".to_string(),
-        resource: "customresourcedefinitions".to_string(),
-    }
-}
-
 fn is_crd_type(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
@@ -1143,7 +1136,6 @@ fn after_removal(store: &mut Store, rt: &ResourceType, removed: &Value) {
         }
         store.registry.unregister_crd(meta::name(removed));
     }
-    let _ = crd_key();
     if rt.namespaced {
         sweep_namespaces(store);
     }

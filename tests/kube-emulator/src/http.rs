@@ -443,6 +443,9 @@ fn handle_sync(
                     serde_json::json!({"resourceVersion": crate::meta::resource_version(&obj)});
                 return Ok(json_outcome(200, table::build(&rt, &[obj], meta, include)));
             }
+            if table::wants_metadata(accept) && sub.is_empty() {
+                return Ok(json_outcome(200, table::partial(&obj)));
+            }
             Ok(json_outcome(200, obj))
         }
         "list" => {
@@ -456,6 +459,14 @@ fn handle_sync(
                 return Ok(json_outcome(
                     200,
                     table::build(&rt, &items, Value::Object(meta), include),
+                ));
+            }
+            if table::wants_metadata(accept) {
+                let (items, meta) = api::list_items(&store, &rt, ns_opt, &lp)?;
+                let items: Vec<Value> = items.iter().map(table::partial).collect();
+                return Ok(json_outcome(
+                    200,
+                    serde_json::json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
                 ));
             }
             Ok(json_outcome(200, api::list(&store, &rt, ns_opt, &lp)?))
@@ -476,6 +487,7 @@ fn handle_sync(
                 timeout,
                 bookmark_interval: shared.bookmark_interval,
                 table: table::wants_table(accept).then(|| include.to_string()),
+                metadata_only: table::wants_metadata(accept),
             })))
         }
         "create" if sub == "token" => {

@@ -8,6 +8,23 @@
 use crate::registry::ResourceType;
 use serde_json::{Value, json};
 
+/// Whether the Accept header asks for metadata only (`as=PartialObjectMetadata[List]`).
+pub fn wants_metadata(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// An object reduced to `PartialObjectMetadata`.
+pub fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
     accept
@@ -217,11 +234,7 @@ pub fn build(rt: &ResourceType, items: &[Value], list_meta: Value, include: &str
             let object = match include {
                 "None" => None,
                 "Object" => Some(obj.clone()),
-                _ => Some(json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-                })),
+                _ => Some(partial(obj)),
             };
             if let (Some(o), Some(m)) = (object, row.as_object_mut()) {
                 m.insert("object".into(), o);

@@ -44,6 +44,8 @@ pub struct WatchRequest {
     /// `Some(includeObject)` when the client asked for `as=Table` (`kubectl get -w`): each
     /// event then carries a one-row Table.
     pub table: Option<String>,
+    /// The client asked for `as=PartialObjectMetadata` (metadata-only watches).
+    pub metadata_only: bool,
 }
 
 fn line(kind: &str, object: &Value) -> Bytes {
@@ -80,6 +82,7 @@ fn render(req: &WatchRequest, obj: &Value) -> Value {
             let meta = json!({"resourceVersion": crate::meta::resource_version(&presented)});
             crate::table::build(&req.rt, std::slice::from_ref(&presented), meta, include)
         }
+        None if req.metadata_only => crate::table::partial(&presented),
         None => presented,
     }
 }

@@ -143,3 +143,46 @@ async fn field_selectors_on_name_and_namespace() {
     );
     assert_eq!(s.code, 400);
 }
+
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    use futures::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let env = Env::start().await;
+    let api = seed(&env).await;
+    let one = api.get_metadata("a").await.unwrap();
+    assert_eq!(one.types.unwrap().kind, "PartialObjectMetadata");
+    assert_eq!(one.metadata.labels.unwrap()["app"], "web");
+    let list = api
+        .list_metadata(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 2);
+    let rv = list.metadata.resource_version.unwrap();
+    let mut stream = api
+        .watch_metadata(&WatchParams::default().timeout(10), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    api.create(
+        &PostParams::default(),
+        &ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("e".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match event {
+        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("e")),
+        other => panic!("unexpected {other:?}"),
+    }
+}
