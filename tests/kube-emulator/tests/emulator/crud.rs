@@ -350,3 +350,47 @@ async fn kube_event_recorder_creates_then_patches_a_series() {
         Some("w")
     );
 }
+
+#[tokio::test]
+async fn dry_run_create_stores_nothing() {
+    let env = Env::with_widgets().await;
+    let api = env.widgets();
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let out = api.create(&pp, &widget("dry", 1)).await.unwrap();
+    assert_eq!(
+        out.spec.color.as_deref(),
+        Some("blue"),
+        "defaults are applied in a dry run"
+    );
+    assert_eq!(api_err(api.get("dry").await).code, 404);
+}
+
+#[tokio::test]
+async fn delete_collection_by_label() {
+    use kube::api::{DeleteParams, ListParams};
+    let env = Env::start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(env.client.clone());
+    for (name, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let mut c = cm(name);
+        c.metadata.labels = Some(BTreeMap::from([("team".to_string(), team.to_string())]));
+        api.create(&PostParams::default(), &c).await.unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("team=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}

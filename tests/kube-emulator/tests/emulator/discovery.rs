@@ -167,3 +167,30 @@ async fn table_format_uses_printer_columns() {
     assert_eq!(cells[1], 3);
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
+
+#[tokio::test]
+async fn updating_a_crd_updates_what_is_served() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    let env = Env::with_widgets().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    let patch = serde_json::json!({"spec": {"names": {"shortNames": ["wg", "wdg"]}}});
+    crds.patch(
+        "widgets.example.dev",
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
+    .unwrap();
+    let (_, list) = env.get_json("/apis/example.dev/v1").await;
+    let widgets = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "widgets")
+        .unwrap()
+        .clone();
+    assert_eq!(widgets["shortNames"], serde_json::json!(["wg", "wdg"]));
+    let crd = crds.get("widgets.example.dev").await.unwrap();
+    assert_eq!(crd.metadata.generation, Some(2));
+}
