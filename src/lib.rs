@@ -2,6 +2,8 @@
 //!
 //! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
 
+pub mod api;
+pub mod controller;
 pub mod qod;
 pub mod simulator;
 pub mod telemetry;

@@ -26,7 +26,9 @@ struct Cli {
 enum Command {
     /// Serve an in-memory QoD provider (CAMARA QoD v1, v0.11 and v0.10 paths, Nokia Network as
     /// Code behaviour, an OAuth2 token endpoint and test control under /_sim/).
-    Simulator(SimulatorArgs),
+    Simulator(Box<SimulatorArgs>),
+    /// Print the QodSession CustomResourceDefinition as YAML (what deploy/crds/ holds).
+    Crd,
 }
 
 #[derive(Args)]
@@ -132,7 +134,8 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Command::Simulator(args) => run_simulator(args).await,
+        Command::Simulator(args) => run_simulator(*args).await,
+        Command::Crd => print_crd(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +144,11 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_crd() -> Result<(), Box<dyn std::error::Error>> {
+    print!("{}", qod_operator::api::crd_yaml()?);
+    Ok(())
 }
 
 async fn run_simulator(args: SimulatorArgs) -> Result<(), Box<dyn std::error::Error>> {

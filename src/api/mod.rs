@@ -1,0 +1,241 @@
+//! The `QodSession` custom resource (`qod.dev/v1alpha1`): what users write (spec) and what the
+//! operator and the network report (status). The schema carries every validation rule, so
+//! `kubectl apply` of a bad manifest is refused with a message that names the field.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// The finalizer that keeps a resource until its session is gone at the provider.
+pub const FINALIZER: &str = "qod.dev/session";
+
+/// A Quality-on-Demand session: guaranteed network quality for a device's traffic to an
+/// application server, for a duration.
+// Each printer column repeats `type_ = "string"`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[kube(
+    group = "qod.dev",
+    version = "v1alpha1",
+    kind = "QodSession",
+    plural = "qodsessions",
+    namespaced,
+    shortname = "qod",
+    category = "qod",
+    status = "QodSessionStatus",
+    doc = "A CAMARA Quality-on-Demand session: guaranteed network quality for a device's traffic to an application server, kept in step with this resource by qod-operator.",
+    printcolumn(name = "Profile", type_ = "string", json_path = ".spec.qosProfile"),
+    printcolumn(name = "Device", type_ = "string", json_path = ".status.device"),
+    printcolumn(name = "QoS", type_ = "string", json_path = ".status.qosStatus"),
+    printcolumn(name = "Info", type_ = "string", json_path = ".status.statusInfo"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct QodSessionSpec {
+    /// The device whose traffic gets the QoS. At least one identifier; several must name the
+    /// same device.
+    pub device: Device,
+    /// The server the device talks to.
+    pub application_server: ApplicationServer,
+    /// Ports on the device the QoS applies to; all ports when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_ports: Option<Ports>,
+    /// Ports on the application server the QoS applies to; all ports when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_server_ports: Option<Ports>,
+    /// The QoS profile to apply, as the provider names it (e.g. QOS_E, QOS_S, QOS_M, QOS_L).
+    #[schemars(length(min = 3, max = 256), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    pub qos_profile: String,
+    /// Requested session length in seconds, 1 to 86400 (24 hours, the most every CAMARA
+    /// version accepts; longer lifetimes come from autoExtend). The provider may grant less.
+    #[schemars(range(min = 1, max = 86_400))]
+    pub duration: u32,
+    /// Keep a session alive for as long as this resource exists: extend it before it expires
+    /// and, past the provider's maximum, create a new one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_extend: bool,
+}
+
+/// Identifiers of the device. Give at least one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(
+    validation = Rule::new("has(self.phoneNumber) || has(self.networkAccessIdentifier) || has(self.ipv4Address) || has(self.ipv6Address)")
+        .message("device needs at least one of phoneNumber, networkAccessIdentifier, ipv4Address, ipv6Address")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    /// E.164 number with a leading +, e.g. +36721601234567.
+    #[schemars(regex(pattern = r"^\+[1-9][0-9]{4,14}$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// Network access identifier, `user@domain`.
+    #[schemars(length(min = 3, max = 256), regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_access_identifier: Option<String>,
+    /// The device's IPv4 identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<DeviceIpv4Address>,
+    /// A single IPv6 address of the device (any address within its prefix).
+    #[schemars(extend("format" = "ipv6"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// Public address plus the private address and/or the public port.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(
+    validation = Rule::new("has(self.privateAddress) || has(self.publicPort)")
+        .message("ipv4Address needs privateAddress or publicPort besides publicAddress")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceIpv4Address {
+    /// The address the application server sees.
+    #[schemars(extend("format" = "ipv4"))]
+    pub public_address: String,
+    /// The address the device has in its network (same as publicAddress without NAT).
+    #[schemars(extend("format" = "ipv4"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_address: Option<String>,
+    /// The port the application server sees.
+    #[schemars(range(min = 0, max = 65_535))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+}
+
+/// The application server: an address or a CIDR block. Give at least one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(
+    validation = Rule::new("has(self.ipv4Address) || has(self.ipv6Address)")
+        .message("applicationServer needs ipv4Address or ipv6Address")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationServer {
+    /// IPv4 address or CIDR, e.g. 198.51.100.7 or 198.51.100.0/24.
+    #[schemars(regex(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$"
+    ))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    /// IPv6 address or CIDR, e.g. 2001:db8::7 or 2001:db8::/64.
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F:]*:[0-9a-fA-F:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$"
+    ))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// Single ports and/or inclusive port ranges. Give at least one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(
+    validation = Rule::new("has(self.ports) || has(self.ranges)").message("give ports or ranges")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Ports {
+    /// Single ports, 0 to 65535.
+    #[schemars(length(min = 1, max = 1024), inner(range(min = 0, max = 65_535)))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+    /// Port ranges.
+    #[schemars(length(min = 1, max = 1024))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges: Option<Vec<PortRange>>,
+}
+
+/// An inclusive port range; `from` must not exceed `to`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("self.from <= self.to").message("from must not exceed to"))]
+pub struct PortRange {
+    #[schemars(range(min = 0, max = 65_535))]
+    pub from: u16,
+    #[schemars(range(min = 0, max = 65_535))]
+    pub to: u16,
+}
+
+/// What the network and the operator report about the session.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QodSessionStatus {
+    /// The provider's id of the current session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The network's status, verbatim: REQUESTED, AVAILABLE or UNAVAILABLE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_status: Option<String>,
+    /// The network's reason, verbatim: DURATION_EXPIRED, NETWORK_TERMINATED, DELETE_REQUESTED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_info: Option<String>,
+    /// When the QoS became available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the session ends (or ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// The device identifier the session applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The total duration in seconds asked of the current session (create plus extensions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_duration: Option<u32>,
+    /// The provider granted less than asked: extending this session further is pointless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extension_capped: bool,
+    /// Digest of the session-defining fields (device, application server, ports, profile) the
+    /// current session was created with; a different digest means the session is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_fingerprint: Option<String>,
+    /// Set just before a create is sent, cleared once its answer is recorded: while set without
+    /// a sessionId, the create may have happened and the operator looks for it before creating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_requested_at: Option<Time>,
+    /// When the operator last read the session from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced_at: Option<Time>,
+    /// `Ready` is True while the network provides the QoS; its reason and message say why not.
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl QodSessionSpec {
+    /// A digest of the fields that define a session at the provider (device, application
+    /// server, ports, profile). Duration and autoExtend are left out: they change a session's
+    /// lifetime, not which session it is.
+    pub fn session_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        #[derive(Serialize)]
+        struct Defining<'a>(
+            &'a Device,
+            &'a ApplicationServer,
+            &'a Option<Ports>,
+            &'a Option<Ports>,
+            &'a str,
+        );
+        let defining = Defining(
+            &self.device,
+            &self.application_server,
+            &self.device_ports,
+            &self.application_server_ports,
+            &self.qos_profile,
+        );
+        // Serialising plain structs and strings cannot fail.
+        let bytes = serde_json::to_vec(&defining).unwrap_or_default();
+        let digest = Sha256::digest(&bytes);
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The CustomResourceDefinition as YAML, as `qod-operator crd` prints it and `deploy/crds/` holds it.
+pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string(&QodSession::crd())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The reconcile planner: from a `QodSession` (spec, status, metadata) and the clock, decide the
+//! one next step. Pure: no IO, no Kubernetes or provider calls, so every rule of DESIGN.md's
+//! "Reconcile rules" is covered by table tests. The IO layer (`super::io`) carries the step out
+//! and records its outcome in status; the next pass plans again from there.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::{
+    api::{FINALIZER, QodSession},
+    qod::QosStatus,
+};
+
+/// Timing knobs of the planner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// How often a session is re-read from the provider even without a reason.
+    pub resync_interval: Duration,
+    /// How soon a session still REQUESTED is re-read, in case its notification is lost.
+    pub requested_refresh: Duration,
+    /// How long after `expiresAt` a session still shown AVAILABLE is re-read.
+    pub expiry_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync_interval: Duration::from_secs(300),
+            requested_refresh: Duration::from_secs(15),
+            expiry_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a session is deleted at the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// The resource is being deleted.
+    Finalize,
+    /// Session-defining fields changed: delete, then create anew.
+    Replace,
+    /// The session ended (expired or terminated by the network) and a new one is wanted; a
+    /// terminated session still holds the flow at the provider until deleted.
+    Renew,
+}
+
+/// Why a session is extended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtendReason {
+    /// `spec.duration` grew beyond what was asked so far.
+    DurationRaised,
+    /// `autoExtend` keeps the session alive.
+    AutoExtend,
+}
+
+/// The one next step for a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Record the intent to manage a session before anything exists at the provider.
+    AddFinalizer,
+    /// A create may have taken effect without its id being recorded: look the device's
+    /// sessions up and adopt the one whose sink names this resource.
+    Adopt,
+    /// Create a session (the IO layer records the intent first).
+    Create,
+    /// Re-read the session from the provider.
+    Refresh { session_id: String },
+    /// Ask the provider for more time.
+    Extend {
+        session_id: String,
+        seconds: u32,
+        reason: ExtendReason,
+    },
+    /// Delete the session at the provider and forget it (404 counts as done).
+    Delete {
+        session_id: String,
+        reason: DeleteReason,
+    },
+    /// Nothing remains at the provider: let Kubernetes delete the resource.
+    RemoveFinalizer,
+    /// Nothing to do now; look again after this long, or (`None`) when the resource changes.
+    Wait(Option<Duration>),
+}
+
+/// Decides the next step for `session` at `now`.
+pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
+    let has_finalizer = session
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|name| name == FINALIZER));
+    let status = session.status.clone().unwrap_or_default();
+    let session_id = status.session_id.clone();
+    let create_pending = status.create_requested_at.is_some();
+
+    if session.metadata.deletion_timestamp.is_some() {
+        return match (has_finalizer, session_id) {
+            (false, _) => Plan::Wait(None),
+            (true, Some(session_id)) => Plan::Delete {
+                session_id,
+                reason: DeleteReason::Finalize,
+            },
+            (true, None) if create_pending => Plan::Adopt,
+            (true, None) => Plan::RemoveFinalizer,
+        };
+    }
+    if !has_finalizer {
+        return Plan::AddFinalizer;
+    }
+    let Some(session_id) = session_id else {
+        return if create_pending {
+            Plan::Adopt
+        } else {
+            Plan::Create
+        };
+    };
+
+    let spec = &session.spec;
+    if status.session_fingerprint.as_deref() != Some(spec.session_fingerprint().as_str()) {
+        return Plan::Delete {
+            session_id,
+            reason: DeleteReason::Replace,
+        };
+    }
+
+    let qos_status = status
+        .qos_status
+        .as_deref()
+        .map_or(QosStatus::Requested, QosStatus::from);
+    let since_sync = status
+        .last_synced_at
+        .as_ref()
+        .map_or(Duration::MAX, |t| elapsed(t.0, now));
+    let resync_in = settings.resync_interval.saturating_sub(since_sync);
+
+    match qos_status {
+        QosStatus::Unavailable => {
+            // The session is over. A new one is wanted if autoExtend says so, or if the spec
+            // changed since the status was written (e.g. a longer duration after expiry).
+            let spec_changed = status.observed_generation < session.metadata.generation;
+            if spec.auto_extend || spec_changed {
+                Plan::Delete {
+                    session_id,
+                    reason: DeleteReason::Renew,
+                }
+            } else {
+                Plan::Wait(None)
+            }
+        }
+        QosStatus::Requested => {
+            let refresh_in = settings.requested_refresh.saturating_sub(since_sync);
+            if refresh_in.is_zero() {
+                Plan::Refresh { session_id }
+            } else {
+                Plan::Wait(Some(refresh_in))
+            }
+        }
+        QosStatus::Available => {
+            let requested = status.requested_duration.unwrap_or(spec.duration);
+            if spec.duration > requested {
+                return Plan::Extend {
+                    session_id,
+                    seconds: spec.duration - requested,
+                    reason: ExtendReason::DurationRaised,
+                };
+            }
+            let expires_in = status.expires_at.as_ref().map(|t| until(now, t.0));
+            if let Some(expires_in) =
+                expires_in.filter(|_| spec.auto_extend && !status.extension_capped)
+            {
+                let renew_in = expires_in.saturating_sub(renew_before(spec.duration));
+                if renew_in.is_zero() {
+                    return Plan::Extend {
+                        session_id,
+                        seconds: spec.duration,
+                        reason: ExtendReason::AutoExtend,
+                    };
+                }
+                return Plan::Wait(Some(renew_in.min(resync_in).max(MIN_WAIT)))
+                    .or_refresh(resync_in, session_id);
+            }
+            // A session past its end that still reads AVAILABLE lost its notification.
+            let overdue_in = expires_in.map(|d| d + settings.expiry_grace);
+            let expired_unseen = expires_in.is_some_and(|d| d.is_zero())
+                && status
+                    .expires_at
+                    .as_ref()
+                    .is_some_and(|t| elapsed(t.0, now) >= settings.expiry_grace);
+            if expired_unseen {
+                return Plan::Refresh { session_id };
+            }
+            let wait = overdue_in.map_or(resync_in, |d| d.min(resync_in));
+            Plan::Wait(Some(wait.max(MIN_WAIT))).or_refresh(resync_in, session_id)
+        }
+        QosStatus::Other(_) => Plan::Wait(Some(resync_in)).or_refresh(resync_in, session_id),
+    }
+}
+
+/// The shortest wait the planner asks for, so a clock at the edge never spins.
+const MIN_WAIT: Duration = Duration::from_secs(1);
+
+impl Plan {
+    /// Refresh instead when the resync is due.
+    fn or_refresh(self, resync_in: Duration, session_id: String) -> Self {
+        if resync_in.is_zero() {
+            Self::Refresh { session_id }
+        } else {
+            self
+        }
+    }
+}
+
+/// How long before expiry an autoExtend session is extended: a fifth of its duration, at least
+/// 30 s and at most 5 minutes, so short sessions are not extended constantly and long ones
+/// leave time for retries.
+pub fn renew_before(duration_seconds: u32) -> Duration {
+    Duration::from_secs(u64::from(duration_seconds / 5).clamp(30, 300))
+}
+
+/// Time from `then` to `now`, zero when `then` is in the future.
+fn elapsed(then: Timestamp, now: Timestamp) -> Duration {
+    until(then, now)
+}
+
+/// Time from `now` until `then`, zero when `then` has passed.
+fn until(now: Timestamp, then: Timestamp) -> Duration {
+    let span: SignedDuration = then.duration_since(now);
+    Duration::try_from(span).unwrap_or(Duration::ZERO)
+}

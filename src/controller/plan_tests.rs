@@ -1,0 +1,415 @@
+//! Table tests of the planner: every state a resource can be in, against the clock.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ObjectMeta;
+
+use super::plan::{DeleteReason, ExtendReason, Plan, Settings, plan};
+use crate::api::{
+    ApplicationServer, Device, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
+};
+
+const ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+
+fn now() -> Timestamp {
+    "2026-11-24T12:00:00Z".parse().unwrap()
+}
+
+fn ago(seconds: i64) -> Time {
+    Time(now() - SignedDuration::from_secs(seconds))
+}
+
+fn from_now(seconds: i64) -> Time {
+    Time(now() + SignedDuration::from_secs(seconds))
+}
+
+fn spec() -> QodSessionSpec {
+    QodSessionSpec {
+        device: Device {
+            phone_number: Some("+36721601234567".into()),
+            ..Device::default()
+        },
+        application_server: ApplicationServer {
+            ipv4_address: Some("198.51.100.7".into()),
+            ipv6_address: None,
+        },
+        device_ports: None,
+        application_server_ports: None,
+        qos_profile: "QOS_L".into(),
+        duration: 3600,
+        auto_extend: false,
+    }
+}
+
+/// A fresh resource: generation 1, no finalizer, no status.
+fn fresh() -> QodSession {
+    let mut session = QodSession::new("camera-uplink", spec());
+    session.metadata = ObjectMeta {
+        name: Some("camera-uplink".into()),
+        namespace: Some("media".into()),
+        uid: Some("0b7e9f0e-6c1a-4a55-9f3d-2d9c1b8e4a10".into()),
+        generation: Some(1),
+        ..ObjectMeta::default()
+    };
+    session
+}
+
+trait Fixture: Sized {
+    fn finalized(self) -> Self;
+    fn deleting(self) -> Self;
+    fn create_sent(self) -> Self;
+    fn with_session(self, qos_status: &str, synced_seconds_ago: i64) -> Self;
+    fn expiring_in(self, seconds: i64) -> Self;
+    fn status_info(self, info: &str) -> Self;
+    fn edit(self, change: impl FnOnce(&mut QodSessionSpec)) -> Self;
+    fn status(self, change: impl FnOnce(&mut QodSessionStatus)) -> Self;
+}
+
+impl Fixture for QodSession {
+    fn finalized(mut self) -> Self {
+        self.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        self
+    }
+    fn deleting(mut self) -> Self {
+        self.metadata.deletion_timestamp = Some(ago(1));
+        self
+    }
+    fn create_sent(self) -> Self {
+        self.status(|s| s.create_requested_at = Some(ago(5)))
+    }
+    fn with_session(self, qos_status: &str, synced_seconds_ago: i64) -> Self {
+        let fingerprint = self.spec.session_fingerprint();
+        let duration = self.spec.duration;
+        let generation = self.metadata.generation;
+        self.status(|s| {
+            s.session_id = Some(ID.into());
+            s.qos_status = Some(qos_status.into());
+            s.session_fingerprint = Some(fingerprint);
+            s.requested_duration = Some(duration);
+            s.last_synced_at = Some(ago(synced_seconds_ago));
+            s.observed_generation = generation;
+        })
+    }
+    fn expiring_in(self, seconds: i64) -> Self {
+        self.status(|s| s.expires_at = Some(from_now(seconds)))
+    }
+    fn status_info(self, info: &str) -> Self {
+        self.status(|s| s.status_info = Some(info.into()))
+    }
+    fn edit(mut self, change: impl FnOnce(&mut QodSessionSpec)) -> Self {
+        change(&mut self.spec);
+        self.metadata.generation = self.metadata.generation.map(|g| g + 1);
+        self
+    }
+    fn status(mut self, change: impl FnOnce(&mut QodSessionStatus)) -> Self {
+        let mut status = self.status.take().unwrap_or_default();
+        change(&mut status);
+        self.status = Some(status);
+        self
+    }
+}
+
+fn delete(reason: DeleteReason) -> Plan {
+    Plan::Delete {
+        session_id: ID.into(),
+        reason,
+    }
+}
+
+fn refresh() -> Plan {
+    Plan::Refresh {
+        session_id: ID.into(),
+    }
+}
+
+fn extend(seconds: u32, reason: ExtendReason) -> Plan {
+    Plan::Extend {
+        session_id: ID.into(),
+        seconds,
+        reason,
+    }
+}
+
+fn wait(seconds: u64) -> Plan {
+    Plan::Wait(Some(Duration::from_secs(seconds)))
+}
+
+#[test]
+fn every_state_gets_its_step() {
+    let auto = |s: &mut QodSessionSpec| s.auto_extend = true;
+    let settings = Settings::default();
+    let cases: Vec<(&str, QodSession, Plan)> = vec![
+        // Intent before action.
+        (
+            "new resource gets the finalizer first",
+            fresh(),
+            Plan::AddFinalizer,
+        ),
+        (
+            "finalized resource without a session creates one",
+            fresh().finalized(),
+            Plan::Create,
+        ),
+        (
+            "a create that may have happened is looked up, not repeated",
+            fresh().finalized().create_sent(),
+            Plan::Adopt,
+        ),
+        // Deletion.
+        (
+            "deleting with a session deletes it at the provider",
+            fresh().finalized().with_session("AVAILABLE", 0).deleting(),
+            delete(DeleteReason::Finalize),
+        ),
+        (
+            "deleting after an unrecorded create looks it up first",
+            fresh().finalized().create_sent().deleting(),
+            Plan::Adopt,
+        ),
+        (
+            "deleting with nothing at the provider drops the finalizer",
+            fresh().finalized().deleting(),
+            Plan::RemoveFinalizer,
+        ),
+        (
+            "deleting without our finalizer is none of our business",
+            fresh().deleting(),
+            Plan::Wait(None),
+        ),
+        (
+            "deleting an expired session still deletes (404 counts as done)",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DURATION_EXPIRED")
+                .deleting(),
+            delete(DeleteReason::Finalize),
+        ),
+        // Replacement.
+        (
+            "a new profile replaces the session",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.qos_profile = "QOS_E".into()),
+            delete(DeleteReason::Replace),
+        ),
+        (
+            "a new device replaces the session",
+            fresh()
+                .finalized()
+                .with_session("REQUESTED", 0)
+                .edit(|s| s.device.phone_number = Some("+36721601234568".into())),
+            delete(DeleteReason::Replace),
+        ),
+        (
+            "new ports replace even an ended session (it may still hold the flow)",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("NETWORK_TERMINATED")
+                .edit(|s| {
+                    s.application_server_ports = Some(crate::api::Ports {
+                        ports: Some(vec![443]),
+                        ranges: None,
+                    })
+                }),
+            delete(DeleteReason::Replace),
+        ),
+        // REQUESTED.
+        (
+            "a just-created session waits for its notification",
+            fresh().finalized().with_session("REQUESTED", 0),
+            wait(15),
+        ),
+        (
+            "a session REQUESTED for too long is re-read",
+            fresh().finalized().with_session("REQUESTED", 20),
+            refresh(),
+        ),
+        (
+            "an id without any status yet counts as REQUESTED",
+            fresh()
+                .finalized()
+                .with_session("REQUESTED", 30)
+                .status(|s| s.qos_status = None),
+            refresh(),
+        ),
+        // AVAILABLE.
+        (
+            "an AVAILABLE session waits for its resync",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 100)
+                .expiring_in(3000),
+            wait(200),
+        ),
+        (
+            "an AVAILABLE session is re-read when the resync is due",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 300)
+                .expiring_in(3000),
+            refresh(),
+        ),
+        (
+            "a raised duration extends by the difference",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.duration = 5400),
+            extend(1800, ExtendReason::DurationRaised),
+        ),
+        (
+            "a lowered duration cannot shorten a session: nothing to do",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.duration = 600),
+            wait(300),
+        ),
+        (
+            "an expiry soon after is watched for before the resync",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(20),
+            wait(30),
+        ),
+        (
+            "past its end without a notification, the session is re-read",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(-11),
+            refresh(),
+        ),
+        (
+            "autoExtend waits until the renewal window",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(400),
+            // Renewal window: 300 s before the end (a fifth of 3600 s, capped at 5 minutes).
+            wait(100),
+        ),
+        (
+            "autoExtend extends by the spec's duration inside the window",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(299),
+            extend(3600, ExtendReason::AutoExtend),
+        ),
+        (
+            "autoExtend stops extending once the provider capped the session",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(100)
+                .status(|s| s.extension_capped = true),
+            wait(110),
+        ),
+        // UNAVAILABLE.
+        (
+            "an expired session without autoExtend is left as the network reported it",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DURATION_EXPIRED"),
+            Plan::Wait(None),
+        ),
+        (
+            "a network-terminated session without autoExtend is left as reported",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("NETWORK_TERMINATED"),
+            Plan::Wait(None),
+        ),
+        (
+            "an expired autoExtend session is renewed (delete, then create)",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DURATION_EXPIRED"),
+            delete(DeleteReason::Renew),
+        ),
+        (
+            "a terminated autoExtend session is deleted before a new create",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("NETWORK_TERMINATED"),
+            delete(DeleteReason::Renew),
+        ),
+        (
+            "a longer duration after expiry asks for a new session",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DURATION_EXPIRED")
+                .edit(|s| s.duration = 7200),
+            delete(DeleteReason::Renew),
+        ),
+        // Words the spec does not know.
+        (
+            "an unknown status is re-read on the resync schedule",
+            fresh().finalized().with_session("BLA", 100),
+            wait(200),
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (name, session, expected) in cases {
+        let actual = plan(&session, now(), &settings);
+        if actual != expected {
+            failures.push(format!(
+                "{name}:\n  expected {expected:?}\n  got      {actual:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_planner_never_asks_to_wait_zero() {
+    // Walk the clock across a session's whole life: every Wait is at least a second.
+    let settings = Settings::default();
+    let session = fresh()
+        .edit(|s| s.auto_extend = true)
+        .finalized()
+        .with_session("AVAILABLE", 0)
+        .expiring_in(3600);
+    for offset in (0..4000).step_by(7) {
+        let later = now() + SignedDuration::from_secs(offset);
+        if let Plan::Wait(Some(wait)) = plan(&session, later, &settings) {
+            assert!(wait >= Duration::from_secs(1), "at +{offset}s: {wait:?}");
+        }
+    }
+}
+
+#[test]
+fn the_fingerprint_ignores_lifetime_fields_only() {
+    let base = spec();
+    let mut longer = base.clone();
+    longer.duration = 60;
+    longer.auto_extend = true;
+    assert_eq!(base.session_fingerprint(), longer.session_fingerprint());
+    let mut other_server = base.clone();
+    other_server.application_server.ipv4_address = Some("198.51.100.8".into());
+    assert_ne!(
+        base.session_fingerprint(),
+        other_server.session_fingerprint()
+    );
+}
