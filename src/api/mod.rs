@@ -6,8 +6,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub mod conditions;
+
 /// The finalizer that keeps a resource until its session is gone at the provider.
 pub const FINALIZER: &str = "qod.dev/session";
+/// Field manager of the controller's status writes (server-side apply).
+pub const CONTROLLER_MANAGER: &str = "qod-operator";
+/// Field manager of the webhook's status writes (server-side apply).
+pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
 
 /// A Quality-on-Demand session: guaranteed network quality for a device's traffic to an
 /// application server, for a duration.
@@ -156,6 +162,21 @@ pub struct PortRange {
     pub to: u16,
 }
 
+/// Identifies a notification that was applied.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRef {
+    /// The CloudEvent `time` (when the network changed the status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// The CloudEvent `id`, unique per `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The CloudEvent `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// What the network and the operator report about the session.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -198,6 +219,10 @@ pub struct QodSessionStatus {
     /// When the operator last read the session from the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced_at: Option<Time>,
+    /// The newest network notification applied to this status (written by the webhook): an
+    /// event older than this one, or with the same id, changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_notification: Option<NotificationRef>,
     /// `Ready` is True while the network provides the QoS; its reason and message say why not.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
