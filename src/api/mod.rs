@@ -219,6 +219,13 @@ pub struct QodSessionStatus {
     /// When the operator last read the session from the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced_at: Option<Time>,
+    /// Provider calls that failed in a row; reset by the first success.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+    /// After a failure, the operator calls the provider again no earlier than this (unless the
+    /// spec changes), so errors never turn into a hot loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
     /// The newest network notification applied to this status (written by the webhook): an
     /// event older than this one, or with the same id, changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +261,56 @@ impl QodSessionSpec {
         let bytes = serde_json::to_vec(&defining).unwrap_or_default();
         let digest = Sha256::digest(&bytes);
         digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+// The resource speaks CAMARA's names, so it maps onto the wire one field for one field.
+
+impl From<&Device> for crate::qod::Device {
+    fn from(device: &Device) -> Self {
+        Self {
+            phone_number: device.phone_number.clone(),
+            network_access_identifier: device.network_access_identifier.clone(),
+            ipv4_address: device
+                .ipv4_address
+                .as_ref()
+                .map(|a| crate::qod::DeviceIpv4Address {
+                    public_address: a.public_address.clone(),
+                    private_address: a.private_address.clone(),
+                    public_port: a.public_port,
+                }),
+            ipv6_address: device.ipv6_address.clone(),
+        }
+    }
+}
+
+impl From<&ApplicationServer> for crate::qod::ApplicationServer {
+    fn from(server: &ApplicationServer) -> Self {
+        Self {
+            ipv4_address: server.ipv4_address.clone(),
+            ipv6_address: server.ipv6_address.clone(),
+        }
+    }
+}
+
+impl From<&Ports> for crate::qod::PortsSpec {
+    fn from(ports: &Ports) -> Self {
+        Self {
+            ports: ports.ports.clone(),
+            ranges: ports.ranges.as_ref().map(|ranges| {
+                ranges
+                    .iter()
+                    .map(|r| crate::qod::PortRange {
+                        from: r.from,
+                        to: r.to,
+                    })
+                    .collect()
+            }),
+        }
     }
 }
 

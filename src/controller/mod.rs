@@ -1,6 +1,240 @@
-//! Reconciling `QodSession`s with the QoD provider: a pure planner decides the next step, the IO
-//! layer carries it out.
+//! Reconciling `QodSession`s with the QoD provider. A pure planner ([`plan`]) decides the next
+//! step from the resource and the clock; [`reconcile`] carries it out (at most one provider call
+//! per pass) and records the outcome in status ([`status`]); [`backoff`] spaces out retries.
 
+pub mod backoff;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod reconcile;
+pub mod status;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller,
+        controller::{self, Action},
+        events::{Recorder, Reporter},
+        watcher,
+    },
+};
+use secrecy::SecretString;
+use tracing::{info, warn};
+
+use crate::{api::QodSession, qod};
+
+/// Issues the bearer token the provider must present when it notifies about a resource's
+/// session; the webhook checks it. Implemented by the webhook's HMAC keys.
+pub trait SinkTokens: Send + Sync {
+    fn token_for(&self, uid: &str) -> SecretString;
+}
+
+/// Where providers send notifications, and the tokens they present.
+#[derive(Clone)]
+pub struct Sink {
+    /// The webhook's public URL; sinks are `<public_url>/notifications/<uid>`.
+    pub public_url: String,
+    pub tokens: Arc<dyn SinkTokens>,
+}
+
+impl Sink {
+    pub fn new(public_url: &str, tokens: Arc<dyn SinkTokens>) -> Self {
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            tokens,
+        }
+    }
+
+    /// The sink URL of the resource with `uid`.
+    pub fn url_for(&self, uid: &str) -> String {
+        format!("{}/notifications/{uid}", self.public_url)
+    }
+
+    /// Whether `url` is this operator's sink for `uid` (how a lost session is recognised).
+    pub fn is_sink_of(url: &str, uid: &str) -> bool {
+        url.trim_end_matches('/')
+            .strip_suffix(uid)
+            .is_some_and(|rest| rest.ends_with("/notifications/"))
+    }
+}
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch one namespace only; all when `None`.
+    pub namespace: Option<String>,
+    /// Resources reconciled at the same time (the provider rate-limits).
+    pub concurrency: u16,
+    /// The planner's timing.
+    pub planner: plan::Settings,
+    /// Shown as the reporting instance of Events (the pod name in a cluster).
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            concurrency: 16,
+            planner: plan::Settings::default(),
+            instance: None,
+        }
+    }
+}
+
+/// What every reconcile pass shares.
+pub struct Context {
+    pub client: Client,
+    pub provider: Arc<dyn qod::SessionApi>,
+    pub sink: Sink,
+    pub planner: plan::Settings,
+    pub recorder: Recorder,
+    pub backoff: backoff::Backoff,
+}
+
+/// Why a reconcile pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action} at the QoD provider failed")]
+    Provider {
+        action: &'static str,
+        #[source]
+        source: qod::Error,
+    },
+    #[error("could not {action} the QodSession")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the QodSession has no {0}")]
+    MissingMetadata(&'static str),
+}
+
+impl Error {
+    /// Whether the same pass can succeed later without a human changing something.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Provider { source, .. } => {
+                source.is_retryable() || source.may_have_created() || source.status() == Some(409)
+            }
+            Self::Kube { .. } => true,
+            Self::MissingMetadata(_) => false,
+        }
+    }
+
+    /// A bounded label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Provider { source, .. } => source.metric_label(),
+            Self::Kube { .. } => "kubernetes",
+            Self::MissingMetadata(_) => "invalid_object",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Provider { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    provider: Arc<dyn qod::SessionApi>,
+    sink: Sink,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api: Api<QodSession> = match &config.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let reporter = Reporter {
+        controller: "qod-operator".into(),
+        instance: config.instance.clone(),
+    };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        provider,
+        sink,
+        planner: config.planner,
+        backoff: backoff::Backoff::default(),
+    });
+    info!(
+        namespace = config.namespace.as_deref().unwrap_or("*"),
+        "controller starting"
+    );
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                match error {
+                    controller::Error::ReconcilerFailed(..) => {}
+                    other => warn!(error = %other, "controller"),
+                }
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// Spaces out retries: transient errors back off exponentially (honouring `Retry-After`),
+/// errors that need a human back off long. Never a hot loop.
+fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) -> Action {
+    let key = session.uid().unwrap_or_default();
+    let delay = if error.is_transient() {
+        context.backoff.next(&key, error.retry_after())
+    } else {
+        backoff::PERMANENT
+    };
+    warn!(
+        error = %chain(error),
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// An error and its causes on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_are_recognised_by_their_uid() {
+        let uid = "0b7e9f0e-6c1a-4a55-9f3d-2d9c1b8e4a10";
+        assert!(Sink::is_sink_of(
+            &format!("https://op.example.org/qod/notifications/{uid}"),
+            uid
+        ));
+        assert!(Sink::is_sink_of(
+            &format!("http://127.0.0.1:8443/notifications/{uid}/"),
+            uid
+        ));
+        assert!(!Sink::is_sink_of(
+            "https://op.example.org/notifications/another-uid",
+            uid
+        ));
+        assert!(!Sink::is_sink_of(&format!("https://x/{uid}"), uid));
+    }
+}

@@ -94,7 +94,18 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
     let session_id = status.session_id.clone();
     let create_pending = status.create_requested_at.is_some();
 
+    // After a failed provider call, wait as the failure asked, unless the spec changed since.
+    let spec_changed = status.observed_generation < session.metadata.generation;
+    let retry_in = status
+        .next_attempt_at
+        .as_ref()
+        .map(|t| until(now, t.0))
+        .filter(|wait| !wait.is_zero() && !spec_changed);
+
     if session.metadata.deletion_timestamp.is_some() {
+        if let (true, Some(_), Some(wait)) = (has_finalizer, &session_id, retry_in) {
+            return Plan::Wait(Some(wait.max(MIN_WAIT)));
+        }
         return match (has_finalizer, session_id) {
             (false, _) => Plan::Wait(None),
             (true, Some(session_id)) => Plan::Delete {
@@ -107,6 +118,9 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
     }
     if !has_finalizer {
         return Plan::AddFinalizer;
+    }
+    if let Some(wait) = retry_in {
+        return Plan::Wait(Some(wait.max(MIN_WAIT)));
     }
     let Some(session_id) = session_id else {
         return if create_pending {
@@ -138,7 +152,6 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         QosStatus::Unavailable => {
             // The session is over. A new one is wanted if autoExtend says so, or if the spec
             // changed since the status was written (e.g. a longer duration after expiry).
-            let spec_changed = status.observed_generation < session.metadata.generation;
             if spec.auto_extend || spec_changed {
                 Plan::Delete {
                     session_id,
@@ -212,10 +225,11 @@ impl Plan {
 }
 
 /// How long before expiry an autoExtend session is extended: a fifth of its duration, at least
-/// 30 s and at most 5 minutes, so short sessions are not extended constantly and long ones
-/// leave time for retries.
+/// 30 s and at most 5 minutes, to leave time for retries; but never more than half the
+/// duration, or each extension would land inside the next window and extend again at once.
 pub fn renew_before(duration_seconds: u32) -> Duration {
-    Duration::from_secs(u64::from(duration_seconds / 5).clamp(30, 300))
+    let window = u64::from(duration_seconds / 5).clamp(30, 300);
+    Duration::from_secs(window.min(u64::from(duration_seconds / 2)).max(1))
 }
 
 /// Time from `then` to `now`, zero when `then` is in the future.

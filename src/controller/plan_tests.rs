@@ -362,6 +362,70 @@ fn every_state_gets_its_step() {
                 .edit(|s| s.duration = 7200),
             delete(DeleteReason::Renew),
         ),
+        // Failures wait, unless the user changes the spec.
+        (
+            "after a failed create, the next attempt waits for its time",
+            fresh()
+                .finalized()
+                .status(|s| {
+                    s.next_attempt_at = Some(from_now(30));
+                    s.observed_generation = Some(1);
+                }),
+            wait(30),
+        ),
+        (
+            "a changed spec retries at once",
+            fresh()
+                .finalized()
+                .status(|s| {
+                    s.next_attempt_at = Some(from_now(30));
+                    s.observed_generation = Some(1);
+                })
+                .edit(|s| s.qos_profile = "QOS_M".into()),
+            Plan::Create,
+        ),
+        (
+            "a retry time in the past is no reason to wait",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 400)
+                .expiring_in(3000)
+                .status(|s| s.next_attempt_at = Some(ago(1))),
+            refresh(),
+        ),
+        (
+            "a failing delete waits too, but the finalizer stays",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .status(|s| s.next_attempt_at = Some(from_now(60)))
+                .deleting(),
+            wait(60),
+        ),
+        (
+            "a short autoExtend session renews within half its duration",
+            fresh()
+                .edit(|s| {
+                    s.auto_extend = true;
+                    s.duration = 10;
+                })
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(5),
+            extend(10, ExtendReason::AutoExtend),
+        ),
+        (
+            "a short autoExtend session waits for its window",
+            fresh()
+                .edit(|s| {
+                    s.auto_extend = true;
+                    s.duration = 10;
+                })
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(8),
+            wait(3),
+        ),
         // Words the spec does not know.
         (
             "an unknown status is re-read on the resync schedule",

@@ -1,0 +1,550 @@
+//! Carrying out the planner's step: the provider call, the status write that records its
+//! outcome, the finalizer patches and the Events. Decisions live in [`super::plan`]; how an
+//! outcome changes status lives in [`super::status`].
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{
+    Context, Error,
+    plan::{DeleteReason, ExtendReason, Plan, plan},
+    status,
+};
+use crate::{
+    api::{
+        CONTROLLER_MANAGER, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
+        conditions::reason,
+    },
+    qod::{self, NotificationTarget, SessionRequest},
+};
+
+/// How long after the session's requested end the notification token stays valid; a session
+/// the provider extends (autoExtend) keeps notifying until then, and resync covers the rest.
+const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
+
+/// After a write the watch brings the resource back; this requeue is only a safety net.
+const AFTER_WRITE: Duration = Duration::from_secs(5);
+
+/// One pass: plan, act, record.
+pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
+    let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
+    let now = Timestamp::now();
+    let step = plan(&session, now, &context.planner);
+    let span = info_span!(
+        "step",
+        step = step_name(&step),
+        session_id = tracing::field::Empty
+    );
+    let action = Pass {
+        session: &session,
+        context: &context,
+        api: Api::namespaced(
+            context.client.clone(),
+            &session
+                .namespace()
+                .ok_or(Error::MissingMetadata("namespace"))?,
+        ),
+        uid: &uid,
+        now,
+    }
+    .run(step)
+    .instrument(span)
+    .await?;
+    context.backoff.reset(&uid);
+    Ok(action)
+}
+
+fn step_name(step: &Plan) -> &'static str {
+    match step {
+        Plan::AddFinalizer => "add_finalizer",
+        Plan::Adopt => "adopt",
+        Plan::Create => "create",
+        Plan::Refresh { .. } => "refresh",
+        Plan::Extend { .. } => "extend",
+        Plan::Delete { .. } => "delete",
+        Plan::RemoveFinalizer => "remove_finalizer",
+        Plan::Wait(_) => "wait",
+    }
+}
+
+struct Pass<'a> {
+    session: &'a QodSession,
+    context: &'a Context,
+    api: Api<QodSession>,
+    uid: &'a str,
+    now: Timestamp,
+}
+
+impl Pass<'_> {
+    async fn run(&self, step: Plan) -> Result<Action, Error> {
+        match step {
+            Plan::AddFinalizer => self.add_finalizer().await,
+            Plan::Adopt => self.adopt().await,
+            Plan::Create => self.create().await,
+            Plan::Refresh { session_id } => self.refresh(&session_id).await,
+            Plan::Extend {
+                session_id,
+                seconds,
+                reason,
+            } => self.extend(&session_id, seconds, reason).await,
+            Plan::Delete { session_id, reason } => self.delete(&session_id, reason).await,
+            Plan::RemoveFinalizer => self.remove_finalizer().await,
+            Plan::Wait(after) => self.wait(after).await,
+        }
+    }
+
+    fn generation(&self) -> Option<i64> {
+        self.session.metadata.generation
+    }
+
+    fn spec(&self) -> &QodSessionSpec {
+        &self.session.spec
+    }
+
+    /// Creates the session, after recording the intent so a crash before the answer is
+    /// recorded leads to a lookup instead of a second create.
+    async fn create(&self) -> Result<Action, Error> {
+        let mut intent = status::current(self.session);
+        intent.create_requested_at = Some(Time(self.now));
+        intent.session_fingerprint = Some(self.spec().session_fingerprint());
+        intent.requested_duration = Some(self.spec().duration);
+        intent.observed_generation = self.generation();
+        if status::current(self.session).session_fingerprint.is_none() {
+            status::set_ready(
+                &mut intent,
+                "False",
+                reason::CREATING,
+                "creating the session at the provider",
+                self.generation(),
+                self.now,
+            );
+        }
+        let written = self.write_status(self.session, &intent).await?;
+        let session = written.as_ref().unwrap_or(self.session);
+
+        let request = self.session_request();
+        match self.context.provider.create_session(&request).await {
+            Ok(info) => {
+                tracing::Span::current().record("session_id", info.session_id.as_str());
+                let mut done = intent.clone();
+                done.create_requested_at = None;
+                done.extension_capped = false;
+                status::record_session(&mut done, &info, self.generation(), self.now);
+                self.write_status(session, &done).await?;
+                self.event(
+                    EventType::Normal,
+                    "Created",
+                    "Create",
+                    format!(
+                        "created session {} ({}, {} s)",
+                        info.session_id,
+                        self.spec().qos_profile,
+                        self.spec().duration
+                    ),
+                )
+                .await;
+                Ok(Action::requeue(AFTER_WRITE))
+            }
+            Err(error) if error.status() == Some(409) => {
+                // The flow is taken: perhaps by our own earlier create whose answer was lost.
+                if let Some(found) = self.find_ours().await? {
+                    return self.adopted(session, intent, found).await;
+                }
+                self.create_failed(session, intent, error, false).await
+            }
+            Err(error) => {
+                // Keep the intent while the session may exist; drop it when it surely does not.
+                let may_exist =
+                    error.may_have_created() || error.status().is_some_and(|s| s >= 500);
+                self.create_failed(session, intent, error, may_exist).await
+            }
+        }
+    }
+
+    async fn create_failed(
+        &self,
+        session: &QodSession,
+        mut intent: QodSessionStatus,
+        error: qod::Error,
+        may_exist: bool,
+    ) -> Result<Action, Error> {
+        if !may_exist {
+            intent.create_requested_at = None;
+        }
+        self.event(
+            EventType::Warning,
+            "CreateFailed",
+            "Create",
+            super::chain(&error),
+        )
+        .await;
+        self.provider_failed(session, intent, "create", error).await
+    }
+
+    /// Looks for a session of ours that an interrupted create may have made, and adopts it.
+    async fn adopt(&self) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        match self.find_ours().await {
+            Ok(Some(found)) => return self.adopted(self.session, next, found).await,
+            Ok(None) => {}
+            Err(Error::Provider {
+                source: qod::Error::Unsupported { .. },
+                ..
+            }) => {
+                self.event(
+                    EventType::Warning,
+                    "LookupUnsupported",
+                    "Adopt",
+                    "this provider cannot list a device's sessions (CAMARA v0.10), so a session \
+                     from an interrupted create cannot be found; creating a new one"
+                        .to_owned(),
+                )
+                .await;
+            }
+            Err(Error::Provider { action, source }) => {
+                return self
+                    .provider_failed(self.session, next, action, source)
+                    .await;
+            }
+            Err(error) => return Err(error),
+        }
+        // Nothing was created: the next pass creates.
+        next.create_requested_at = None;
+        self.write_status(self.session, &next).await?;
+        Ok(Action::requeue(Duration::ZERO))
+    }
+
+    /// The provider's session whose sink names this resource, if any.
+    async fn find_ours(&self) -> Result<Option<qod::SessionInfo>, Error> {
+        let device = qod::Device::from(&self.spec().device);
+        let sessions = self
+            .context
+            .provider
+            .sessions_of_device(&device)
+            .await
+            .map_err(|source| Error::Provider {
+                action: "look up the device's sessions",
+                source,
+            })?;
+        Ok(sessions.into_iter().find(|s| {
+            s.notification_url()
+                .is_some_and(|url| super::Sink::is_sink_of(url, self.uid))
+        }))
+    }
+
+    async fn adopted(
+        &self,
+        session: &QodSession,
+        mut next: QodSessionStatus,
+        found: qod::SessionInfo,
+    ) -> Result<Action, Error> {
+        tracing::Span::current().record("session_id", found.session_id.as_str());
+        next.create_requested_at = None;
+        next.session_fingerprint = Some(self.spec().session_fingerprint());
+        next.requested_duration = Some(next.requested_duration.unwrap_or(self.spec().duration));
+        next.observed_generation = self.generation();
+        status::record_session(&mut next, &found, self.generation(), self.now);
+        self.write_status(session, &next).await?;
+        self.event(
+            EventType::Normal,
+            "Adopted",
+            "Adopt",
+            format!(
+                "found session {} from an interrupted create; adopted it instead of creating another",
+                found.session_id
+            ),
+        )
+        .await;
+        Ok(Action::requeue(AFTER_WRITE))
+    }
+
+    async fn refresh(&self, session_id: &str) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        match self.context.provider.get_session(session_id).await {
+            Ok(info) => status::record_session(&mut next, &info, self.generation(), self.now),
+            Err(error) if error.is_not_found() => {
+                status::record_session_gone(&mut next, self.generation(), self.now);
+            }
+            Err(error) => {
+                return self
+                    .provider_failed(self.session, next, "read the session", error)
+                    .await;
+            }
+        }
+        self.write_status(self.session, &next).await?;
+        Ok(Action::requeue(AFTER_WRITE))
+    }
+
+    async fn extend(
+        &self,
+        session_id: &str,
+        seconds: u32,
+        why: ExtendReason,
+    ) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        match self
+            .context
+            .provider
+            .extend_session(session_id, seconds)
+            .await
+        {
+            Ok(info) => {
+                let requested = next
+                    .requested_duration
+                    .unwrap_or(self.spec().duration)
+                    .saturating_add(seconds);
+                next.requested_duration = Some(requested);
+                // The provider caps a session at its profile's maximum; asking again is futile.
+                next.extension_capped = info.duration.is_some_and(|granted| granted < requested);
+                status::record_session(&mut next, &info, self.generation(), self.now);
+                self.write_status(self.session, &next).await?;
+                let why = match why {
+                    ExtendReason::DurationRaised => "duration raised",
+                    ExtendReason::AutoExtend => "autoExtend",
+                };
+                self.event(
+                    EventType::Normal,
+                    "Extended",
+                    "Extend",
+                    format!("extended session {session_id} by {seconds} s ({why})"),
+                )
+                .await;
+                Ok(Action::requeue(AFTER_WRITE))
+            }
+            Err(error) if error.status() == Some(409) || error.is_not_found() => {
+                // The session is no longer AVAILABLE: read what it is now.
+                next.last_synced_at = None;
+                self.write_status(self.session, &next).await?;
+                Ok(Action::requeue(Duration::ZERO))
+            }
+            Err(error) => {
+                self.provider_failed(self.session, next, "extend the session", error)
+                    .await
+            }
+        }
+    }
+
+    async fn delete(&self, session_id: &str, why: DeleteReason) -> Result<Action, Error> {
+        match self.context.provider.delete_session(session_id).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => {
+                let next = status::current(self.session);
+                return self
+                    .provider_failed(self.session, next, "delete the session", error)
+                    .await;
+            }
+        }
+        let (event_reason, message) = match why {
+            DeleteReason::Finalize => ("Deleted", format!("deleted session {session_id}")),
+            DeleteReason::Replace => (
+                "Replaced",
+                format!(
+                    "deleted session {session_id}: device, application server, ports or profile \
+                     changed; creating a new one"
+                ),
+            ),
+            DeleteReason::Renew => (
+                "Renewing",
+                format!("deleted ended session {session_id}; creating a new one"),
+            ),
+        };
+        self.event(EventType::Normal, event_reason, "Delete", message)
+            .await;
+        if why == DeleteReason::Finalize {
+            return self.remove_finalizer().await;
+        }
+        let mut next = status::current(self.session);
+        status::forget_session(&mut next);
+        next.observed_generation = self.generation();
+        let (why_ready, text) = match why {
+            DeleteReason::Replace => (reason::REPLACING, "replacing the session"),
+            _ => (reason::CREATING, "creating a new session"),
+        };
+        status::set_ready(
+            &mut next,
+            "False",
+            why_ready,
+            text,
+            self.generation(),
+            self.now,
+        );
+        self.write_status(self.session, &next).await?;
+        Ok(Action::requeue(Duration::ZERO))
+    }
+
+    /// Records a provider failure in status (`Ready`, when to try again) and comes back then.
+    /// The retry time lives in status so that our own status writes, which re-trigger the
+    /// controller at once, cannot turn a failing call into a hot loop.
+    async fn provider_failed(
+        &self,
+        base: &QodSession,
+        mut next: QodSessionStatus,
+        action: &'static str,
+        error: qod::Error,
+    ) -> Result<Action, Error> {
+        next.observed_generation = self.generation();
+        let wait = status::record_error(&mut next, action, &error, self.generation(), self.now);
+        warn!(
+            error = %super::chain(&error),
+            retry_in = ?wait,
+            failures = next.consecutive_failures,
+            "{action} failed"
+        );
+        self.write_status(base, &next).await?;
+        Ok(Action::requeue(wait))
+    }
+
+    /// Nothing to do at the provider; keep `observedGeneration` current.
+    async fn wait(&self, after: Option<Duration>) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        self.write_status(self.session, &next).await?;
+        Ok(after.map_or_else(Action::await_change, Action::requeue))
+    }
+
+    async fn add_finalizer(&self) -> Result<Action, Error> {
+        let mut finalizers = self.session.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        self.set_finalizers(&finalizers, "add the finalizer to")
+            .await?;
+        Ok(Action::requeue(AFTER_WRITE))
+    }
+
+    async fn remove_finalizer(&self) -> Result<Action, Error> {
+        let kept: Vec<String> = self
+            .session
+            .finalizers()
+            .iter()
+            .filter(|f| *f != FINALIZER)
+            .cloned()
+            .collect();
+        match self
+            .set_finalizers(&kept, "remove the finalizer from")
+            .await
+        {
+            // Already gone: nothing left to hold.
+            Err(Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.code == 404 => {}
+            other => {
+                other?;
+            }
+        }
+        Ok(Action::await_change())
+    }
+
+    /// Replaces the finalizer list, guarded by the resourceVersion it was computed from, so a
+    /// finalizer another controller added meanwhile is never dropped.
+    async fn set_finalizers(
+        &self,
+        finalizers: &[String],
+        action: &'static str,
+    ) -> Result<QodSession, Error> {
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": self.session.resource_version(),
+                "finalizers": finalizers,
+            }
+        });
+        self.api
+            .patch(
+                &self.session.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(|source| Error::Kube { action, source })
+    }
+
+    /// Writes `next` over the status of `base` when it differs: a merge patch with explicit
+    /// nulls, guarded by `base`'s resourceVersion. Returns the stored object when it wrote.
+    async fn write_status(
+        &self,
+        base: &QodSession,
+        next: &QodSessionStatus,
+    ) -> Result<Option<QodSession>, Error> {
+        let action = "write the status of";
+        let to_json = |s: &QodSessionStatus| {
+            serde_json::to_value(s).map_err(|e| Error::Kube {
+                action,
+                source: kube::Error::SerdeError(e),
+            })
+        };
+        let old = match &base.status {
+            Some(status) => to_json(status)?,
+            None => json!({}),
+        };
+        let Some(diff) = status::merge_diff(&old, &to_json(next)?) else {
+            return Ok(None);
+        };
+        let patch = json!({
+            "metadata": {"resourceVersion": base.resource_version()},
+            "status": diff,
+        });
+        let params = PatchParams {
+            field_manager: Some(CONTROLLER_MANAGER.to_owned()),
+            ..PatchParams::default()
+        };
+        self.api
+            .patch_status(&base.name_any(), &params, &Patch::Merge(&patch))
+            .await
+            .map(Some)
+            .map_err(|source| Error::Kube { action, source })
+    }
+
+    fn session_request(&self) -> SessionRequest {
+        let spec = self.spec();
+        let expires = self.now + SignedDuration::from_secs(i64::from(spec.duration)) + TOKEN_GRACE;
+        SessionRequest {
+            device: qod::Device::from(&spec.device),
+            application_server: qod::ApplicationServer::from(&spec.application_server),
+            device_ports: spec.device_ports.as_ref().map(qod::PortsSpec::from),
+            application_server_ports: spec
+                .application_server_ports
+                .as_ref()
+                .map(qod::PortsSpec::from),
+            qos_profile: spec.qos_profile.clone(),
+            duration: spec.duration,
+            notification: Some(NotificationTarget {
+                url: self.context.sink.url_for(self.uid),
+                token: self.context.sink.tokens.token_for(self.uid),
+                token_expires_at: expires,
+            }),
+        }
+    }
+
+    /// Publishes an Event; a failure to record it is logged, never fatal.
+    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        match type_ {
+            EventType::Normal => info!(reason, "{note}"),
+            EventType::Warning => warn!(reason, "{note}"),
+        }
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        let reference = self.session.object_ref(&());
+        if let Err(error) = self.context.recorder.publish(&event, &reference).await {
+            warn!(error = %error, "could not record an Event");
+        }
+    }
+}
