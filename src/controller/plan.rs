@@ -138,6 +138,12 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         };
     }
 
+    // The last answer left the session's state unknown (e.g. an extension was refused):
+    // read it before deciding anything else.
+    if status.last_synced_at.is_none() {
+        return Plan::Refresh { session_id };
+    }
+
     let qos_status = status
         .qos_status
         .as_deref()

@@ -365,12 +365,10 @@ fn every_state_gets_its_step() {
         // Failures wait, unless the user changes the spec.
         (
             "after a failed create, the next attempt waits for its time",
-            fresh()
-                .finalized()
-                .status(|s| {
-                    s.next_attempt_at = Some(from_now(30));
-                    s.observed_generation = Some(1);
-                }),
+            fresh().finalized().status(|s| {
+                s.next_attempt_at = Some(from_now(30));
+                s.observed_generation = Some(1);
+            }),
             wait(30),
         ),
         (
@@ -425,6 +423,16 @@ fn every_state_gets_its_step() {
                 .with_session("AVAILABLE", 0)
                 .expiring_in(8),
             wait(3),
+        ),
+        (
+            "an unknown state is read before anything else, even an overdue extension",
+            fresh()
+                .edit(auto)
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(-5)
+                .status(|s| s.last_synced_at = None),
+            refresh(),
         ),
         // Words the spec does not know.
         (

@@ -34,9 +34,6 @@ use crate::{
 /// the provider extends (autoExtend) keeps notifying until then, and resync covers the rest.
 const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
 
-/// After a write the watch brings the resource back; this requeue is only a safety net.
-const AFTER_WRITE: Duration = Duration::from_secs(5);
-
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
     let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
@@ -105,6 +102,18 @@ impl Pass<'_> {
         }
     }
 
+    /// When to come back after a step that left `status`: plan again on it (with the exact
+    /// clock; stored timestamps keep whole seconds only) and wait as that plan says.
+    fn then(&self, status: &QodSessionStatus) -> Action {
+        let mut updated = self.session.clone();
+        updated.status = Some(status.clone());
+        match plan(&updated, self.now, &self.context.planner) {
+            Plan::Wait(Some(wait)) => Action::requeue(wait),
+            Plan::Wait(None) => Action::await_change(),
+            _ => Action::requeue(Duration::ZERO),
+        }
+    }
+
     fn generation(&self) -> Option<i64> {
         self.session.metadata.generation
     }
@@ -155,7 +164,7 @@ impl Pass<'_> {
                     ),
                 )
                 .await;
-                Ok(Action::requeue(AFTER_WRITE))
+                Ok(self.then(&done))
             }
             Err(error) if error.status() == Some(409) => {
                 // The flow is taken: perhaps by our own earlier create whose answer was lost.
@@ -223,7 +232,7 @@ impl Pass<'_> {
         // Nothing was created: the next pass creates.
         next.create_requested_at = None;
         self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(Duration::ZERO))
+        Ok(self.then(&next))
     }
 
     /// The provider's session whose sink names this resource, if any.
@@ -267,7 +276,7 @@ impl Pass<'_> {
             ),
         )
         .await;
-        Ok(Action::requeue(AFTER_WRITE))
+        Ok(self.then(&next))
     }
 
     async fn refresh(&self, session_id: &str) -> Result<Action, Error> {
@@ -285,7 +294,7 @@ impl Pass<'_> {
             }
         }
         self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(AFTER_WRITE))
+        Ok(self.then(&next))
     }
 
     async fn extend(
@@ -323,13 +332,13 @@ impl Pass<'_> {
                     format!("extended session {session_id} by {seconds} s ({why})"),
                 )
                 .await;
-                Ok(Action::requeue(AFTER_WRITE))
+                Ok(self.then(&next))
             }
             Err(error) if error.status() == Some(409) || error.is_not_found() => {
                 // The session is no longer AVAILABLE: read what it is now.
                 next.last_synced_at = None;
                 self.write_status(self.session, &next).await?;
-                Ok(Action::requeue(Duration::ZERO))
+                Ok(self.then(&next))
             }
             Err(error) => {
                 self.provider_failed(self.session, next, "extend the session", error)
@@ -384,7 +393,7 @@ impl Pass<'_> {
             self.now,
         );
         self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(Duration::ZERO))
+        Ok(self.then(&next))
     }
 
     /// Records a provider failure in status (`Ready`, when to try again) and comes back then.
@@ -422,7 +431,7 @@ impl Pass<'_> {
         finalizers.push(FINALIZER.to_owned());
         self.set_finalizers(&finalizers, "add the finalizer to")
             .await?;
-        Ok(Action::requeue(AFTER_WRITE))
+        Ok(Action::requeue(Duration::ZERO))
     }
 
     async fn remove_finalizer(&self) -> Result<Action, Error> {

@@ -1,0 +1,292 @@
+//! A running controller against the emulator and the simulator, with helpers to drive and
+//! observe both.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, CustomResourceExt,
+    api::{Patch, PatchParams, PostParams},
+};
+use kube_emulator::{Emulator, Options, RunningEmulator};
+use qod_operator::{
+    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    controller::{self, Sink, SinkTokens, plan},
+    qod::{
+        auth::SecretSource,
+        camara::{CamaraAuth, CamaraClient, CamaraConfig},
+    },
+    simulator::{self, RunningSimulator},
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::eventually;
+
+pub const NAMESPACE: &str = "default";
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Tokens that are easy to recognise; the webhook's HMAC keys are tested elsewhere.
+pub struct TestTokens;
+
+impl SinkTokens for TestTokens {
+    fn token_for(&self, uid: &str) -> SecretString {
+        SecretString::from(format!("test-token-for-{uid}"))
+    }
+}
+
+/// What differs between tests.
+pub struct Setup {
+    pub simulator: simulator::Config,
+    pub provider_token: Option<&'static str>,
+    pub start_controller: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        let mut simulator = simulator::Config {
+            available_after: Duration::from_millis(100),
+            ..simulator::Config::default()
+        };
+        // No webhook runs here: the sink refuses, and the controller learns by reading.
+        simulator.notification_retry.attempts = 1;
+        Self {
+            simulator,
+            provider_token: None,
+            start_controller: true,
+        }
+    }
+}
+
+pub struct Harness {
+    pub emulator: RunningEmulator,
+    pub client: Client,
+    pub api: Api<QodSession>,
+    pub sim: RunningSimulator,
+    pub http: reqwest::Client,
+    provider_token: Option<&'static str>,
+    controller: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+/// Fast timing, so lost notifications are repaired within a test's patience.
+pub fn planner() -> plan::Settings {
+    plan::Settings {
+        resync_interval: Duration::from_secs(2),
+        requested_refresh: Duration::from_secs(1),
+        expiry_grace: Duration::from_millis(500),
+    }
+}
+
+impl Harness {
+    pub async fn start(setup: Setup) -> Self {
+        // QOD_TEST_LOG=debug shows the operator's logs of a failing test.
+        if let Ok(filter) = std::env::var("QOD_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        let client = emulator.client().await.unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &QodSession::crd())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = simulator::spawn(listener, setup.simulator).await.unwrap();
+        let mut harness = Self {
+            api: Api::namespaced(client.clone(), NAMESPACE),
+            emulator,
+            client,
+            sim,
+            http: reqwest::Client::new(),
+            provider_token: setup.provider_token,
+            controller: None,
+        };
+        if setup.start_controller {
+            harness.start_controller();
+        }
+        harness
+    }
+
+    pub fn start_controller(&mut self) {
+        let mut config = CamaraConfig::new(format!("{}/quality-on-demand/v1", self.sim.base_url()));
+        if let Some(token) = self.provider_token {
+            config.auth = CamaraAuth::Bearer(SecretSource::Value(SecretString::from(token)));
+        }
+        let provider = Arc::new(CamaraClient::new(config).unwrap());
+        let sink = Sink::new("http://127.0.0.1:9", Arc::new(TestTokens));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(controller::run(
+            self.client.clone(),
+            provider,
+            sink,
+            controller::Config {
+                planner: planner(),
+                ..controller::Config::default()
+            },
+            shutdown.clone().cancelled_owned(),
+        ));
+        self.controller = Some((shutdown, task));
+    }
+
+    pub async fn stop_controller(&mut self) {
+        if let Some((shutdown, task)) = self.controller.take() {
+            shutdown.cancel();
+            task.await.unwrap();
+        }
+    }
+
+    pub async fn create(&self, name: &str, spec: QodSessionSpec) -> QodSession {
+        self.api
+            .create(&PostParams::default(), &QodSession::new(name, spec))
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_spec(&self, name: &str, spec: Value) {
+        self.api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the resource satisfies `ready`, and returns it; on timeout the failure shows
+    /// the resource's last status.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        name: &str,
+        ready: impl Fn(&QodSession) -> bool,
+    ) -> QodSession {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let current = self.api.get_opt(name).await.unwrap();
+            if let Some(session) = current.as_ref().filter(|s| ready(s)) {
+                return session.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {what}; last status of {name}: {:#?}",
+                current.map(|s| s.status)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the resource is gone from the API.
+    pub async fn wait_gone(&self, name: &str) {
+        eventually("the resource to be deleted", WAIT, || async {
+            self.api
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// The simulator's live sessions.
+    pub async fn provider_sessions(&self) -> Vec<Value> {
+        self.sim_get("/_sim/sessions")
+            .await
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub async fn provider_stats(&self) -> Value {
+        self.sim_get("/_sim/stats").await
+    }
+
+    async fn sim_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sim_post(&self, path: &str) {
+        self.http
+            .post(format!("{}{path}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    pub async fn faults(&self, faults: Value) {
+        self.http
+            .put(format!("{}/_sim/faults", self.sim.base_url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_controller().await;
+        self.sim.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+/// A session spec with a phone number and an IPv4 server; `phone` tells tests apart.
+pub fn spec(phone: &str) -> QodSessionSpec {
+    QodSessionSpec {
+        device: Device {
+            phone_number: Some(phone.into()),
+            ..Device::default()
+        },
+        application_server: ApplicationServer {
+            ipv4_address: Some("198.51.100.7".into()),
+            ipv6_address: None,
+        },
+        device_ports: None,
+        application_server_ports: None,
+        qos_profile: "QOS_L".into(),
+        duration: 600,
+        auto_extend: false,
+    }
+}
+
+pub fn qos_status(session: &QodSession) -> Option<&str> {
+    session.status.as_ref()?.qos_status.as_deref()
+}
+
+pub fn session_id(session: &QodSession) -> Option<&str> {
+    session.status.as_ref()?.session_id.as_deref()
+}
+
+pub fn ready(session: &QodSession) -> Option<(String, String)> {
+    let status = session.status.as_ref()?;
+    let ready = qod_operator::api::conditions::find(
+        &status.conditions,
+        qod_operator::api::conditions::READY,
+    )?;
+    Some((ready.status.clone(), ready.reason.clone()))
+}
+
+/// The provider's live sessions whose sink names `uid`.
+pub fn sessions_of(sessions: &[Value], uid: &str) -> Vec<Value> {
+    sessions
+        .iter()
+        .filter(|s| s["sink"].as_str().is_some_and(|sink| sink.ends_with(uid)))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! The controller when things go wrong: refused credentials, a failing provider, a crash
+//! between a create and recording its answer.
+
+use std::time::Duration;
+
+use kube::{
+    ResourceExt,
+    api::{Patch, PatchParams},
+};
+use qod_operator::qod::{NotificationTarget, SessionApi, SessionRequest, camara};
+use serde_json::json;
+
+use crate::harness::{
+    Harness, Setup, TestTokens, qos_status, ready, session_id, sessions_of, spec,
+};
+
+fn create_requests(stats: &serde_json::Value) -> u64 {
+    stats["apiRequests"]["create"]
+        .as_object()
+        .map_or(0, |by_status| {
+            by_status.values().filter_map(|n| n.as_u64()).sum()
+        })
+}
+
+#[tokio::test]
+async fn refused_credentials_say_so_and_do_not_loop() {
+    let mut setup = Setup::default();
+    setup.simulator.require_auth = true;
+    setup.simulator.bearer_token = Some("the-right-token".into());
+    setup.provider_token = Some("a-wrong-token");
+    let h = Harness::start(setup).await;
+    h.create("locked-out", spec("+36721601230101")).await;
+
+    let refused = h
+        .wait_for("Ready=False Unauthorized", "locked-out", |s| {
+            ready(s).is_some_and(|(_, reason)| reason == "Unauthorized")
+        })
+        .await;
+    let status = refused.status.as_ref().unwrap();
+    let condition = &status.conditions[0];
+    assert_eq!(condition.status, "False");
+    assert!(condition.message.contains("401"), "{}", condition.message);
+    assert_eq!(status.consecutive_failures, 1);
+    assert!(status.session_id.is_none());
+
+    // The next attempt is ten minutes away: over a second of watching, nothing more is sent.
+    let before = create_requests(&h.provider_stats().await);
+    assert_eq!(before, 1, "one create, no blind retry");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(create_requests(&h.provider_stats().await), before);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_provider_is_retried_until_one_session_exists() {
+    let h = Harness::start(Setup::default()).await;
+    h.faults(json!({"errorRate": 1.0})).await;
+    let uid = h
+        .create("storm", spec("+36721601230102"))
+        .await
+        .uid()
+        .unwrap();
+    let failing = h
+        .wait_for("a few failed attempts", "storm", |s| {
+            s.status
+                .as_ref()
+                .is_some_and(|st| st.consecutive_failures >= 2)
+        })
+        .await;
+    assert_eq!(ready(&failing).unwrap().1, "ProviderUnavailable");
+
+    h.faults(json!({})).await;
+    let available = h
+        .wait_for("AVAILABLE after the storm", "storm", |s| {
+            qos_status(s) == Some("AVAILABLE")
+        })
+        .await;
+    assert_eq!(available.status.as_ref().unwrap().consecutive_failures, 0);
+    let at_provider = sessions_of(&h.provider_sessions().await, &uid);
+    assert_eq!(
+        at_provider.len(),
+        1,
+        "exactly one session: {at_provider:#?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_whose_id_was_never_recorded_is_adopted() {
+    let h = Harness::start(Setup {
+        start_controller: false,
+        ..Setup::default()
+    })
+    .await;
+    let created = h.create("crashed", spec("+36721601230103")).await;
+    let uid = created.uid().unwrap();
+
+    // The operator's last act before the crash: finalizer and intent recorded, create sent ...
+    h.api
+        .patch(
+            "crashed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["qod.dev/session"]}})),
+        )
+        .await
+        .unwrap();
+    h.api
+        .patch_status(
+            "crashed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "createRequestedAt": "2026-11-24T12:00:00Z",
+                "sessionFingerprint": created.spec.session_fingerprint(),
+                "requestedDuration": 600,
+            }})),
+        )
+        .await
+        .unwrap();
+    let provider = camara::CamaraClient::new(camara::CamaraConfig::new(format!(
+        "{}/quality-on-demand/v1",
+        h.sim.base_url()
+    )))
+    .unwrap();
+    let sink =
+        qod_operator::controller::Sink::new("http://127.0.0.1:9", std::sync::Arc::new(TestTokens));
+    let lost = provider
+        .create_session(&SessionRequest {
+            device: qod_operator::qod::Device::from(&created.spec.device),
+            application_server: qod_operator::qod::ApplicationServer::from(
+                &created.spec.application_server,
+            ),
+            device_ports: None,
+            application_server_ports: None,
+            qos_profile: "QOS_L".into(),
+            duration: 600,
+            notification: Some(NotificationTarget {
+                url: sink.url_for(&uid),
+                token: secrecy::SecretString::from("t0123456789012345678"),
+                token_expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2),
+            }),
+        })
+        .await
+        .unwrap();
+    // ... and the answer never reached the status.
+
+    let mut h = h;
+    h.start_controller();
+    let adopted = h
+        .wait_for("the lost session to be adopted", "crashed", |s| {
+            session_id(s) == Some(lost.session_id.as_str())
+        })
+        .await;
+    assert!(
+        adopted
+            .status
+            .as_ref()
+            .unwrap()
+            .create_requested_at
+            .is_none()
+    );
+    h.wait_for("AVAILABLE", "crashed", |s| {
+        qos_status(s) == Some("AVAILABLE")
+    })
+    .await;
+    let at_provider = sessions_of(&h.provider_sessions().await, &uid);
+    assert_eq!(
+        at_provider.len(),
+        1,
+        "adopted, not duplicated: {at_provider:#?}"
+    );
+    assert_eq!(create_requests(&h.provider_stats().await), 1);
+    h.stop().await;
+}
