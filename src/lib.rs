@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod controller;
+pub mod metrics;
 pub mod qod;
 pub mod simulator;
 pub mod telemetry;
+pub mod webhook;

@@ -1,0 +1,292 @@
+//! What one notification does to one resource, decided from the resource as just read and the
+//! event alone (pure; the handler does the IO). The rules:
+//!
+//! - The event's session must be the one in `status.sessionId`. While a create is in flight
+//!   (`status.createRequestedAt` set) an event for another or an unrecorded session may be the
+//!   new session's, so the provider is asked to retry (503); otherwise no session is 404 and
+//!   another session is 409. Either way nothing changes.
+//! - An event with the `(source, id)` of `status.lastNotification` is a duplicate, and one
+//!   older than it (by event time) is stale: both are acknowledged and change nothing.
+//! - A session the network reported UNAVAILABLE does not come back (CAMARA: UNAVAILABLE is
+//!   final), so a later AVAILABLE or REQUESTED for it is a reordered, stale event.
+//! - Otherwise the network's words are written verbatim with the `Ready` condition they imply
+//!   ([`conditions::ready_from_network`]), whose transition time moves only when its status
+//!   flips ([`conditions::set`]).
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::{
+    api::{
+        NotificationRef, QodSession, QodSessionStatus,
+        conditions::{self, READY},
+    },
+    qod::{QosStatus, event::StatusChanged},
+};
+
+/// What to do with an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Write this to the status.
+    Apply(Box<StatusUpdate>),
+    /// The same event was applied before.
+    Duplicate,
+    /// Older than what the status holds.
+    Stale(&'static str),
+    /// The resource holds no session.
+    NoSession,
+    /// The resource holds another session.
+    OtherSession { held: String },
+    /// A create is in flight: the event may be for the session being created.
+    SessionPending,
+}
+
+/// The fields the webhook owns, as they are to be written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    pub qos_status: String,
+    pub status_info: Option<String>,
+    pub last_notification: NotificationRef,
+    pub ready: Condition,
+}
+
+/// Decides what `event` does to `resource` at `now`.
+pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> Decision {
+    let empty = QodSessionStatus::default();
+    let status = resource.status.as_ref().unwrap_or(&empty);
+    let held = status.session_id.as_deref().filter(|id| !id.is_empty());
+    if held != Some(event.session_id.as_str()) {
+        return match held {
+            _ if status.create_requested_at.is_some() => Decision::SessionPending,
+            None => Decision::NoSession,
+            Some(held) => Decision::OtherSession {
+                held: held.to_owned(),
+            },
+        };
+    }
+
+    if let Some(last) = &status.last_notification {
+        if event.id.is_some() && last.id == event.id && last.source == event.source {
+            return Decision::Duplicate;
+        }
+        if let (Some(time), Some(Time(last_time))) = (event.time, &last.time)
+            && time < *last_time
+        {
+            return Decision::Stale("the event is older than the notification last applied");
+        }
+    }
+    if status.qos_status.as_deref() == Some(QosStatus::Unavailable.as_str())
+        && event.qos_status != QosStatus::Unavailable
+    {
+        return Decision::Stale("the session is already UNAVAILABLE, which is final");
+    }
+
+    let (ready, reason, message) =
+        conditions::ready_from_network(&event.qos_status, event.status_info.as_ref());
+    let mut conditions_now = status.conditions.clone();
+    // The webhook reports the network, not the spec: the condition keeps the generation the
+    // controller last observed.
+    let observed_generation = status.observed_generation.or_else(|| {
+        conditions::find(&status.conditions, READY).and_then(|c| c.observed_generation)
+    });
+    conditions::set(
+        &mut conditions_now,
+        conditions::ready(ready, reason, message, observed_generation, now),
+    );
+    let Some(ready) = conditions_now.into_iter().find(|c| c.type_ == READY) else {
+        // `set` always leaves a Ready condition; this arm only satisfies the type checker.
+        return Decision::Stale("no Ready condition could be computed");
+    };
+    Decision::Apply(Box::new(StatusUpdate {
+        qos_status: event.qos_status.as_str().to_owned(),
+        status_info: event.status_info.as_ref().map(|s| s.as_str().to_owned()),
+        last_notification: NotificationRef {
+            time: event.time.map(Time),
+            id: event.id.clone(),
+            source: event.source.clone(),
+        },
+        ready,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::{
+        api::{QodSessionSpec, conditions::reason},
+        qod::StatusInfo,
+    };
+
+    fn now() -> Timestamp {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    fn resource(status: QodSessionStatus) -> QodSession {
+        let mut r = QodSession::new(
+            "r",
+            QodSessionSpec {
+                device: Default::default(),
+                application_server: Default::default(),
+                device_ports: None,
+                application_server_ports: None,
+                qos_profile: "QOS_L".into(),
+                duration: 60,
+                auto_extend: false,
+            },
+        );
+        r.status = Some(status);
+        r
+    }
+
+    fn holding(session: &str) -> QodSessionStatus {
+        QodSessionStatus {
+            session_id: Some(session.into()),
+            qos_status: Some("REQUESTED".into()),
+            observed_generation: Some(3),
+            ..QodSessionStatus::default()
+        }
+    }
+
+    fn event(session: &str, qos: QosStatus, id: &str, seconds_ago: i64) -> StatusChanged {
+        StatusChanged {
+            id: Some(id.into()),
+            source: Some("https://provider/sessions/x".into()),
+            time: Some(now() - SignedDuration::from_secs(seconds_ago)),
+            session_id: session.into(),
+            qos_status: qos,
+            status_info: None,
+        }
+    }
+
+    fn applied(decision: Decision) -> StatusUpdate {
+        match decision {
+            Decision::Apply(update) => *update,
+            other => panic!("expected Apply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_event_for_the_held_session_is_applied_verbatim_with_ready() {
+        let mut e = event("s-1", QosStatus::Unavailable, "e-1", 5);
+        e.status_info = Some(StatusInfo::NetworkTerminated);
+        let update = applied(decide(&resource(holding("s-1")), &e, now()));
+        assert_eq!(update.qos_status, "UNAVAILABLE");
+        assert_eq!(update.status_info.as_deref(), Some("NETWORK_TERMINATED"));
+        assert_eq!(update.last_notification.id.as_deref(), Some("e-1"));
+        assert_eq!(update.last_notification.time, e.time.map(Time));
+        assert_eq!(update.ready.status, "False");
+        assert_eq!(update.ready.reason, reason::NETWORK_TERMINATED);
+        assert_eq!(update.ready.observed_generation, Some(3));
+        assert_eq!(update.ready.last_transition_time, Time(now()));
+    }
+
+    #[test]
+    fn ready_keeps_its_transition_time_when_its_status_does_not_flip() {
+        let earlier = now() - SignedDuration::from_secs(600);
+        let mut status = holding("s-1");
+        status.conditions = vec![conditions::ready(
+            "False",
+            reason::SESSION_REQUESTED,
+            "requested",
+            Some(3),
+            earlier,
+        )];
+        let mut e = event("s-1", QosStatus::Unavailable, "e-1", 1);
+        e.status_info = Some(StatusInfo::DurationExpired);
+        let update = applied(decide(&resource(status.clone()), &e, now()));
+        assert_eq!(update.ready.last_transition_time, Time(earlier));
+        assert_eq!(update.ready.reason, reason::DURATION_EXPIRED);
+
+        let update = applied(decide(
+            &resource(status),
+            &event("s-1", QosStatus::Available, "e-2", 1),
+            now(),
+        ));
+        assert_eq!(update.ready.status, "True");
+        assert_eq!(update.ready.last_transition_time, Time(now()));
+    }
+
+    #[test]
+    fn sessions_must_match() {
+        let e = event("s-2", QosStatus::Available, "e-1", 1);
+        assert_eq!(
+            decide(&resource(holding("s-1")), &e, now()),
+            Decision::OtherSession { held: "s-1".into() }
+        );
+        assert_eq!(
+            decide(&resource(QodSessionStatus::default()), &e, now()),
+            Decision::NoSession
+        );
+        let mut no_status = resource(QodSessionStatus::default());
+        no_status.status = None;
+        assert_eq!(decide(&no_status, &e, now()), Decision::NoSession);
+        let creating = QodSessionStatus {
+            create_requested_at: Some(Time(now())),
+            ..holding("s-1")
+        };
+        assert_eq!(
+            decide(&resource(creating), &e, now()),
+            Decision::SessionPending
+        );
+    }
+
+    #[test]
+    fn duplicates_stale_and_reordered_events_change_nothing() {
+        let mut status = holding("s-1");
+        status.qos_status = Some("AVAILABLE".into());
+        status.last_notification = Some(NotificationRef {
+            time: Some(Time(now() - SignedDuration::from_secs(10))),
+            id: Some("e-5".into()),
+            source: Some("https://provider/sessions/x".into()),
+        });
+        let r = resource(status.clone());
+        assert_eq!(
+            decide(&r, &event("s-1", QosStatus::Available, "e-5", 10), now()),
+            Decision::Duplicate
+        );
+        assert!(matches!(
+            decide(&r, &event("s-1", QosStatus::Requested, "e-4", 20), now()),
+            Decision::Stale(_)
+        ));
+        // Same id from another source is another event.
+        let mut other_source = event("s-1", QosStatus::Available, "e-5", 5);
+        other_source.source = Some("https://elsewhere".into());
+        assert!(matches!(
+            decide(&r, &other_source, now()),
+            Decision::Apply(_)
+        ));
+        // Equal times are applied in arrival order.
+        assert!(matches!(
+            decide(&r, &event("s-1", QosStatus::Available, "e-6", 10), now()),
+            Decision::Apply(_)
+        ));
+
+        // UNAVAILABLE is final: an AVAILABLE that overtook nothing is stale even without times.
+        status.qos_status = Some("UNAVAILABLE".into());
+        status.last_notification = None;
+        let mut late = event("s-1", QosStatus::Available, "e-3", 0);
+        late.time = None;
+        assert!(matches!(
+            decide(&resource(status), &late, now()),
+            Decision::Stale(_)
+        ));
+    }
+
+    #[test]
+    fn events_without_time_or_id_are_applied() {
+        let mut status = holding("s-1");
+        status.last_notification = Some(NotificationRef {
+            time: Some(Time(now())),
+            id: None,
+            source: None,
+        });
+        let mut e = event("s-1", QosStatus::Available, "x", 0);
+        e.id = None;
+        e.time = None;
+        e.source = None;
+        let update = applied(decide(&resource(status), &e, now()));
+        assert_eq!(update.last_notification, NotificationRef::default());
+    }
+}

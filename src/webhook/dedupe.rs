@@ -1,0 +1,152 @@
+//! Recently handled events, so a provider's retries and duplicates are answered without a
+//! Kubernetes round trip. A CloudEvent `id` is unique per `source`; the key also carries the
+//! resource uid, so one resource's events can never mark another's as seen. Bounded: the
+//! least recently seen key goes first. This is only a fast path: `status.lastNotification`
+//! is what makes dedupe hold across restarts and replicas.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, PoisonError},
+};
+
+/// (resource uid, event source, event id).
+pub type Key = (String, String, String);
+
+/// A bounded set of recently seen event keys.
+#[derive(Debug)]
+pub struct Recent {
+    capacity: usize,
+    inner: Mutex<Lru>,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    /// Key → the sequence number of its latest touch.
+    seen: HashMap<Key, u64>,
+    /// Touches in order; stale entries (superseded by a later touch) are skipped on eviction.
+    order: VecDeque<(u64, Key)>,
+    next: u64,
+}
+
+impl Recent {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Lru::default()),
+        }
+    }
+
+    /// The key of an event, when it has an id to dedupe on.
+    pub fn key(uid: &str, source: Option<&str>, id: Option<&str>) -> Option<Key> {
+        id.filter(|id| !id.is_empty()).map(|id| {
+            (
+                uid.to_owned(),
+                source.unwrap_or_default().to_owned(),
+                id.to_owned(),
+            )
+        })
+    }
+
+    /// Whether `key` was remembered (and marks it as recently used).
+    pub fn contains(&self, key: &Key) -> bool {
+        let mut lru = self.lock();
+        if lru.seen.contains_key(key) {
+            lru.touch(key.clone());
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Remembers `key`, forgetting the least recently used key when full.
+    pub fn insert(&self, key: Key) {
+        let mut lru = self.lock();
+        lru.touch(key);
+        while lru.seen.len() > self.capacity {
+            lru.evict_oldest();
+        }
+        // Superseded touches pile up in `order` when the same keys recur; compact then.
+        if lru.order.len() > self.capacity.saturating_mul(4) {
+            lru.compact();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Lru {
+    fn touch(&mut self, key: Key) {
+        let stamp = self.next;
+        self.next += 1;
+        self.seen.insert(key.clone(), stamp);
+        self.order.push_back((stamp, key));
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((stamp, key)) = self.order.pop_front() {
+            if self.seen.get(&key) == Some(&stamp) {
+                self.seen.remove(&key);
+                return;
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        let seen = &self.seen;
+        self.order
+            .retain(|(stamp, key)| seen.get(key) == Some(stamp));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> Key {
+        Recent::key("uid", Some("src"), Some(id)).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_most_recently_used_keys() {
+        let recent = Recent::new(2);
+        recent.insert(key("a"));
+        recent.insert(key("b"));
+        assert!(recent.contains(&key("a"))); // a is now newer than b
+        recent.insert(key("c"));
+        assert!(recent.contains(&key("a")));
+        assert!(!recent.contains(&key("b")));
+        assert!(recent.contains(&key("c")));
+        assert_eq!(recent.len(), 2);
+    }
+
+    #[test]
+    fn repeated_touches_stay_bounded() {
+        let recent = Recent::new(3);
+        for i in 0..1000 {
+            recent.insert(key(&format!("k{}", i % 5)));
+            let _ = recent.contains(&key("k0"));
+        }
+        assert_eq!(recent.len(), 3);
+        assert!(recent.lock().order.len() <= 12 + 2);
+    }
+
+    #[test]
+    fn events_without_an_id_have_no_key_and_uids_separate_keys() {
+        assert_eq!(Recent::key("u", Some("s"), None), None);
+        assert_eq!(Recent::key("u", Some("s"), Some("")), None);
+        let recent = Recent::new(4);
+        recent.insert(Recent::key("u1", Some("s"), Some("e")).unwrap());
+        assert!(!recent.contains(&Recent::key("u2", Some("s"), Some("e")).unwrap()));
+        assert!(recent.contains(&Recent::key("u1", Some("s"), Some("e")).unwrap()));
+    }
+}
