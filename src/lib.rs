@@ -3,8 +3,11 @@
 //! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
 
 pub mod api;
+pub mod config;
 pub mod controller;
 pub mod metrics;
+pub mod operator;
+pub mod probes;
 pub mod qod;
 pub mod simulator;
 pub mod telemetry;

@@ -5,10 +5,14 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use qod_operator::{
+    config::{ControllerArgs, ProviderArgs},
+    operator::{self, RunArgs},
     qod::event::NotificationFormat,
     simulator::{self, ClientCredentials, RetryPolicy},
     telemetry::{self, LogFormat},
+    webhook::args::WebhookArgs,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Kubernetes operator for CAMARA Quality-on-Demand (QoD) sessions.
 #[derive(Parser)]
@@ -24,11 +28,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: the QodSession controller, the notification webhook, and /healthz,
+    /// /readyz and /metrics.
+    Run(Box<RunCommand>),
     /// Serve an in-memory QoD provider (CAMARA QoD v1, v0.11 and v0.10 paths, Nokia Network as
     /// Code behaviour, an OAuth2 token endpoint and test control under /_sim/).
     Simulator(Box<SimulatorArgs>),
     /// Print the QodSession CustomResourceDefinition as YAML (what deploy/crds/ holds).
     Crd,
+}
+
+#[derive(Args)]
+struct RunCommand {
+    #[command(flatten)]
+    provider: ProviderArgs,
+    #[command(flatten)]
+    controller: ControllerArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
 }
 
 #[derive(Args)]
@@ -134,6 +151,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
+        Command::Run(args) => run_operator(*args).await,
         Command::Simulator(args) => run_simulator(*args).await,
         Command::Crd => print_crd(),
     };
@@ -144,6 +162,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_operator(args: RunCommand) -> Result<(), Box<dyn std::error::Error>> {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    let args = RunArgs {
+        provider: args.provider,
+        controller: args.controller,
+        webhook: args.webhook,
+    };
+    Ok(operator::run(args, shutdown).await?)
 }
 
 fn print_crd() -> Result<(), Box<dyn std::error::Error>> {

@@ -32,6 +32,12 @@ pub trait SinkTokens: Send + Sync {
     fn token_for(&self, uid: &str) -> SecretString;
 }
 
+impl SinkTokens for crate::webhook::SinkKeys {
+    fn token_for(&self, uid: &str) -> SecretString {
+        crate::webhook::SinkKeys::token_for(self, uid)
+    }
+}
+
 /// Where providers send notifications, and the tokens they present.
 #[derive(Clone)]
 pub struct Sink {

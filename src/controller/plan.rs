@@ -176,6 +176,17 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
             }
         }
         QosStatus::Available => {
+            // A notification made the session AVAILABLE after our last read: read it once for
+            // what events do not carry (startedAt, expiresAt, the granted duration).
+            let notified_since_sync = status
+                .last_notification
+                .as_ref()
+                .and_then(|n| n.time.as_ref())
+                .zip(status.last_synced_at.as_ref())
+                .is_some_and(|(notified, synced)| notified.0 > synced.0);
+            if status.expires_at.is_none() && notified_since_sync {
+                return Plan::Refresh { session_id };
+            }
             let requested = status.requested_duration.unwrap_or(spec.duration);
             if spec.duration > requested {
                 return Plan::Extend {

@@ -434,6 +434,32 @@ fn every_state_gets_its_step() {
                 .status(|s| s.last_synced_at = None),
             refresh(),
         ),
+        (
+            "AVAILABLE by notification is read once for its expiry",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 5)
+                .status(|s| {
+                    s.last_notification = Some(crate::api::NotificationRef {
+                        time: Some(ago(1)),
+                        ..Default::default()
+                    })
+                }),
+            refresh(),
+        ),
+        (
+            "a provider that never says when a session expires is not asked again and again",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 1)
+                .status(|s| {
+                    s.last_notification = Some(crate::api::NotificationRef {
+                        time: Some(ago(5)),
+                        ..Default::default()
+                    })
+                }),
+            wait(299),
+        ),
         // Words the spec does not know.
         (
             "an unknown status is re-read on the resync schedule",

@@ -1,0 +1,192 @@
+//! `qod-operator run`: wires the controller, the notification webhook, the probes and, with
+//! `--simulator`, an in-process QoD simulator, and stops them together on shutdown.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, CustomResourceExt,
+    api::{Patch, PatchParams},
+    runtime::wait::{await_condition, conditions},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    api::{CONTROLLER_MANAGER, QodSession},
+    config::{ConfigError, ControllerArgs, ProviderArgs},
+    controller::{self, Sink},
+    metrics::Metrics,
+    probes, qod, simulator,
+    webhook::{self, Webhook, args::WebhookArgs},
+};
+
+/// Everything `run` is told.
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    pub provider: ProviderArgs,
+    pub controller: ControllerArgs,
+    pub webhook: WebhookArgs,
+}
+
+/// Why the operator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid settings")]
+    Config(#[from] ConfigError),
+    #[error("invalid webhook settings")]
+    Webhook(#[from] webhook::args::ArgsError),
+    #[error("invalid QoD provider settings")]
+    Provider(#[source] qod::Error),
+    #[error("cannot reach the Kubernetes API (kubeconfig or in-cluster settings)")]
+    Kubernetes(#[source] kube::Error),
+    #[error("cannot install the QodSession CRD")]
+    InstallCrd(#[source] kube::Error),
+    #[error("the QodSession CRD was not established within {0:?}")]
+    CrdNotEstablished(Duration),
+    #[error("cannot listen on {addr} ({what})")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the built-in simulator")]
+    Simulator(#[source] std::io::Error),
+    #[error("--webhook-public-url is required: the provider must be able to reach the webhook")]
+    MissingPublicUrl,
+    #[error("the {0} server failed")]
+    Serve(&'static str, #[source] std::io::Error),
+}
+
+/// How long `--install-crd` waits for the API server to establish the CRD.
+const CRD_ESTABLISHED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs the operator until `shutdown` is cancelled.
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunError> {
+    let controller_config = args.controller.controller_config()?;
+    let keys = args.webhook.keys()?;
+    let webhook_config = args
+        .webhook
+        .config(keys.clone(), args.controller.namespace.clone())?;
+
+    let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
+    if args.controller.install_crd {
+        install_crd(&client).await?;
+    }
+
+    let webhook_listener = bind("webhook", args.webhook.webhook_listen).await?;
+    let probe_listener = bind("probes", args.controller.probe_listen).await?;
+    let webhook_port = webhook_listener
+        .local_addr()
+        .map_err(|source| RunError::Listen {
+            what: "webhook",
+            addr: args.webhook.webhook_listen,
+            source,
+        })?
+        .port();
+
+    let simulator = if args.provider.simulator {
+        Some(start_simulator().await?)
+    } else {
+        None
+    };
+    let provider_url = match &simulator {
+        Some(sim) => format!("{}/quality-on-demand/v1", sim.base_url()),
+        None => args.provider.url()?.to_owned(),
+    };
+    let provider = qod::provider::build(args.provider.provider_config(&provider_url)?)
+        .map_err(RunError::Provider)?;
+    let public_url = match (&args.webhook.webhook_public_url, &simulator) {
+        (Some(url), _) => url.clone(),
+        // The in-process simulator reaches the webhook on this machine.
+        (None, Some(_)) => format!("http://127.0.0.1:{webhook_port}"),
+        (None, None) => return Err(RunError::MissingPublicUrl),
+    };
+    if keys.is_file_backed() {
+        info!(public_url, "notification sinks");
+    } else {
+        warn!(
+            public_url,
+            "no --hmac-key-file: sink tokens use a random key, so notifications of sessions \
+             created before a restart will be refused until the next resync"
+        );
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let webhook = Webhook::new(client.clone(), webhook_config, metrics.clone());
+    let ready = probes::Ready::new(webhook.readiness());
+    let sink = Sink::new(&public_url, Arc::new(keys));
+
+    let serve_webhook = webhook.serve(webhook_listener, shutdown.clone().cancelled_owned());
+    let serve_probes = probes::serve(
+        probe_listener,
+        ready.clone(),
+        metrics,
+        shutdown.clone().cancelled_owned(),
+    );
+    let run_controller = async {
+        ready.set_controller_running(true);
+        controller::run(
+            client,
+            provider,
+            sink,
+            controller_config,
+            shutdown.clone().cancelled_owned(),
+        )
+        .await;
+        ready.set_controller_running(false);
+        // Whatever stopped the controller stops the rest too.
+        shutdown.cancel();
+    };
+    let (webhook_result, probes_result, ()) =
+        tokio::join!(serve_webhook, serve_probes, run_controller);
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    webhook_result.map_err(|e| RunError::Serve("webhook", e))?;
+    probes_result.map_err(|e| RunError::Serve("probe", e))?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { what, addr, source })
+}
+
+async fn start_simulator() -> Result<simulator::RunningSimulator, RunError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(RunError::Simulator)?;
+    let sim = simulator::spawn(listener, simulator::Config::default())
+        .await
+        .map_err(RunError::Simulator)?;
+    info!(url = sim.base_url(), "built-in QoD simulator running");
+    Ok(sim)
+}
+
+/// Applies the CRD by server-side apply and waits until the API server serves it.
+async fn install_crd(client: &Client) -> Result<(), RunError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = QodSession::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.patch(
+        &name,
+        &PatchParams::apply(CONTROLLER_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .map_err(RunError::InstallCrd)?;
+    let established = await_condition(crds, &name, conditions::is_crd_established());
+    match tokio::time::timeout(CRD_ESTABLISHED_WITHIN, established).await {
+        Ok(Ok(_)) => {
+            info!(crd = name, "CRD installed");
+            Ok(())
+        }
+        Ok(Err(error)) => Err(RunError::InstallCrd(kube::Error::Service(Box::new(error)))),
+        Err(_) => Err(RunError::CrdNotEstablished(CRD_ESTABLISHED_WITHIN)),
+    }
+}

@@ -1,0 +1,94 @@
+//! The internal HTTP server of `qod-operator run`: `/healthz` (the process is alive), `/readyz`
+//! (caches synced and the controller running) and `/metrics` (Prometheus text). It listens on
+//! its own address, apart from the public webhook, and offers nothing that changes state.
+
+use std::{
+    future::Future,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::{
+    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
+};
+use tokio::net::TcpListener;
+
+use crate::{metrics::Metrics, webhook::Readiness};
+
+/// What `/readyz` checks.
+#[derive(Clone)]
+pub struct Ready {
+    webhook: Readiness,
+    controller: Arc<AtomicBool>,
+}
+
+impl Ready {
+    pub fn new(webhook: Readiness) -> Self {
+        Self {
+            webhook,
+            controller: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks the controller as running (or not).
+    pub fn set_controller_running(&self, running: bool) {
+        self.controller.store(running, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.webhook.is_ready() && self.controller.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+struct Probes {
+    ready: Ready,
+    metrics: Arc<Metrics>,
+}
+
+pub fn router(ready: Ready, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(Probes { ready, metrics })
+}
+
+async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
+    if probes.ready.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: caches syncing or controller not running\n",
+        )
+    }
+}
+
+async fn metrics_text(State(probes): State<Probes>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        probes.metrics.encode(),
+    )
+}
+
+/// Serves the probes until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    ready: Ready,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "probes listening (/healthz, /readyz, /metrics)");
+    }
+    axum::serve(listener, router(ready, metrics))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
