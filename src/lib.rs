@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod probes;

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use qod_operator::{
     config::{ControllerArgs, ProviderArgs},
+    leader::LeaderArgs,
     operator::{self, RunArgs},
     qod::event::NotificationFormat,
     simulator::{self, ClientCredentials, RetryPolicy},
@@ -46,6 +47,8 @@ struct RunCommand {
     controller: ControllerArgs,
     #[command(flatten)]
     webhook: WebhookArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
 }
 
 #[derive(Args)]
@@ -176,6 +179,7 @@ async fn run_operator(args: RunCommand) -> Result<(), Box<dyn std::error::Error>
         provider: args.provider,
         controller: args.controller,
         webhook: args.webhook,
+        leader: args.leader,
     };
     Ok(operator::run(args, shutdown).await?)
 }

@@ -17,6 +17,7 @@ use crate::{
     api::{CONTROLLER_MANAGER, QodSession},
     config::{ConfigError, ControllerArgs, ProviderArgs},
     controller::{self, Sink},
+    leader::{self, LeaderArgs, LeaderError, Term},
     metrics::Metrics,
     probes, qod, simulator,
     webhook::{self, Webhook, args::WebhookArgs},
@@ -28,6 +29,7 @@ pub struct RunArgs {
     pub provider: ProviderArgs,
     pub controller: ControllerArgs,
     pub webhook: WebhookArgs,
+    pub leader: LeaderArgs,
 }
 
 /// Why the operator could not start or stopped with an error.
@@ -58,6 +60,8 @@ pub enum RunError {
     MissingPublicUrl,
     #[error("the {0} server failed")]
     Serve(&'static str, #[source] std::io::Error),
+    #[error("leader election failed")]
+    Leader(#[from] LeaderError),
 }
 
 /// How long `--install-crd` waits for the API server to establish the CRD.
@@ -116,37 +120,71 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
 
     let metrics = Arc::new(Metrics::new());
     let webhook = Webhook::new(client.clone(), webhook_config, metrics.clone());
-    let ready = probes::Ready::new(webhook.readiness());
+    let elect = args.leader.leader_election;
+    let ready = probes::Ready::new(webhook.readiness(), !elect);
+    metrics.set_leader(!elect);
     let sink = Sink::new(&public_url, Arc::new(keys));
 
     let serve_webhook = webhook.serve(webhook_listener, shutdown.clone().cancelled_owned());
     let serve_probes = probes::serve(
         probe_listener,
         ready.clone(),
-        metrics,
+        metrics.clone(),
         shutdown.clone().cancelled_owned(),
     );
+    let reconcile = |stop: CancellationToken| {
+        let (client, ready) = (client.clone(), ready.clone());
+        async move {
+            ready.set_controller_running(true);
+            controller::run(
+                client,
+                provider,
+                sink,
+                controller_config,
+                stop.cancelled_owned(),
+            )
+            .await;
+            ready.set_controller_running(false);
+        }
+    };
     let run_controller = async {
-        ready.set_controller_running(true);
-        controller::run(
-            client,
-            provider,
-            sink,
-            controller_config,
-            shutdown.clone().cancelled_owned(),
-        )
-        .await;
-        ready.set_controller_running(false);
+        let term = if elect {
+            let identity = args
+                .controller
+                .pod_name
+                .clone()
+                .unwrap_or_else(|| format!("qod-operator-{}", uuid::Uuid::new_v4()));
+            let on_change = |leading: bool| {
+                ready.set_leading(leading);
+                metrics.set_leader(leading);
+            };
+            leader::lead(
+                client.clone(),
+                &args.leader,
+                identity,
+                shutdown.clone(),
+                on_change,
+                reconcile,
+            )
+            .await
+        } else {
+            reconcile(shutdown.clone()).await;
+            Ok(Term::Shutdown)
+        };
         // Whatever stopped the controller stops the rest too.
         shutdown.cancel();
+        term
     };
-    let (webhook_result, probes_result, ()) =
+    let (webhook_result, probes_result, term) =
         tokio::join!(serve_webhook, serve_probes, run_controller);
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
     webhook_result.map_err(|e| RunError::Serve("webhook", e))?;
     probes_result.map_err(|e| RunError::Serve("probe", e))?;
+    if term? == Term::Lost {
+        return Err(LeaderError::Lost.into());
+    }
     info!("stopped");
     Ok(())
 }

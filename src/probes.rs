@@ -18,19 +18,27 @@ use tokio::net::TcpListener;
 
 use crate::{metrics::Metrics, webhook::Readiness};
 
-/// What `/readyz` checks.
+/// What `/readyz` checks: the webhook's cache has synced and, on the leader, the controller
+/// runs. Replicas that do not lead stay ready: they serve notifications.
 #[derive(Clone)]
 pub struct Ready {
     webhook: Readiness,
+    leading: Arc<AtomicBool>,
     controller: Arc<AtomicBool>,
 }
 
 impl Ready {
-    pub fn new(webhook: Readiness) -> Self {
+    /// `leading`: whether this replica starts as the leader (true without leader election).
+    pub fn new(webhook: Readiness, leading: bool) -> Self {
         Self {
             webhook,
+            leading: Arc::new(AtomicBool::new(leading)),
             controller: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
     }
 
     /// Marks the controller as running (or not).
@@ -39,7 +47,8 @@ impl Ready {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.webhook.is_ready() && self.controller.load(Ordering::Acquire)
+        self.webhook.is_ready()
+            && (!self.leading.load(Ordering::Acquire) || self.controller.load(Ordering::Acquire))
     }
 }
 
