@@ -7,8 +7,10 @@
 //!   another session is 409. Either way nothing changes.
 //! - An event with the `(source, id)` of `status.lastNotification` is a duplicate, and one
 //!   older than it (by event time) is stale: both are acknowledged and change nothing.
-//! - A session the network reported UNAVAILABLE does not come back (CAMARA: UNAVAILABLE is
-//!   final), so a later AVAILABLE or REQUESTED for it is a reordered, stale event.
+//! - A session's status only moves forward (REQUESTED, AVAILABLE, UNAVAILABLE, which is
+//!   final), so an event behind the status the resource holds for that session, whoever wrote
+//!   it, is a reordered, stale one. This also orders events within one second, which the
+//!   stored event time (`metav1.Time`, whole seconds) cannot.
 //! - Otherwise the network's words are written verbatim with the `Ready` condition they imply
 //!   ([`conditions::ready_from_network`]), whose transition time moves only when its status
 //!   flips ([`conditions::set`]).
@@ -50,6 +52,22 @@ pub struct StatusUpdate {
     pub ready: Condition,
 }
 
+/// Where a status stands in a session's life: REQUESTED, then AVAILABLE, then UNAVAILABLE
+/// (final). A session never moves back, so an event behind the current stage is a reordered,
+/// stale one. Words outside CAMARA's three have no stage and are ordered by time alone.
+fn stage(status: &QosStatus) -> Option<u8> {
+    match status {
+        QosStatus::Requested => Some(0),
+        QosStatus::Available => Some(1),
+        QosStatus::Unavailable => Some(2),
+        QosStatus::Other(_) => None,
+    }
+}
+
+fn whole_seconds(time: Timestamp) -> i64 {
+    time.as_second()
+}
+
 /// Decides what `event` does to `resource` at `now`.
 pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> Decision {
     let empty = QodSessionStatus::default();
@@ -69,16 +87,26 @@ pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> D
         if event.id.is_some() && last.id == event.id && last.source == event.source {
             return Decision::Duplicate;
         }
+        // Status times are stored in whole seconds (metav1.Time), so the event's time is
+        // compared at that precision: an event stale by this test is surely older.
         if let (Some(time), Some(Time(last_time))) = (event.time, &last.time)
-            && time < *last_time
+            && whole_seconds(time) < whole_seconds(*last_time)
         {
             return Decision::Stale("the event is older than the notification last applied");
         }
     }
-    if status.qos_status.as_deref() == Some(QosStatus::Unavailable.as_str())
-        && event.qos_status != QosStatus::Unavailable
+    // Within one second, order comes from the lifecycle, which only moves forward.
+    if let (Some(current), Some(incoming)) = (
+        status
+            .qos_status
+            .as_deref()
+            .map(QosStatus::from)
+            .as_ref()
+            .and_then(stage),
+        stage(&event.qos_status),
+    ) && incoming < current
     {
-        return Decision::Stale("the session is already UNAVAILABLE, which is final");
+        return Decision::Stale("the session has already moved past this status");
     }
 
     let (ready, reason, message) =
@@ -271,6 +299,37 @@ mod tests {
         assert!(matches!(
             decide(&resource(status), &late, now()),
             Decision::Stale(_)
+        ));
+    }
+
+    #[test]
+    fn within_one_second_the_lifecycle_orders_events() {
+        let mut status = holding("s-1");
+        status.qos_status = Some("AVAILABLE".into());
+        status.last_notification = Some(NotificationRef {
+            time: Some(Time(now())),
+            id: Some("e-2".into()),
+            source: None,
+        });
+        // 300 ms earlier, in the same second as the stored (whole-second) time.
+        let mut late = event("s-1", QosStatus::Requested, "e-1", 0);
+        late.time = Some(now() + SignedDuration::from_millis(100));
+        assert!(matches!(
+            decide(&resource(status.clone()), &late, now()),
+            Decision::Stale(_)
+        ));
+        // Forward moves and words without a stage are applied.
+        let mut terminated = event("s-1", QosStatus::Unavailable, "e-3", 0);
+        terminated.time = Some(now() + SignedDuration::from_millis(100));
+        assert!(matches!(
+            decide(&resource(status.clone()), &terminated, now()),
+            Decision::Apply(_)
+        ));
+        let mut odd = event("s-1", QosStatus::Other("SUSPENDED".into()), "e-4", 0);
+        odd.time = Some(now() + SignedDuration::from_millis(100));
+        assert!(matches!(
+            decide(&resource(status), &odd, now()),
+            Decision::Apply(_)
         ));
     }
 

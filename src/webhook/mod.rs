@@ -165,6 +165,12 @@ impl Webhook {
         Readiness(self.shared.index.clone())
     }
 
+    /// The index of resources behind lookups (tests wait on it; `/readyz` may use
+    /// [`readiness`](Self::readiness)).
+    pub fn index(&self) -> Index {
+        self.shared.index.clone()
+    }
+
     /// The keys tokens are checked with (the controller issues tokens with the same keys).
     pub fn keys(&self) -> &SinkKeys {
         &self.keys

@@ -1,0 +1,322 @@
+//! A webhook served on 127.0.0.1 against the in-memory Kubernetes API, with helpers to make
+//! resources, post notifications and compare what the resource holds.
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, CustomResourceExt,
+    api::{Patch, PatchParams, PostParams},
+};
+use kube_emulator::{Emulator, Options, RunningEmulator};
+use qod_operator::{
+    api::{
+        ApplicationServer, CONTROLLER_MANAGER, Device, DeviceIpv4Address, QodSession,
+        QodSessionSpec, QodSessionStatus,
+    },
+    metrics::Metrics,
+    qod::event,
+    webhook::{self, Index, SinkKeys, Webhook},
+};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::eventually;
+
+pub const NAMESPACE: &str = "default";
+pub const WAIT: Duration = Duration::from_secs(10);
+pub const CLOUDEVENTS: &str = "application/cloudevents+json";
+pub const BATCH: &str = "application/cloudevents-batch+json";
+
+/// A running webhook and the API server behind it.
+pub struct Hook {
+    pub emulator: Option<RunningEmulator>,
+    pub client: Client,
+    pub api: Api<QodSession>,
+    pub keys: SinkKeys,
+    pub metrics: Arc<Metrics>,
+    pub index: Index,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+/// What a request got back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The problem+json body (panics when it is not one).
+    pub fn problem(&self) -> Value {
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let problem: Value = serde_json::from_str(&self.body).unwrap();
+        for field in ["type", "title", "status", "detail"] {
+            assert!(problem.get(field).is_some(), "{field} missing in {problem}");
+        }
+        assert_eq!(problem["status"], self.status);
+        problem
+    }
+
+    pub fn detail(&self) -> String {
+        self.problem()["detail"].as_str().unwrap().to_owned()
+    }
+}
+
+pub fn spec(port: u16) -> QodSessionSpec {
+    QodSessionSpec {
+        device: Device {
+            phone_number: Some("+36721601234567".into()),
+            ipv4_address: Some(DeviceIpv4Address {
+                public_address: "203.0.113.10".into(),
+                private_address: None,
+                public_port: Some(port),
+            }),
+            ..Device::default()
+        },
+        application_server: ApplicationServer {
+            ipv4_address: Some("198.51.100.7".into()),
+            ipv6_address: None,
+        },
+        device_ports: None,
+        application_server_ports: None,
+        qos_profile: "QOS_L".into(),
+        duration: 3600,
+        auto_extend: false,
+    }
+}
+
+/// A v1 CloudEvent for `session`.
+pub fn cloud_event(
+    session: &str,
+    qos: &str,
+    info: Option<&str>,
+    id: &str,
+    time: Timestamp,
+) -> Value {
+    let mut data = json!({"sessionId": session, "qosStatus": qos});
+    if let Some(info) = info {
+        data["statusInfo"] = json!(info);
+    }
+    json!({
+        "id": id,
+        "source": format!("https://provider.example/quality-on-demand/v1/sessions/{session}"),
+        "type": event::TYPE_V1,
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+        "time": time.to_string(),
+        "data": data,
+    })
+}
+
+impl Hook {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the webhook's config changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut webhook::Config)) -> Self {
+        Self::start_full(adjust, |client| client).await
+    }
+
+    /// Starts with the webhook's config changed by `adjust` and its Kubernetes client made by
+    /// `wrap` from a working one (to inject API failures).
+    pub async fn start_full(
+        adjust: impl FnOnce(&mut webhook::Config),
+        wrap: impl FnOnce(Client) -> Client,
+    ) -> Self {
+        // QOD_TEST_LOG=debug shows the webhook's logs of a failing test.
+        if let Ok(filter) = std::env::var("QOD_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        let client = emulator.client().await.unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &QodSession::crd())
+            .await
+            .unwrap();
+        let keys = SinkKeys::from_bytes(b"webhook-test-key".to_vec(), None).unwrap();
+        let mut config = webhook::Config::new(keys.clone());
+        adjust(&mut config);
+        let metrics = Arc::new(Metrics::new());
+        let hook = Webhook::new(wrap(client.clone()), config, Arc::clone(&metrics));
+        let index = hook.index();
+        let readiness = hook.readiness();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(hook.serve(listener, shutdown.clone().cancelled_owned()));
+        eventually("the webhook's index to sync", WAIT, || async {
+            readiness.is_ready().then_some(())
+        })
+        .await;
+        Self {
+            emulator: Some(emulator),
+            api: Api::namespaced(client.clone(), NAMESPACE),
+            client,
+            keys,
+            metrics,
+            index,
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    /// Creates a resource and, when `session` is given, records it in status the way the
+    /// controller does (merge patch, REQUESTED); waits until the webhook's index knows it.
+    pub async fn resource(&self, name: &str, session: Option<&str>) -> QodSession {
+        let port = 1000 + u16::try_from(self.index.len() % 60_000).unwrap();
+        let created = self
+            .api
+            .create(&PostParams::default(), &QodSession::new(name, spec(port)))
+            .await
+            .unwrap();
+        if let Some(session) = session {
+            self.record_session(name, session).await;
+        }
+        let uid = created.metadata.uid.clone().unwrap();
+        eventually("the webhook to see the resource", WAIT, || async {
+            let known = self.index.by_uid(&uid).is_some();
+            let with_session = session.is_none_or(|s| self.index.by_session(s).is_some());
+            (known && with_session).then_some(())
+        })
+        .await;
+        self.get(name).await
+    }
+
+    /// Writes `status.sessionId` (and REQUESTED) as the controller would.
+    pub async fn record_session(&self, name: &str, session: &str) {
+        self.patch_status(
+            name,
+            json!({"sessionId": session, "qosStatus": "REQUESTED", "observedGeneration": 1,
+                   "createRequestedAt": null}),
+        )
+        .await;
+    }
+
+    /// Merge-patches status as the controller (its field manager).
+    pub async fn patch_status(&self, name: &str, status: Value) {
+        self.api
+            .patch_status(
+                name,
+                &PatchParams {
+                    field_manager: Some(CONTROLLER_MANAGER.into()),
+                    ..PatchParams::default()
+                },
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn get(&self, name: &str) -> QodSession {
+        self.api.get(name).await.unwrap()
+    }
+
+    pub fn status(resource: &QodSession) -> QodSessionStatus {
+        resource.status.clone().unwrap_or_default()
+    }
+
+    /// The sink token of a resource.
+    pub fn token(&self, resource: &QodSession) -> String {
+        self.token_for_uid(resource.metadata.uid.as_deref().unwrap())
+    }
+
+    pub fn token_for_uid(&self, uid: &str) -> String {
+        self.keys.token_for(uid).expose_secret().to_owned()
+    }
+
+    /// The sink URL of a resource.
+    pub fn sink(&self, resource: &QodSession) -> String {
+        format!(
+            "{}/notifications/{}",
+            self.base,
+            resource.metadata.uid.as_deref().unwrap()
+        )
+    }
+
+    /// POSTs `body` to `path` with a content type and an `Authorization` value.
+    pub async fn post(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut request = self.http.post(format!("{}{path}", self.base)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        if let Some(authorization) = authorization {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        Answer {
+            status: response.status().as_u16(),
+            content_type: header("content-type"),
+            www_authenticate: header("www-authenticate"),
+            retry_after: header("retry-after"),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    /// POSTs one CloudEvent to the resource's sink with its own token.
+    pub async fn notify(&self, resource: &QodSession, event: &Value) -> Answer {
+        let path = format!(
+            "/notifications/{}",
+            resource.metadata.uid.as_deref().unwrap()
+        );
+        self.post(
+            &path,
+            Some(CLOUDEVENTS),
+            Some(&format!("Bearer {}", self.token(resource))),
+            event.to_string(),
+        )
+        .await
+    }
+
+    /// Stops the API server (the webhook keeps running).
+    pub async fn stop_api_server(&mut self) {
+        if let Some(emulator) = self.emulator.take() {
+            emulator.shutdown().await;
+        }
+    }
+
+    /// The webhook's metrics text.
+    pub fn metric(&self, line_start: &str) -> Option<f64> {
+        self.metrics
+            .encode()
+            .lines()
+            .find_map(|l| l.strip_prefix(line_start))
+            .and_then(|rest| rest.trim().parse().ok())
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

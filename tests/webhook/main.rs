@@ -1,0 +1,16 @@
+//! The notification webhook over HTTP against the in-memory Kubernetes API (kube-emulator):
+//! every payload shape lands in status, hostile requests change nothing, the API being down is
+//! a 503, and notifications from the QoD simulator arrive end to end. One test binary, so it
+//! links once.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod conflicts;
+mod harness;
+mod hostile;
+mod payloads;
+mod simulator;
