@@ -12,5 +12,6 @@ mod support;
 mod conflicts;
 mod harness;
 mod hostile;
+mod operator;
 mod payloads;
 mod simulator;

@@ -1,0 +1,172 @@
+//! The whole loop: the real controller creates the session at the simulator with this
+//! webhook's sink and HMAC token, and the network's notifications reach the resource's status
+//! through the webhook, each within a second. Resync is set to an hour, so nothing but the
+//! webhook can bring the news.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use kube::api::PostParams;
+use qod_operator::{
+    api::{
+        QodSession,
+        conditions::{self, READY, reason},
+    },
+    controller::{self, Sink, plan},
+    qod::camara::{CamaraClient, CamaraConfig},
+    simulator,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    harness::{Hook, spec},
+    support::eventually,
+};
+
+/// The promise: the status shows a notification within a second.
+const PROMPTLY: Duration = Duration::from_secs(1);
+
+async fn sim_sessions(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    http.get(format!("{base}/_sim/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a_second() {
+    let hook = Hook::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = simulator::spawn(
+        listener,
+        simulator::Config {
+            available_after: Duration::from_millis(500),
+            ..simulator::Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    let provider = Arc::new(
+        CamaraClient::new(CamaraConfig::new(format!(
+            "{}/quality-on-demand/v1",
+            sim.base_url()
+        )))
+        .unwrap(),
+    );
+    let shutdown = CancellationToken::new();
+    let controller = tokio::spawn(controller::run(
+        hook.client.clone(),
+        provider,
+        Sink::new(&hook.base, Arc::new(hook.keys.clone())),
+        controller::Config {
+            planner: plan::Settings {
+                resync_interval: Duration::from_secs(3600),
+                requested_refresh: Duration::from_secs(3600),
+                expiry_grace: Duration::from_secs(3600),
+            },
+            ..controller::Config::default()
+        },
+        shutdown.clone().cancelled_owned(),
+    ));
+
+    hook.api
+        .create(
+            &PostParams::default(),
+            &QodSession::new("camera-uplink", spec(5060)),
+        )
+        .await
+        .unwrap();
+    let uid = hook.get("camera-uplink").await.metadata.uid.unwrap();
+
+    // The controller registered this webhook's sink; the simulator holds the session.
+    let session = eventually(
+        "the session at the simulator",
+        Duration::from_secs(10),
+        || async {
+            sim_sessions(&hook.http, sim.base_url())
+                .await
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert_eq!(
+        session["sink"],
+        format!("{}/notifications/{uid}", hook.base)
+    );
+    assert_eq!(session["sinkAuthorization"], true);
+    let id = session["sessionId"].as_str().unwrap().to_owned();
+
+    // AVAILABLE: from the simulator's change to the resource's status.
+    let became_available = eventually(
+        "the simulator to make it AVAILABLE",
+        Duration::from_secs(10),
+        || async {
+            let sessions = sim_sessions(&hook.http, sim.base_url()).await;
+            (sessions.first()?["qosStatus"] == "AVAILABLE").then(Instant::now)
+        },
+    )
+    .await;
+    let resource = eventually("AVAILABLE through the webhook", PROMPTLY, || async {
+        let resource = hook.get("camera-uplink").await;
+        let status = Hook::status(&resource);
+        (status.qos_status.as_deref() == Some("AVAILABLE") && status.last_notification.is_some())
+            .then_some(resource)
+    })
+    .await;
+    let status = Hook::status(&resource);
+    assert_eq!(status.session_id.as_deref(), Some(id.as_str()));
+    let ready = conditions::find(&status.conditions, READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", reason::SESSION_AVAILABLE)
+    );
+    let available_after = became_available.elapsed();
+
+    // The network ends it.
+    let answer = hook
+        .http
+        .post(format!("{}/_sim/sessions/{id}/terminate", sim.base_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let terminated_at = Instant::now();
+    let status = eventually(
+        "NETWORK_TERMINATED through the webhook",
+        PROMPTLY,
+        || async {
+            let status = Hook::status(&hook.get("camera-uplink").await);
+            (status.status_info.as_deref() == Some("NETWORK_TERMINATED")).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
+    let ready = conditions::find(&status.conditions, READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", reason::NETWORK_TERMINATED)
+    );
+    tracing::info!(?available_after, terminated_after = ?terminated_at.elapsed(), "latencies");
+
+    // Every delivery was accepted at the first attempt or a retry; none was refused for auth.
+    assert_eq!(
+        hook.metric("qod_operator_notifications_total{result=\"unauthorized\"}"),
+        Some(0.0)
+    );
+    assert!(
+        hook.metric("qod_operator_notifications_total{result=\"applied\"}")
+            .unwrap()
+            >= 2.0
+    );
+    shutdown.cancel();
+    controller.await.unwrap();
+    sim.shutdown().await;
+}
