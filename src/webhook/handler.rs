@@ -15,6 +15,10 @@
 //! stored (the rest are not tried; re-sending the batch is safe since stored events are then
 //! duplicates), else 401, 404 or 409 for the first event refused that way; events before and
 //! after a refused one are still applied.
+//!
+//! Metrics: `qod_operator_notifications_total{result}` counts each event once the body is
+//! parsed, and each request refused before that (or timed out) once;
+//! `qod_operator_notification_duration_seconds` observes every request.
 
 use std::{sync::Arc, time::Instant};
 
