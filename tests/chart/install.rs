@@ -555,15 +555,36 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
         403
     );
 
-    // installCRD: get and patch its own CRD, nothing else.
+    // installCRD: server-side apply of its own CRD (what --install-crd sends), nothing else.
+    // (Its watch until Established is a list/watch with a metadata.name field selector, which
+    // a real API server matches against resourceNames; the emulator does not, so it is not
+    // exercised here.)
     let crds: Api<CustomResourceDefinition> = Api::all(sa.clone());
-    crds.get("qodsessions.qod.dev").await.unwrap();
-    let label = Patch::Merge(json!({"metadata": {"labels": {"qod.dev/installed-by": "operator"}}}));
-    crds.patch("qodsessions.qod.dev", &PatchParams::default(), &label)
-        .await
-        .unwrap();
+    let crd: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo().join("deploy/crds/qodsessions.qod.dev.yaml")).unwrap(),
+    )
+    .unwrap();
+    crds.patch(
+        "qodsessions.qod.dev",
+        &PatchParams::apply("qod-operator").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        code(crds.get("widgets.example.dev").await),
+        code(crds.get("qodsessions.qod.dev").await),
+        403,
+        "get is not used"
+    );
+    assert_eq!(
+        code(
+            crds.patch(
+                "widgets.example.dev",
+                &PatchParams::apply("qod-operator"),
+                &Patch::Apply(&crd)
+            )
+            .await
+        ),
         403,
         "another CRD"
     );

@@ -273,20 +273,12 @@ fn watch_namespace_and_install_crd_switch_the_rbac() {
 
     assert_eq!(
         rules(r.get("ClusterRole", "qod-qod-operator-crd")),
-        [
-            rule(
-                &["apiextensions.k8s.io"],
-                &["customresourcedefinitions"],
-                &[],
-                &["create"]
-            ),
-            rule(
-                &["apiextensions.k8s.io"],
-                &["customresourcedefinitions"],
-                &["qodsessions.qod.dev"],
-                &["get", "patch"]
-            ),
-        ]
+        [rule(
+            &["apiextensions.k8s.io"],
+            &["customresourcedefinitions"],
+            &["qodsessions.qod.dev"],
+            &["patch", "list", "watch"]
+        )]
     );
     assert_eq!(
         r.get("ClusterRoleBinding", "qod-qod-operator-crd")["subjects"][0]["name"],
