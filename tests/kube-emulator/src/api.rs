@@ -905,6 +905,14 @@ fn server_side_apply(
         ));
     }
     check_type_meta(rt, &applied)?;
+    // A resourceVersion in an apply configuration is a precondition, as on the real server.
+    let wanted_version = meta::resource_version(&applied);
+    if !wanted_version.is_empty()
+        && let Some(live) = existing.as_ref()
+        && meta::resource_version(live) != wanted_version
+    {
+        return Err(conflict(rt, name));
+    }
     let applied_name = meta::name(&applied);
     if !applied_name.is_empty() && applied_name != name {
         return Err(ApiError::BadRequest(format!(

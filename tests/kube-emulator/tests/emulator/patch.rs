@@ -344,3 +344,43 @@ async fn apply_to_main_resource_ignores_status_and_update_takes_ownership() {
         s.message
     );
 }
+
+#[tokio::test]
+async fn a_resource_version_in_an_apply_is_a_precondition() {
+    let env = Env::with_widgets().await;
+    let api = env.widgets();
+    let created = api
+        .create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    let read_at = created.metadata.resource_version.clone().unwrap();
+    let status = |rv: &str, word: &str| {
+        json!({"apiVersion": "example.dev/v1", "kind": "Widget",
+               "metadata": {"name": "w", "resourceVersion": rv},
+               "status": {"phase": word}})
+    };
+    // The first writer's precondition holds; the second writer read the same version and loses.
+    api.patch_status(
+        "w",
+        &PatchParams::apply("first").force(),
+        &Patch::Apply(status(&read_at, "one")),
+    )
+    .await
+    .unwrap();
+    let stale = api
+        .patch_status(
+            "w",
+            &PatchParams::apply("second").force(),
+            &Patch::Apply(status(&read_at, "two")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&stale, kube::Error::Api(s) if s.code == 409),
+        "{stale:?}"
+    );
+    let (_, stored) = env
+        .get_json("/apis/example.dev/v1/namespaces/default/widgets/w")
+        .await;
+    assert_eq!(stored["status"]["phase"], "one");
+}
