@@ -25,13 +25,13 @@ use serde_json::json;
 
 use crate::harness::*;
 
-struct Cluster {
-    emu: RunningEmulator,
-    dir: PathBuf,
+pub struct Cluster {
+    pub emu: RunningEmulator,
+    pub dir: PathBuf,
 }
 
 impl Cluster {
-    async fn start(authorization: Authorization) -> Self {
+    pub async fn start(authorization: Authorization) -> Self {
         let emu = Emulator::start(Options {
             authorization,
             ..Options::default()
@@ -72,7 +72,7 @@ impl Cluster {
         Self { emu, dir }
     }
 
-    async fn admin(&self) -> Client {
+    pub async fn admin(&self) -> Client {
         self.emu.client().await.unwrap()
     }
 
@@ -100,14 +100,14 @@ impl Cluster {
     }
 
     /// Runs helm as the cluster admin; fails the test on a non-zero exit.
-    async fn helm(&self, args: &[&str]) -> String {
+    pub async fn helm(&self, args: &[&str]) -> String {
         let mut cmd = helm_command(&self.dir);
         cmd.args(args);
         self.run(cmd, &format!("helm {args:?}")).await
     }
 
     /// Runs kubectl as the cluster admin; fails the test on a non-zero exit.
-    async fn kubectl(&self, args: &[&str]) -> String {
+    pub async fn kubectl(&self, args: &[&str]) -> String {
         let mut cmd = std::process::Command::new(kubectl());
         cmd.args(args);
         self.run(cmd, &format!("kubectl {args:?}")).await
@@ -135,11 +135,11 @@ impl Cluster {
     }
 }
 
-fn chart_arg() -> String {
+pub fn chart_arg() -> String {
     chart().display().to_string()
 }
 
-fn qodsessions(client: Client, namespace: Option<&str>) -> Api<DynamicObject> {
+pub fn qodsessions(client: Client, namespace: Option<&str>) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("qod.dev", "v1alpha1", "QodSession"),
         "qodsessions",

@@ -7,5 +7,9 @@
 mod files;
 mod harness;
 mod install;
+mod operator;
 mod render;
 mod values;
+
+#[path = "../support/mod.rs"]
+mod support;
