@@ -629,3 +629,23 @@ fn webhook_public_url_follows_the_ingress_host() {
         r.args()
     );
 }
+
+#[test]
+fn nac_without_a_rapidapi_host_keeps_the_operators_default() {
+    let r = with(&[
+        "--set",
+        "provider.name=nac",
+        "--set",
+        "provider.auth.method=apiKey",
+        "--set",
+        "provider.auth.apiKey=k",
+    ]);
+    let args = r.args();
+    assert!(args.contains(&"--provider=nac".to_string()), "{args:?}");
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--rapidapi-host") || a.starts_with("--camara-version")),
+        "{args:?}"
+    );
+}

@@ -179,10 +179,6 @@ fn combinations_that_cannot_work_are_refused_with_what_to_change() {
         "needs provider.auth.apiKey",
     );
     refuse(
-        &["--set", "provider.name=nac"],
-        "provider.name=nac needs provider.rapidapiHost",
-    );
-    refuse(
         &["--set", "webhook.staticToken.enabled=true"],
         "needs webhook.staticToken.value",
     );

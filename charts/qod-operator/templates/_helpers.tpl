@@ -143,9 +143,6 @@ webhook-static-token
 {{- else if and (eq $auth.method "apiKey") $own (not $auth.apiKey) }}
 {{- fail "provider.auth.method=apiKey needs provider.auth.apiKey (or provider.existingSecret with key api-key)" }}
 {{- end }}
-{{- if and (eq .Values.provider.name "nac") (not .Values.provider.rapidapiHost) }}
-{{- fail "provider.name=nac needs provider.rapidapiHost (e.g. network-as-code.nokia.rapidapi.com)" }}
-{{- end }}
 {{- end }}
 {{- if and .Values.webhook.staticToken.enabled (not .Values.provider.existingSecret) (not .Values.webhook.staticToken.value) }}
 {{- fail "webhook.staticToken.enabled=true needs webhook.staticToken.value (or provider.existingSecret with key webhook-static-token)" }}
