@@ -1,11 +1,12 @@
-//! The real binary, started exactly as the chart's Deployment starts it and authenticated as
-//! the chart's ServiceAccount against the in-memory API with RBAC on, runs a whole session
-//! lifecycle: so the chart's flags parse and its RBAC is enough.
+//! The real binary, started as the chart's two Deployments start it (operator and simulator,
+//! with only addresses and file paths made local), the operator authenticated as the chart's
+//! ServiceAccount against the in-memory API with RBAC on, runs a whole session lifecycle: so
+//! the chart's flags parse, the two find each other, and the RBAC is enough.
 
 use std::{
     fs::File,
     net::TcpListener,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -13,7 +14,6 @@ use std::{
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube_emulator::Authorization;
-use qod_operator::simulator;
 use serde_json::{Value, json};
 
 use crate::{
@@ -22,15 +22,88 @@ use crate::{
     support::eventually,
 };
 
-/// The operator process; killed when the test ends, however it ends.
-struct Operator(Child);
+/// A process started from a chart container; killed when the test ends, however it ends.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+impl Process {
+    /// Runs the binary with `args` and the container's environment: plain values as given,
+    /// the downward API's fields as a pod named `POD` in the release namespace would see them.
+    fn spawn(
+        container: &Value,
+        args: &[String],
+        extra_env: &[(&str, &Path)],
+        log: PathBuf,
+    ) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_qod-operator"));
+        cmd.args(args).env_clear();
+        for (name, value) in extra_env {
+            cmd.env(name, value);
+        }
+        for var in container["env"].as_array().unwrap() {
+            let value = match var
+                .pointer("/valueFrom/fieldRef/fieldPath")
+                .and_then(Value::as_str)
+            {
+                Some("metadata.name") => POD,
+                Some("metadata.namespace") => NAMESPACE,
+                Some(other) => panic!("unexpected fieldRef {other}"),
+                None => str(var, "/value"),
+            };
+            cmd.env(str(var, "/name"), value);
+        }
+        let out = File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        Self {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test with the log when the process has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "{} exited with {status}:\n{}",
+                self.log.display(),
+                self.log()
+            );
+        }
+    }
+
+    /// Waits until `GET url` answers 2xx.
+    async fn wait_ready(&mut self, http: &reqwest::Client, url: &str) {
+        eventually(url, Duration::from_secs(20), || {
+            self.assert_running();
+            let ready = http.get(url).send();
+            async move {
+                ready
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                    .then_some(())
+            }
+        })
+        .await;
     }
 }
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The operator pod's name, as the downward API would give it.
+const POD: &str = "qod-qod-operator-7d4b9c-x2x7q";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -40,10 +113,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The Deployment's arguments with the pod's network and files swapped for this machine's:
-/// listen addresses on 127.0.0.1, the simulator Service for the in-process simulator, the
-/// mounted HMAC key for a file holding the same key. Nothing else changes.
-fn localize(args: &[String], sim: &str, webhook: u16, probes: u16, hmac_key: &Path) -> Vec<String> {
+/// A Deployment's arguments with the pod's network and files swapped for this machine's:
+/// listen addresses on 127.0.0.1, the Service names for those addresses, the mounted HMAC key
+/// for a file holding the same key. Nothing else changes.
+fn localize(args: &[String], sim: u16, webhook: u16, probes: u16, hmac_key: &Path) -> Vec<String> {
     args.iter()
         .map(|arg| match arg.split_once('=') {
             Some(("--webhook-listen", "0.0.0.0:8443")) => {
@@ -52,18 +125,31 @@ fn localize(args: &[String], sim: &str, webhook: u16, probes: u16, hmac_key: &Pa
             Some(("--probe-listen", "0.0.0.0:8080")) => {
                 format!("--probe-listen=127.0.0.1:{probes}")
             }
-            Some(("--webhook-public-url", url)) => {
-                assert_eq!(url, "http://qod-qod-operator-webhook.qod-system.svc:8443");
+            Some((
+                "--webhook-public-url",
+                "http://qod-qod-operator-webhook.qod-system.svc:8443",
+            )) => {
                 format!("--webhook-public-url=http://127.0.0.1:{webhook}")
             }
-            Some(("--provider-url", url)) => {
-                let path = url
-                    .strip_prefix("http://qod-qod-operator-simulator:9091")
-                    .unwrap_or_else(|| panic!("unexpected provider URL {url}"));
-                format!("--provider-url={sim}{path}")
+            Some((
+                "--provider-url",
+                "http://qod-qod-operator-simulator:9091/quality-on-demand/v1",
+            )) => {
+                format!("--provider-url=http://127.0.0.1:{sim}/quality-on-demand/v1")
             }
             Some(("--hmac-key-file", "/etc/qod-operator/hmac/key")) => {
                 format!("--hmac-key-file={}", hmac_key.display())
+            }
+            Some(("--listen", "0.0.0.0:9091")) => format!("--listen=127.0.0.1:{sim}"),
+            Some(("--public-url", "http://qod-qod-operator-simulator.qod-system.svc:9091")) => {
+                format!("--public-url=http://127.0.0.1:{sim}")
+            }
+            Some((flag, value))
+                if value.contains("svc")
+                    || value.contains("0.0.0.0")
+                    || value.starts_with("/etc/") =>
+            {
+                panic!("{flag}={value} is not localized")
             }
             _ => arg.clone(),
         })
@@ -87,14 +173,12 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         .await;
     let admin = cluster.admin().await;
 
-    // What helm installed: the container's arguments and environment, and the HMAC key.
-    let deployment = Api::<Deployment>::namespaced(admin.clone(), NAMESPACE)
-        .get(FULLNAME)
-        .await
-        .unwrap();
-    let deployment = serde_json::to_value(deployment).unwrap();
-    let container = container(&deployment);
-    let args = strings(&container["args"]);
+    // What helm installed: both containers' arguments and environment, and the HMAC key.
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), NAMESPACE);
+    let as_json = |d: Deployment| serde_json::to_value(d).unwrap();
+    let operator_deployment = as_json(deployments.get(FULLNAME).await.unwrap());
+    let simulator_deployment =
+        as_json(deployments.get("qod-qod-operator-simulator").await.unwrap());
     let secret = Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
         .get("qod-qod-operator-hmac")
         .await
@@ -102,22 +186,30 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     let dir = scratch("operator");
     let key_file = dir.join("hmac-key");
     std::fs::write(&key_file, &secret.data.unwrap()["key"].0).unwrap();
+    let (sim, webhook, probes) = (free_port(), free_port(), free_port());
+    let localized = |deployment: &Value| {
+        localize(
+            &strings(&container(deployment)["args"]),
+            sim,
+            webhook,
+            probes,
+            &key_file,
+        )
+    };
+    let http = reqwest::Client::new();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(
-        listener,
-        simulator::Config {
-            available_after: Duration::from_millis(200),
-            ..simulator::Config::default()
-        },
-    )
-    .await
-    .unwrap();
-    let (webhook, probes) = (free_port(), free_port());
-    let args = localize(&args, sim.base_url(), webhook, probes, &key_file);
+    let mut simulator = Process::spawn(
+        container(&simulator_deployment),
+        &localized(&simulator_deployment),
+        &[],
+        dir.join("simulator.log"),
+    );
+    let sim_url = format!("http://127.0.0.1:{sim}");
+    simulator
+        .wait_ready(&http, &format!("{sim_url}/healthz"))
+        .await;
 
-    // The pod's environment: the downward API's values, the chart's plain values, and a
-    // kubeconfig holding a token issued for the chart's ServiceAccount.
+    // The operator authenticates with a token issued for the chart's ServiceAccount.
     let token = cluster
         .kubectl(&["create", "token", FULLNAME, "-n", NAMESPACE])
         .await;
@@ -127,44 +219,15 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         cluster.emu.kubeconfig_yaml_for_token(token.trim()),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qod-operator"));
-    cmd.args(&args).env_clear().env("KUBECONFIG", &kubeconfig);
-    for var in container["env"].as_array().unwrap() {
-        let name = str(var, "/name");
-        let value = match (
-            name,
-            var.pointer("/valueFrom/fieldRef/fieldPath")
-                .and_then(Value::as_str),
-        ) {
-            (_, Some("metadata.name")) => "qod-qod-operator-7d4b9c-x2x7q",
-            (_, Some("metadata.namespace")) => NAMESPACE,
-            (_, Some(other)) => panic!("unexpected fieldRef {other}"),
-            (_, None) => str(var, "/value"),
-        };
-        cmd.env(name, value);
-    }
-    let log = dir.join("operator.log");
-    let out = File::create(&log).unwrap();
-    cmd.stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .stdin(Stdio::null());
-    let mut operator = Operator(cmd.spawn().unwrap());
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-
-    let http = reqwest::Client::new();
-    eventually("the operator to be ready", Duration::from_secs(20), || {
-        if let Ok(Some(status)) = operator.0.try_wait() {
-            panic!("the operator exited with {status}:\n{}", log_text());
-        }
-        let ready = http.get(format!("http://127.0.0.1:{probes}/readyz")).send();
-        async move {
-            ready
-                .await
-                .is_ok_and(|r| r.status().is_success())
-                .then_some(())
-        }
-    })
-    .await;
+    let mut operator = Process::spawn(
+        container(&operator_deployment),
+        &localized(&operator_deployment),
+        &[("KUBECONFIG", &kubeconfig)],
+        dir.join("operator.log"),
+    );
+    operator
+        .wait_ready(&http, &format!("http://127.0.0.1:{probes}/readyz"))
+        .await;
     // Ready does not wait for leadership (every replica serves the webhook); the lease, in
     // the release namespace under the pod's name, shows this process leads.
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
@@ -178,7 +241,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
                 .unwrap()?
                 .spec?
                 .holder_identity;
-            (holder.as_deref() == Some("qod-qod-operator-7d4b9c-x2x7q")).then_some(())
+            (holder.as_deref() == Some(POD)).then_some(())
         },
     )
     .await;
@@ -213,7 +276,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     )
     .await;
     let sim_sessions = || async {
-        http.get(format!("{}/_sim/sessions", sim.base_url()))
+        http.get(format!("{sim_url}/_sim/sessions"))
             .send()
             .await
             .unwrap()
@@ -246,7 +309,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
 
     // SIGTERM (what the kubelet sends): the process exits cleanly and gives up the lease,
     // again as the ServiceAccount.
-    let pid = operator.0.id().to_string();
+    let pid = operator.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -255,11 +318,11 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
             .success()
     );
     let exit = eventually("the operator to exit", Duration::from_secs(20), || {
-        let exited = operator.0.try_wait().unwrap();
+        let exited = operator.child.try_wait().unwrap();
         async move { exited }
     })
     .await;
-    assert!(exit.success(), "exit {exit}:\n{}", log_text());
+    assert!(exit.success(), "exit {exit}:\n{}", operator.log());
     let holder = leases
         .get("qod-operator")
         .await
@@ -270,11 +333,10 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     assert_eq!(holder, None, "the lease is released");
 
     // A denied call is a 403 whose message says "forbidden"; none may appear, nor any error.
-    let log = log_text();
+    let log = operator.log();
     let bad = log
         .lines()
         .find(|l| l.to_ascii_lowercase().contains("forbidden") || l.contains(r#""level":"ERROR""#));
     assert!(bad.is_none(), "{bad:?} in the operator's log:\n{log}");
-    sim.shutdown().await;
-    drop(operator);
+    simulator.assert_running();
 }
