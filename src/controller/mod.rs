@@ -141,6 +141,11 @@ impl Error {
         }
     }
 
+    /// The write lost an optimistic-lock race (HTTP 409 from the Kubernetes API).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
+
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Provider { source, .. } => source.retry_after(),
@@ -148,6 +153,9 @@ impl Error {
         }
     }
 }
+
+/// The wait before re-reading after a write lost an optimistic-lock race.
+const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
@@ -196,6 +204,12 @@ pub async fn run(
 /// Spaces out retries: transient errors back off exponentially (honouring `Retry-After`),
 /// errors that need a human back off long. Never a hot loop.
 fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        // Our cached copy was older than the stored one (often our own previous write): read
+        // again shortly. Optimistic locking doing its job, not a failure.
+        tracing::debug!(error = %chain(error), "stale copy; retrying");
+        return Action::requeue(CONFLICT_RETRY);
+    }
     let key = session.uid().unwrap_or_default();
     let delay = if error.is_transient() {
         context.backoff.next(&key, error.retry_after())

@@ -121,6 +121,9 @@ async fn serve(
             .and_then(|()| faults.admit())
             .and_then(|()| work(dialect))
     };
+    if !faults.answer_delay().is_zero() {
+        tokio::time::sleep(faults.answer_delay()).await;
+    }
     let mut response = match result {
         Ok(Reply::Json(status, body)) => (status, Json(body)).into_response(),
         Ok(Reply::NoContent) => StatusCode::NO_CONTENT.into_response(),

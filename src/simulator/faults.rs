@@ -20,8 +20,12 @@ pub const MAX_LATENCY_MS: u64 = 60_000;
 pub struct Faults {
     /// Share of API requests answered 503 UNAVAILABLE without being processed.
     pub error_rate: f64,
-    /// Delay before every API answer, in milliseconds.
+    /// Delay before every API request is handled, in milliseconds.
     pub latency_ms: u64,
+    /// Delay after a request was handled and before its answer is sent, in milliseconds: a
+    /// client that gives up meanwhile loses the answer of something that did happen (a create
+    /// whose outcome it cannot know).
+    pub answer_delay_ms: u64,
     /// Share of API requests answered 429 TOO_MANY_REQUESTS without being processed.
     pub rate_limit_rate: f64,
     /// `Retry-After` (seconds) on injected 429 and 503 answers.
@@ -40,6 +44,7 @@ impl Default for Faults {
         Self {
             error_rate: 0.0,
             latency_ms: 0,
+            answer_delay_ms: 0,
             rate_limit_rate: 0.0,
             retry_after_seconds: 1,
             drop_notification_rate: 0.0,
@@ -65,17 +70,25 @@ impl Faults {
                 return Err(format!("{name}: {rate} is not a probability in 0..1"));
             }
         }
-        if self.latency_ms > MAX_LATENCY_MS {
-            return Err(format!(
-                "latencyMs: {} exceeds the maximum of {MAX_LATENCY_MS}",
-                self.latency_ms
-            ));
+        for (name, ms) in [
+            ("latencyMs", self.latency_ms),
+            ("answerDelayMs", self.answer_delay_ms),
+        ] {
+            if ms > MAX_LATENCY_MS {
+                return Err(format!(
+                    "{name}: {ms} exceeds the maximum of {MAX_LATENCY_MS}"
+                ));
+            }
         }
         Ok(())
     }
 
     pub fn latency(&self) -> Duration {
         Duration::from_millis(self.latency_ms)
+    }
+
+    pub fn answer_delay(&self) -> Duration {
+        Duration::from_millis(self.answer_delay_ms)
     }
 
     /// Draws the request-level faults: a 429 or a 503 instead of processing the request.

@@ -1,0 +1,245 @@
+//! Two operator processes against one API and one provider: one leads; when it dies the other
+//! takes over within the lease duration and finishes what was pending, without duplicates.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, CustomResourceExt, ResourceExt,
+    api::{DeleteParams, PostParams},
+};
+use kube_emulator::{Emulator, Options};
+use qod_operator::{
+    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    simulator,
+};
+use serde_json::{Value, json};
+
+use crate::{process::Operator, support::eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct World {
+    emulator: kube_emulator::RunningEmulator,
+    sim: simulator::RunningSimulator,
+    api: Api<QodSession>,
+    dir: std::path::PathBuf,
+    http: reqwest::Client,
+}
+
+impl World {
+    async fn start(test: &str) -> Self {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        emulator.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+        std::fs::write(dir.join("hmac-key"), "failover-test-key-0123456789\n").unwrap();
+        let client = emulator.client().await.unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &QodSession::crd())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = simulator::spawn(
+            listener,
+            simulator::Config {
+                available_after: Duration::from_millis(200),
+                ..simulator::Config::default()
+            },
+        )
+        .await
+        .unwrap();
+        Self {
+            api: Api::namespaced(client, "default"),
+            emulator,
+            sim,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn operator(&self, name: &str) -> Operator {
+        Operator::start(
+            name,
+            &self.dir.join("kubeconfig"),
+            &format!("{}/quality-on-demand/v1", self.sim.base_url()),
+            &self.dir.join("hmac-key"),
+            &self.dir,
+        )
+    }
+
+    async fn sessions_of(&self, uid: &str) -> Vec<Value> {
+        let all: Vec<Value> = self
+            .http
+            .get(format!("{}/_sim/sessions", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.into_iter()
+            .filter(|s| s["sink"].as_str().is_some_and(|sink| sink.ends_with(uid)))
+            .collect()
+    }
+
+    async fn faults(&self, faults: Value) {
+        self.http
+            .put(format!("{}/_sim/faults", self.sim.base_url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    async fn stop(self) {
+        self.sim.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+fn spec() -> QodSessionSpec {
+    QodSessionSpec {
+        device: Device {
+            phone_number: Some("+36721601239901".into()),
+            ..Device::default()
+        },
+        application_server: ApplicationServer {
+            ipv4_address: Some("198.51.100.7".into()),
+            ipv6_address: None,
+        },
+        device_ports: None,
+        application_server_ports: None,
+        qos_profile: "QOS_L".into(),
+        duration: 600,
+        auto_extend: false,
+    }
+}
+
+/// Waits until exactly one of `operators` leads, and returns its index.
+async fn the_leader(operators: &[&Operator]) -> usize {
+    eventually("exactly one leader", WAIT, || async {
+        let mut leaders = Vec::new();
+        for (index, operator) in operators.iter().enumerate() {
+            if operator.leads().await == Some(true) {
+                leaders.push(index);
+            }
+        }
+        (leaders.len() == 1).then(|| leaders[0])
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_survivor_finishes_a_create_the_leader_died_in() {
+    let world = World::start("failover").await;
+    let mut operators = [world.operator("op-a"), world.operator("op-b")];
+    let leader = the_leader(&[&operators[0], &operators[1]]).await;
+    let survivor = 1 - leader;
+    assert!(
+        operators[survivor].ready().await,
+        "a replica that does not lead is ready"
+    );
+
+    // The provider creates the session but holds the answer back, so the leader dies with the
+    // session made and its id unrecorded: the survivor must find it, not make a second one.
+    world.faults(json!({"answerDelayMs": 3000})).await;
+    let created = world
+        .api
+        .create(&PostParams::default(), &QodSession::new("pending", spec()))
+        .await
+        .unwrap();
+    let uid = created.uid().unwrap();
+    eventually("the session to exist at the provider", WAIT, || async {
+        (world.sessions_of(&uid).await.len() == 1).then_some(())
+    })
+    .await;
+    let made = world.sessions_of(&uid).await[0]["sessionId"].clone();
+    operators[leader].kill();
+    let pending = world.api.get("pending").await.unwrap().status.unwrap();
+    assert!(pending.session_id.is_none() && pending.create_requested_at.is_some());
+    world.faults(json!({})).await;
+
+    let took_over = std::time::Instant::now();
+    eventually("the survivor to lead", WAIT, || async {
+        (operators[survivor].leads().await == Some(true)).then_some(())
+    })
+    .await;
+    assert!(
+        took_over.elapsed() <= Duration::from_secs(4 + 2),
+        "took {:?}, the lease lasts 4 s",
+        took_over.elapsed()
+    );
+
+    let available = eventually("the session to be AVAILABLE", WAIT, || async {
+        let session = world.api.get("pending").await.unwrap();
+        let status = session.status?;
+        (status.qos_status.as_deref() == Some("AVAILABLE")).then_some(status)
+    })
+    .await;
+    let at_provider = world.sessions_of(&uid).await;
+    assert_eq!(
+        at_provider.len(),
+        1,
+        "exactly one session: {at_provider:#?}"
+    );
+    assert_eq!(
+        at_provider[0]["sessionId"], made,
+        "the one the dead leader made, adopted"
+    );
+    assert_eq!(
+        at_provider[0]["sessionId"].as_str(),
+        available.session_id.as_deref()
+    );
+
+    // The survivor also deletes it.
+    world
+        .api
+        .delete("pending", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the resource to go", WAIT, || async {
+        world
+            .api
+            .get_opt("pending")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(world.sessions_of(&uid).await.is_empty());
+    assert!(
+        operators[survivor].terminate().await,
+        "a clean exit on SIGTERM"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn sigterm_hands_the_lease_over_at_once() {
+    let world = World::start("handover").await;
+    let mut operators = [world.operator("op-c"), world.operator("op-d")];
+    let leader = the_leader(&[&operators[0], &operators[1]]).await;
+    let other = 1 - leader;
+
+    let stopping = std::time::Instant::now();
+    assert!(
+        operators[leader].terminate().await,
+        "a clean exit on SIGTERM"
+    );
+    eventually("the other to lead", WAIT, || async {
+        (operators[other].leads().await == Some(true)).then_some(())
+    })
+    .await;
+    // Released, not expired: well within the 4 s lease.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        stopping.elapsed()
+    );
+    world.stop().await;
+}

@@ -1,0 +1,11 @@
+//! `qod-operator run` as separate processes against the in-memory Kubernetes API and the
+//! simulator: leader election, failover and shutdown, as a platform team would see them.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod failover;
+mod process;
