@@ -386,24 +386,24 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
     // Leader election (kube-lease-manager): get, create, patch its Lease in the release namespace.
     let leases: Api<Lease> = Api::namespaced(sa.clone(), NAMESPACE);
     assert_eq!(
-        code(leases.get("qod-operator").await),
+        code(leases.get(FULLNAME).await),
         404,
         "may look, finds none yet"
     );
     let lease: Lease =
-        serde_json::from_value(json!({"metadata": {"name": "qod-operator"}, "spec": {}})).unwrap();
+        serde_json::from_value(json!({"metadata": {"name": FULLNAME}, "spec": {}})).unwrap();
     leases.create(&PostParams::default(), &lease).await.unwrap();
     let hold =
         Patch::Strategic(json!({"spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}}));
     leases
-        .patch("qod-operator", &PatchParams::default(), &hold)
+        .patch(FULLNAME, &PatchParams::default(), &hold)
         .await
         .unwrap();
     let apply = Patch::Apply(
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "pod-a"}}),
     );
     leases
-        .patch("qod-operator", &PatchParams::apply("pod-a"), &apply)
+        .patch(FULLNAME, &PatchParams::apply("pod-a"), &apply)
         .await
         .unwrap();
 
@@ -462,11 +462,7 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         "lease list"
     );
     assert_eq!(
-        code(
-            leases
-                .delete("qod-operator", &DeleteParams::default())
-                .await
-        ),
+        code(leases.delete(FULLNAME, &DeleteParams::default()).await),
         403,
         "lease delete"
     );

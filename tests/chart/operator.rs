@@ -236,7 +236,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         Duration::from_secs(20),
         || async {
             let holder = leases
-                .get_opt("qod-operator")
+                .get_opt(FULLNAME)
                 .await
                 .unwrap()?
                 .spec?
@@ -324,7 +324,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     .await;
     assert!(exit.success(), "exit {exit}:\n{}", operator.log());
     let holder = leases
-        .get("qod-operator")
+        .get(FULLNAME)
         .await
         .unwrap()
         .spec

@@ -143,6 +143,7 @@ fn defaults_render_the_operator_with_a_secure_pod() {
             "--provider-url=https://qod.example.com/quality-on-demand/v1",
             "--camara-version=v1",
             "--resync-interval=5m",
+            "--lease-name=qod-qod-operator",
         ]
     );
 
@@ -237,7 +238,7 @@ fn cluster_rbac_grants_exactly_the_verbs_the_operator_uses() {
             rule(
                 &["coordination.k8s.io"],
                 &["leases"],
-                &["qod-operator"],
+                &[FULLNAME],
                 &["get", "patch"]
             ),
         ]
@@ -273,12 +274,20 @@ fn watch_namespace_and_install_crd_switch_the_rbac() {
 
     assert_eq!(
         rules(r.get("ClusterRole", "qod-qod-operator-crd")),
-        [rule(
-            &["apiextensions.k8s.io"],
-            &["customresourcedefinitions"],
-            &["qodsessions.qod.dev"],
-            &["patch", "list", "watch"]
-        )]
+        [
+            rule(
+                &["apiextensions.k8s.io"],
+                &["customresourcedefinitions"],
+                &[],
+                &["create"]
+            ),
+            rule(
+                &["apiextensions.k8s.io"],
+                &["customresourcedefinitions"],
+                &["qodsessions.qod.dev"],
+                &["patch", "list", "watch"]
+            )
+        ]
     );
     assert_eq!(
         r.get("ClusterRoleBinding", "qod-qod-operator-crd")["subjects"][0]["name"],
@@ -373,6 +382,7 @@ fn simulator_objects_only_when_enabled_and_the_operator_points_at_it() {
             "--provider-url=http://qod-qod-operator-simulator:9091/quality-on-demand/v1",
             "--camara-version=v1",
             "--resync-interval=5m",
+            "--lease-name=qod-qod-operator",
         ]
     );
     let sim = r.get("Deployment", "qod-qod-operator-simulator");
@@ -459,6 +469,7 @@ fn non_default_values_render_credentials_ingress_and_monitoring() {
             "--api-key-file=/etc/qod-operator/provider/api-key",
             "--webhook-static-token-file=/etc/qod-operator/provider/webhook-static-token",
             "--resync-interval=1m 30s",
+            "--lease-name=qod-qod-operator",
             "--namespace=apps",
             "--install-crd",
             "--concurrency=8",
