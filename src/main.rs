@@ -150,7 +150,7 @@ impl SimulatorArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(error) = telemetry::init(cli.log_format) {
-        eprintln!("qod-operator: {}", chain(&error));
+        eprintln!("qod-operator: {}", telemetry::error_chain(&error));
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -161,7 +161,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %chain(error.as_ref()), "qod-operator failed");
+            tracing::error!(error = %telemetry::error_chain(error.as_ref()), "qod-operator failed");
             ExitCode::FAILURE
         }
     }
@@ -229,16 +229,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -37,3 +37,15 @@ pub fn init(format: LogFormat) -> Result<(), Error> {
     }
     .map_err(Error::AlreadyInstalled)
 }
+
+/// An error and its causes on one line (`outer: cause: root cause`), for logs and messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -24,7 +24,7 @@ use kube::{
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use crate::{api::QodSession, qod};
+use crate::{api::QodSession, qod, telemetry::error_chain};
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
 /// session; the webhook checks it. Implemented by the webhook's HMAC keys.
@@ -207,7 +207,7 @@ fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) 
     if error.is_conflict() {
         // Our cached copy was older than the stored one (often our own previous write): read
         // again shortly. Optimistic locking doing its job, not a failure.
-        tracing::debug!(error = %chain(error), "stale copy; retrying");
+        tracing::debug!(error = %error_chain(error), "stale copy; retrying");
         return Action::requeue(CONFLICT_RETRY);
     }
     let key = session.uid().unwrap_or_default();
@@ -217,23 +217,11 @@ fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) 
         backoff::PERMANENT
     };
     warn!(
-        error = %chain(error),
+        error = %error_chain(error),
         retry_in = ?delay,
         "reconcile failed"
     );
     Action::requeue(delay)
-}
-
-/// An error and its causes on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::{
         conditions::reason,
     },
     qod::{self, NotificationTarget, SessionRequest},
+    telemetry::error_chain,
 };
 
 /// How long after the session's requested end the notification token stays valid; a session
@@ -196,7 +197,7 @@ impl Pass<'_> {
             EventType::Warning,
             "CreateFailed",
             "Create",
-            super::chain(&error),
+            error_chain(&error),
         )
         .await;
         self.provider_failed(session, intent, "create", error).await
@@ -409,7 +410,7 @@ impl Pass<'_> {
         next.observed_generation = self.generation();
         let wait = status::record_error(&mut next, action, &error, self.generation(), self.now);
         warn!(
-            error = %super::chain(&error),
+            error = %error_chain(&error),
             retry_in = ?wait,
             failures = next.consecutive_failures,
             "{action} failed"

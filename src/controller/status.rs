@@ -18,6 +18,7 @@ use crate::{
         conditions::{self, reason},
     },
     qod::{self, QosStatus, SessionInfo, StatusInfo},
+    telemetry::error_chain,
 };
 
 /// The status before any write: what the resource holds, or an empty one.
@@ -140,13 +141,7 @@ pub fn record_error(
         _ if matches!(error, qod::Error::InvalidRequest { .. }) => reason::REJECTED,
         _ => reason::PROVIDER_UNAVAILABLE,
     };
-    let mut message = format!("{action} failed: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = format!("{action} failed: {}", error_chain(error));
     set_ready(status, "False", why, message, generation, now);
     wait
 }
