@@ -109,8 +109,9 @@ async fn serve(
     let correlator = headers.get(X_CORRELATOR);
     let echoed = correlator.filter(|value| valid_correlator(value));
     let faults = shared.faults();
-    if !faults.latency().is_zero() {
-        tokio::time::sleep(faults.latency()).await;
+    let latency = faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
     let result = if correlator.is_some() && echoed.is_none() {
         Err(ApiError::invalid(
@@ -121,8 +122,9 @@ async fn serve(
             .and_then(|()| faults.admit())
             .and_then(|()| work(dialect))
     };
-    if !faults.answer_delay().is_zero() {
-        tokio::time::sleep(faults.answer_delay()).await;
+    let answer_delay = faults.answer_delay();
+    if !answer_delay.is_zero() {
+        tokio::time::sleep(answer_delay).await;
     }
     let mut response = match result {
         Ok(Reply::Json(status, body)) => (status, Json(body)).into_response(),
@@ -236,6 +238,7 @@ fn create(
     let body = render::session_info(&session, version);
     store.insert(session);
     drop(store);
+    shared.stats.session_created();
     shared.wake.notify_one();
     Ok(Reply::Json(StatusCode::CREATED, body))
 }

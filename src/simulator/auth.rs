@@ -3,7 +3,8 @@
 //!
 //! API calls are accepted with a token this simulator issued (not expired, not revoked), with
 //! the static `--bearer-token-file` token, or with no credentials at all unless
-//! `--require-auth` is set. NaC calls (`X-RapidAPI-Key`) are checked against `--api-key-file`
+//! `--require-auth` is set. The static token can be replaced at run time (`PUT /_sim/auth`), as
+//! a provider rotating a client's credential would. NaC calls (`X-RapidAPI-Key`) are checked against `--api-key-file`
 //! when one is configured. Secrets are compared in constant time and never logged.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -106,7 +107,7 @@ pub(super) fn authorize(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(ApiError::unauthenticated)?;
-    if let Some(static_token) = &config.bearer_token
+    if let Some(static_token) = shared.bearer_token()
         && constant_time_eq(static_token.expose_secret().as_bytes(), token.as_bytes())
     {
         return Ok(());

@@ -7,6 +7,8 @@
 //! - `POST /_sim/sessions/{id}/terminate`: UNAVAILABLE + NETWORK_TERMINATED; answers the session
 //! - `GET|PUT /_sim/faults`: the [`Faults`] JSON
 //! - `POST /_sim/tokens/revoke`: `{"revoked": n}`
+//! - `PUT /_sim/auth`: `{"bearerToken": "..."}` replaces the static bearer token (`null` removes
+//!   it): the provider's side of a credential rotation; answers `{"bearerToken": true|false}`
 //! - `GET /_sim/stats`: [`super::stats::StatsSnapshot`]
 //! - `POST /_sim/reset`: 204; forgets sessions (without notifications), faults and counters
 
@@ -42,6 +44,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/sessions/{session_id}/terminate", post(terminate))
         .route("/faults", get(get_faults).put(put_faults))
         .route("/tokens/revoke", post(revoke_tokens))
+        .route("/auth", axum::routing::put(put_auth))
         .route("/stats", get(stats))
         .route("/reset", post(reset))
 }
@@ -181,6 +184,29 @@ async fn revoke_tokens(State(shared): State<Arc<Shared>>) -> Response {
     shared.stats.tokens_revoked(revoked);
     tracing::info!(revoked, "access tokens revoked");
     Json(json!({ "revoked": revoked })).into_response()
+}
+
+/// The body of `PUT /_sim/auth`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuthChange {
+    bearer_token: Option<String>,
+}
+
+async fn put_auth(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let change: AuthChange = match parse_json(&body) {
+        Ok(change) => change,
+        Err(error) => return control_error(&error),
+    };
+    let token = change
+        .bearer_token
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| secrecy::SecretString::from(t.trim().to_owned()));
+    let set = token.is_some();
+    shared.set_bearer_token(token);
+    // The token itself is never logged.
+    tracing::info!(bearer_token = set, "static bearer token replaced");
+    Json(json!({ "bearerToken": set })).into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {

@@ -20,12 +20,17 @@ pub const MAX_LATENCY_MS: u64 = 60_000;
 pub struct Faults {
     /// Share of API requests answered 503 UNAVAILABLE without being processed.
     pub error_rate: f64,
-    /// Delay before every API request is handled, in milliseconds.
+    /// Delay before an API request is handled, in milliseconds. A client that gives up
+    /// meanwhile (a timeout) leaves nothing done.
     pub latency_ms: u64,
+    /// Share of API requests that get `latencyMs` (default 1: every request).
+    pub latency_rate: f64,
     /// Delay after a request was handled and before its answer is sent, in milliseconds: a
     /// client that gives up meanwhile loses the answer of something that did happen (a create
     /// whose outcome it cannot know).
     pub answer_delay_ms: u64,
+    /// Share of API requests that get `answerDelayMs` (default 1: every request).
+    pub answer_delay_rate: f64,
     /// Share of API requests answered 429 TOO_MANY_REQUESTS without being processed.
     pub rate_limit_rate: f64,
     /// `Retry-After` (seconds) on injected 429 and 503 answers.
@@ -44,7 +49,9 @@ impl Default for Faults {
         Self {
             error_rate: 0.0,
             latency_ms: 0,
+            latency_rate: 1.0,
             answer_delay_ms: 0,
+            answer_delay_rate: 1.0,
             rate_limit_rate: 0.0,
             retry_after_seconds: 1,
             drop_notification_rate: 0.0,
@@ -59,6 +66,8 @@ impl Faults {
     pub fn validate(&self) -> Result<(), String> {
         for (name, rate) in [
             ("errorRate", self.error_rate),
+            ("latencyRate", self.latency_rate),
+            ("answerDelayRate", self.answer_delay_rate),
             ("rateLimitRate", self.rate_limit_rate),
             ("dropNotificationRate", self.drop_notification_rate),
             (
@@ -83,12 +92,23 @@ impl Faults {
         Ok(())
     }
 
+    /// The delay before handling this request: `latencyMs` with probability `latencyRate`.
     pub fn latency(&self) -> Duration {
-        Duration::from_millis(self.latency_ms)
+        if self.latency_ms > 0 && Self::draw(self.latency_rate) {
+            Duration::from_millis(self.latency_ms)
+        } else {
+            Duration::ZERO
+        }
     }
 
+    /// The delay before answering this request: `answerDelayMs` with probability
+    /// `answerDelayRate`.
     pub fn answer_delay(&self) -> Duration {
-        Duration::from_millis(self.answer_delay_ms)
+        if self.answer_delay_ms > 0 && Self::draw(self.answer_delay_rate) {
+            Duration::from_millis(self.answer_delay_ms)
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Draws the request-level faults: a 429 or a 503 instead of processing the request.
@@ -162,6 +182,23 @@ mod tests {
         assert!(slow.validate().unwrap_err().starts_with("latencyMs"));
         assert!(serde_json::from_value::<Faults>(json!({"errorrate": 1})).is_err());
         assert!(serde_json::from_value::<Faults>(json!({"latencyMs": -1})).is_err());
+        let share: Faults = serde_json::from_value(json!({"latencyRate": 2})).unwrap();
+        assert!(share.validate().unwrap_err().starts_with("latencyRate"));
+    }
+
+    #[test]
+    fn delays_apply_to_their_share_of_requests_and_to_all_by_default() {
+        let all: Faults =
+            serde_json::from_value(json!({"latencyMs": 7, "answerDelayMs": 9})).unwrap();
+        assert_eq!(all.latency(), Duration::from_millis(7));
+        assert_eq!(all.answer_delay(), Duration::from_millis(9));
+        let none: Faults = serde_json::from_value(json!({
+            "latencyMs": 7, "latencyRate": 0, "answerDelayMs": 9, "answerDelayRate": 0
+        }))
+        .unwrap();
+        assert_eq!(none.latency(), Duration::ZERO);
+        assert_eq!(none.answer_delay(), Duration::ZERO);
+        assert_eq!(Faults::default().latency(), Duration::ZERO);
     }
 
     #[test]

@@ -163,6 +163,9 @@ struct Shared {
     store: Mutex<store::Store>,
     faults: Mutex<Faults>,
     tokens: Mutex<auth::Tokens>,
+    /// The static bearer token accepted besides issued ones: `Config::bearer_token` at start,
+    /// replaced by `PUT /_sim/auth` (a credential rotation at the provider).
+    bearer_token: Mutex<Option<SecretString>>,
     stats: stats::Stats,
     /// Wakes the scheduler after a change of deadlines.
     wake: Notify,
@@ -185,6 +188,14 @@ impl Shared {
 
     fn tokens(&self) -> MutexGuard<'_, auth::Tokens> {
         lock(&self.tokens)
+    }
+
+    fn bearer_token(&self) -> Option<SecretString> {
+        lock(&self.bearer_token).clone()
+    }
+
+    fn set_bearer_token(&self, token: Option<SecretString>) {
+        *lock(&self.bearer_token) = token;
     }
 
     fn faults(&self) -> Faults {
@@ -269,6 +280,7 @@ impl SimulatorState {
             store: Mutex::default(),
             faults: Mutex::default(),
             tokens: Mutex::default(),
+            bearer_token: Mutex::new(config.bearer_token.clone()),
             stats: stats::Stats::default(),
             wake: Notify::new(),
             http,

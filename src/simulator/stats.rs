@@ -33,6 +33,10 @@ pub struct StatsSnapshot {
     /// Operation (`create`, `get`, `delete`, `extend`, `retrieve_sessions`) to HTTP status to
     /// count.
     pub api_requests: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// Sessions created, counted when the create takes effect: also those whose answer never
+    /// reached the client (it gave up or died during `answerDelayMs`), which the 201s in
+    /// `apiRequests` miss.
+    pub sessions_created: u64,
     pub tokens_issued: u64,
     pub token_requests_rejected: u64,
     pub tokens_revoked: u64,
@@ -61,6 +65,10 @@ impl Stats {
                 .entry(status.to_string())
                 .or_default() += 1;
         });
+    }
+
+    pub fn session_created(&self) {
+        self.with(|s| s.sessions_created += 1);
     }
 
     pub fn token_issued(&self) {

@@ -31,7 +31,7 @@ use crate::qod::{
 };
 
 /// How many removed sessions the history keeps.
-const REMOVED_HISTORY: usize = 256;
+const REMOVED_HISTORY: usize = 8192;
 
 /// One QoS session.
 #[derive(Debug)]
