@@ -1,0 +1,19 @@
+//! Reliability under faults: the operator as a process (`qod-operator run`), SIGKILLed and
+//! restarted while the QoD simulator injects errors, rate limits, timeouts, lost answers and
+//! bad notifications; a provider outage; credentials rotated at run time; and a scan of every
+//! log line of a full run for secrets. One test binary, so it links once.
+//!
+//! The chaos run is sized for CI (`QOD_CHAOS_SESSIONS`, default 150; `QOD_CHAOS_SECONDS`,
+//! default 50); `QOD_CHAOS_SESSIONS=500 QOD_CHAOS_SECONDS=600` is the long mode, and
+//! `QOD_CHAOS_SEED` replays a run.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod outage;
+mod run;
+mod secrets;
+mod world;

@@ -1,0 +1,367 @@
+//! The pieces every test here starts: the in-memory Kubernetes API with the CRD, a QoD
+//! simulator (in-process, or as its own process when its logs matter), and operator processes
+//! that can be SIGKILLed and started again on the same webhook port (the sinks registered with
+//! the provider name that port).
+
+use std::{
+    fs::OpenOptions,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{Api, CustomResourceExt, api::PostParams};
+use kube_emulator::{Emulator, Options, RunningEmulator};
+use qod_operator::{
+    api::{ApplicationServer, Device, QodSession, QodSessionSpec, conditions},
+    simulator,
+};
+use serde_json::Value;
+
+use crate::support::eventually;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory for a test's files and logs, under the target directory.
+pub fn test_dir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("chaos")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The API server with the CRD installed, and a kubeconfig for processes.
+pub struct Cluster {
+    pub emulator: RunningEmulator,
+    pub api: Api<QodSession>,
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start(dir: &Path) -> Self {
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        emulator.write_kubeconfig(&kubeconfig).unwrap();
+        let client = emulator.client().await.unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &QodSession::crd())
+            .await
+            .unwrap();
+        Self {
+            api: Api::namespaced(client, "default"),
+            emulator,
+            kubeconfig,
+        }
+    }
+}
+
+/// The simulator's test-control API, wherever the simulator runs.
+#[derive(Clone)]
+pub struct Sim {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Sim {
+    pub fn new(base: impl Into<String>) -> Self {
+        Self {
+            base: base.into(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The base URL the operator's `--provider-url` takes.
+    pub fn provider_url(&self) -> String {
+        format!("{}/quality-on-demand/v1", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Value {
+        self.http
+            .put(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str) {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    pub async fn faults(&self, faults: Value) {
+        self.put("/_sim/faults", &faults).await;
+    }
+
+    /// Live sessions (and the removed ones with `removed`).
+    pub async fn sessions(&self, removed: bool) -> Vec<Value> {
+        let path = if removed {
+            "/_sim/sessions?removed=true"
+        } else {
+            "/_sim/sessions"
+        };
+        serde_json::from_value(self.get(path).await).unwrap()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get("/_sim/stats").await
+    }
+
+    /// Every API request counted so far, all operations and statuses.
+    pub async fn api_calls(&self) -> u64 {
+        total_calls(&self.stats().await)
+    }
+}
+
+/// The sum of `apiRequests` in a stats snapshot.
+pub fn total_calls(stats: &Value) -> u64 {
+    stats["apiRequests"]
+        .as_object()
+        .into_iter()
+        .flat_map(|ops| ops.values())
+        .filter_map(Value::as_object)
+        .flat_map(|codes| codes.values())
+        .filter_map(Value::as_u64)
+        .sum()
+}
+
+/// The resource uid a provider session's sink names (`.../notifications/<uid>`).
+pub fn sink_uid(session: &Value) -> Option<&str> {
+    session["sink"].as_str()?.rsplit('/').next()
+}
+
+/// An in-process simulator that answers AVAILABLE 200 ms after a create.
+pub async fn in_process_simulator() -> (simulator::RunningSimulator, Sim) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = simulator::spawn(
+        listener,
+        simulator::Config {
+            available_after: Duration::from_millis(200),
+            ..simulator::Config::default()
+        },
+    )
+    .await
+    .unwrap();
+    let sim = Sim::new(running.base_url());
+    (running, sim)
+}
+
+/// How to start an operator process.
+#[derive(Clone)]
+pub struct OperatorSetup {
+    pub kubeconfig: PathBuf,
+    pub provider_url: String,
+    pub hmac_key_file: PathBuf,
+    /// Fixed for the whole test: the sinks registered at the provider name it.
+    pub webhook_port: u16,
+    pub log: PathBuf,
+    pub rust_log: &'static str,
+    pub extra_args: Vec<String>,
+}
+
+impl OperatorSetup {
+    pub fn new(dir: &Path, kubeconfig: &Path, provider_url: String) -> Self {
+        let hmac_key_file = dir.join("hmac-key");
+        if !hmac_key_file.exists() {
+            std::fs::write(&hmac_key_file, "chaos-test-hmac-key-0123456789abcdef\n").unwrap();
+        }
+        Self {
+            kubeconfig: kubeconfig.to_owned(),
+            provider_url,
+            hmac_key_file,
+            webhook_port: free_port(),
+            log: dir.join("operator.log"),
+            rust_log: "info",
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One `qod-operator run` process. Its output is appended to the setup's log file, so the log
+/// of every incarnation survives.
+pub struct Operator {
+    child: Child,
+    pub probe_port: u16,
+    http: reqwest::Client,
+}
+
+impl Operator {
+    /// Starts the process; it is running, not necessarily ready.
+    pub fn start(setup: &OperatorSetup) -> Self {
+        let probe_port = free_port();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&setup.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_qod-operator"))
+            .arg("run")
+            .args(["--provider-url", &setup.provider_url])
+            .args([
+                "--webhook-listen",
+                &format!("127.0.0.1:{}", setup.webhook_port),
+            ])
+            .args([
+                "--webhook-public-url",
+                &format!("http://127.0.0.1:{}", setup.webhook_port),
+            ])
+            .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
+            .arg("--hmac-key-file")
+            .arg(&setup.hmac_key_file)
+            .arg("--leader-election=false")
+            .args(["--requested-refresh", "1s"])
+            .args(&setup.extra_args)
+            .env("KUBECONFIG", &setup.kubeconfig)
+            .env("POD_NAME", "qod-operator-chaos")
+            .env("POD_NAMESPACE", "default")
+            .env("RUST_LOG", setup.rust_log)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            probe_port,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the process and waits until `/readyz` answers 200.
+    pub async fn start_ready(setup: &OperatorSetup) -> Self {
+        let operator = Self::start(setup);
+        operator.wait_ready().await;
+        operator
+    }
+
+    pub async fn probe(&self, path: &str) -> Option<u16> {
+        self.http
+            .get(format!("http://127.0.0.1:{}{path}", self.probe_port))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually("the operator to be ready", WAIT, || async {
+            (self.probe("/readyz").await == Some(200)).then_some(())
+        })
+        .await;
+    }
+
+    /// The process's resident memory in KiB, from `/proc/<pid>/status`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub async fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        eventually("the operator to exit after SIGTERM", WAIT, || {
+            let status = self.child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+        .success()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A spec whose device (by phone number) is unique to `index`, so sessions never conflict.
+pub fn spec(index: usize, profile: &str, duration: u32) -> QodSessionSpec {
+    QodSessionSpec {
+        device: Device {
+            phone_number: Some(format!("+3670{:07}", index)),
+            ..Device::default()
+        },
+        application_server: ApplicationServer {
+            ipv4_address: Some("198.51.100.7".into()),
+            ipv6_address: None,
+        },
+        device_ports: None,
+        application_server_ports: None,
+        qos_profile: profile.into(),
+        duration,
+        auto_extend: false,
+    }
+}
+
+/// `(status, reason, message)` of the Ready condition.
+pub fn ready(session: &QodSession) -> Option<(String, String, String)> {
+    let status = session.status.as_ref()?;
+    let ready = conditions::find(&status.conditions, conditions::READY)?;
+    Some((
+        ready.status.clone(),
+        ready.reason.clone(),
+        ready.message.clone(),
+    ))
+}
+
+pub fn qos_status(session: &QodSession) -> Option<&str> {
+    session.status.as_ref()?.qos_status.as_deref()
+}
+
+pub fn session_id(session: &QodSession) -> Option<&str> {
+    session.status.as_ref()?.session_id.as_deref()
+}
