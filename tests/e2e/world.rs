@@ -1,0 +1,230 @@
+//! One test's world: the in-memory Kubernetes API (in this process, reached over HTTP through a
+//! kubeconfig, as kubectl reaches any cluster), the QoD simulator, a scratch folder, and the
+//! operator processes started against them. Everything the tests observe goes through kubectl
+//! or the simulator's `/_sim/` control API.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use kube_emulator::{Emulator, Options, RunningEmulator};
+use qod_operator::simulator;
+use serde_json::Value;
+
+use crate::{process::Operator, support::tools};
+
+/// How long a step may take before the test fails (never waited out when things work).
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct World {
+    emulator: RunningEmulator,
+    sim: simulator::RunningSimulator,
+    pub dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl World {
+    pub async fn start(test: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let emulator = Emulator::start(Options::default()).await.unwrap();
+        emulator.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+        std::fs::write(dir.join("hmac-key"), format!("e2e-{test}-key-0123456789\n")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = simulator::spawn(
+            listener,
+            // Faster than the operator's 1 s re-read of REQUESTED sessions, so the AVAILABLE
+            // notification often lands in the same whole second as the last read.
+            simulator::Config {
+                available_after: Duration::from_millis(200),
+                ..simulator::Config::default()
+            },
+        )
+        .await
+        .unwrap();
+        Self {
+            emulator,
+            sim,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `qod-operator run` as its own process, as a Deployment would start it.
+    pub fn operator(&self, name: &str) -> Operator {
+        Operator::start(
+            name,
+            &self.dir.join("kubeconfig"),
+            &format!("{}/quality-on-demand/v1", self.sim.base_url()),
+            &self.dir.join("hmac-key"),
+            &self.dir,
+        )
+    }
+
+    /// Starts an operator and waits until it answers `/readyz` and holds the lease.
+    pub async fn leading_operator(&self, name: &str) -> Operator {
+        let operator = self.operator(name);
+        crate::support::eventually(&format!("{name} to lead"), WAIT, || async {
+            (operator.ready().await && operator.leads().await == Some(true)).then_some(())
+        })
+        .await;
+        operator
+    }
+
+    /// Runs kubectl off the runtime's threads (the API server runs on them).
+    pub async fn kubectl_output(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(tools::kubectl());
+        cmd.args(args)
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", &self.dir)
+            .current_dir(repo());
+        let what = format!("kubectl {}", args.join(" "));
+        tokio::task::spawn_blocking(move || {
+            cmd.output()
+                .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Runs kubectl; fails the test (with kubectl's output) unless it succeeds. Returns stdout.
+    pub async fn kubectl(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {} failed ({}):\n{}\n{}",
+            args.join(" "),
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `kubectl apply -f deploy/crds/`, then waits until the API serves the type.
+    pub async fn install_crd(&self) {
+        self.kubectl(&["apply", "-f", "deploy/crds/"]).await;
+        self.kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "crd/qodsessions.qod.dev",
+            "--timeout=30s",
+        ])
+        .await;
+    }
+
+    /// Every session the provider holds (`GET /_sim/sessions`).
+    pub async fn provider_sessions(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_sim/sessions", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `PUT /_sim/faults`.
+    pub async fn faults(&self, faults: Value) {
+        self.http
+            .put(format!("{}/_sim/faults", self.sim.base_url()))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// `namespace/name uid sessionId qosStatus` of every QodSession, through kubectl.
+    pub async fn resources(&self) -> Vec<Resource> {
+        let out = self
+            .kubectl(&[
+                "get",
+                "qodsessions",
+                "-A",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.metadata.uid}{"\t"}{.status.sessionId}{"\t"}{.status.qosStatus}{"\n"}{end}"#,
+            ])
+            .await;
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let cells: Vec<&str> = line.split('\t').collect();
+                let cell = |i: usize| cells.get(i).copied().unwrap_or_default().to_owned();
+                Resource {
+                    name: cell(0),
+                    uid: cell(1),
+                    session_id: cell(2),
+                    qos_status: cell(3),
+                }
+            })
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.sim.shutdown().await;
+        self.emulator.shutdown().await;
+    }
+}
+
+/// A QodSession as `kubectl get -o jsonpath` shows it.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub name: String,
+    pub uid: String,
+    pub session_id: String,
+    pub qos_status: String,
+}
+
+/// The uid in a session's sink (`<public url>/notifications/<uid>`).
+pub fn sink_uid(session: &Value) -> &str {
+    session["sink"]
+        .as_str()
+        .and_then(|sink| sink.rsplit_once("/notifications/"))
+        .map(|(_, uid)| uid)
+        .unwrap_or_else(|| panic!("a session without an operator sink: {session}"))
+}
+
+/// Fails unless the provider holds exactly one session per resource, each the one the
+/// resource's status names, and nothing else (no duplicate, no orphan).
+pub fn assert_one_session_each(resources: &[Resource], at_provider: &[Value]) {
+    assert_eq!(
+        at_provider.len(),
+        resources.len(),
+        "one session per resource; resources {resources:#?}, provider {at_provider:#?}"
+    );
+    for resource in resources {
+        let theirs: Vec<&Value> = at_provider
+            .iter()
+            .filter(|s| sink_uid(s) == resource.uid)
+            .collect();
+        assert_eq!(
+            theirs.len(),
+            1,
+            "{} has {} sessions at the provider: {theirs:#?}",
+            resource.name,
+            theirs.len()
+        );
+        assert_eq!(
+            theirs[0]["sessionId"].as_str(),
+            Some(resource.session_id.as_str()),
+            "{}'s status names the session the provider holds",
+            resource.name
+        );
+    }
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
