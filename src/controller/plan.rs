@@ -177,15 +177,23 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         }
         QosStatus::Available => {
             // A notification made the session AVAILABLE after our last read: read it once for
-            // what events do not carry (startedAt, expiresAt, the granted duration).
-            let notified_since_sync = status
+            // what events do not carry (startedAt, expiresAt, the granted duration). Both times
+            // are stored in whole seconds, so within one second the order is unknown: read once
+            // the clock is past that second, when the read is surely after the notification.
+            let notified_and_synced = status
                 .last_notification
                 .as_ref()
                 .and_then(|n| n.time.as_ref())
                 .zip(status.last_synced_at.as_ref())
-                .is_some_and(|(notified, synced)| notified.0 > synced.0);
-            if status.expires_at.is_none() && notified_since_sync {
-                return Plan::Refresh { session_id };
+                .map(|(notified, synced)| (notified.0.as_second(), synced.0.as_second()));
+            if let (None, Some((notified, synced))) = (&status.expires_at, notified_and_synced) {
+                if notified > synced || (notified == synced && now.as_second() > synced) {
+                    return Plan::Refresh { session_id };
+                }
+                if notified == synced {
+                    let to_next_second = 1_000_000_000 - now.subsec_nanosecond().max(0) as u64;
+                    return Plan::Wait(Some(Duration::from_nanos(to_next_second)));
+                }
             }
             let requested = status.requested_duration.unwrap_or(spec.duration);
             if spec.duration > requested {

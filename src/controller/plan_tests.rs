@@ -448,6 +448,32 @@ fn every_state_gets_its_step() {
             refresh(),
         ),
         (
+            "AVAILABLE by notification in the second of the last read is read once that second is over",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 1)
+                .status(|s| {
+                    s.last_notification = Some(crate::api::NotificationRef {
+                        time: Some(ago(1)),
+                        ..Default::default()
+                    })
+                }),
+            refresh(),
+        ),
+        (
+            "AVAILABLE by notification within the second of the last read waits for the next second",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .status(|s| {
+                    s.last_notification = Some(crate::api::NotificationRef {
+                        time: Some(ago(0)),
+                        ..Default::default()
+                    })
+                }),
+            wait(1),
+        ),
+        (
             "a provider that never says when a session expires is not asked again and again",
             fresh()
                 .finalized()
