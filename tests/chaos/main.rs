@@ -16,4 +16,6 @@ mod support;
 mod outage;
 mod run;
 mod secrets;
+// Shared with tests/hostile, which uses other helpers of it.
+#[allow(dead_code)]
 mod world;

@@ -60,7 +60,7 @@ fn faults(epoch: u32) -> Value {
         "dropNotificationRate": 0.2, "duplicateNotificationRate": 0.2,
         "reorderNotifications": true,
     });
-    let delays = if epoch % 2 == 0 {
+    let delays = if epoch.is_multiple_of(2) {
         json!({"latencyMs": 2500, "latencyRate": 0.05, "answerDelayMs": 2500, "answerDelayRate": 0.05})
     } else {
         json!({"latencyMs": 300, "latencyRate": 0.5, "answerDelayMs": 1200, "answerDelayRate": 0.3})

@@ -1,0 +1,18 @@
+//! Hostile input: fuzzed notifications against the parser and the webhook's router, the
+//! webhook of a running operator under abuse (slow clients, oversized and deeply nested
+//! bodies, floods), manifests with hostile values against the CRD schema, and the controller
+//! behind a validating Prism proxy. One test binary, so it links once.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+// The operator processes and the simulator control of the chaos suite; not every helper is
+// used here.
+#[allow(dead_code)]
+#[path = "../chaos/world.rs"]
+mod world;
+
+mod fuzz;
