@@ -16,3 +16,4 @@ mod support;
 mod world;
 
 mod fuzz;
+mod schema;
