@@ -1,0 +1,99 @@
+//! `qod-bench`: benchmarks of qod-operator that print figures (BENCHMARKS.md has the commands and
+//! the results). The operator runs as its own release process (`qod-operator run`, found next to
+//! this binary), so its CPU time and memory are its own; the in-memory Kubernetes API
+//! (kube-emulator), the QoD simulator and the load generators run in this process.
+//!
+//! Scenarios: `reconcile` (sessions applied at once until AVAILABLE, then deleted), `webhook`
+//! (notifications over concurrent connections, each ending in a status write), `startup`
+//! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
+
+mod operator;
+mod scenarios;
+mod world;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of qod-operator (see BENCHMARKS.md)")]
+struct Cli {
+    /// The operator binary; default: `qod-operator` next to this binary (build it with
+    /// `cargo build --release -p qod-operator`).
+    #[arg(long, global = true)]
+    operator: Option<std::path::PathBuf>,
+    /// Extra arguments for `qod-operator run` (e.g. `--concurrency=64`).
+    #[arg(long = "operator-arg", global = true, allow_hyphen_values = true)]
+    operator_args: Vec<String>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N QodSessions created at once: seconds until all are AVAILABLE, then until all are
+    /// deleted at the provider; the operator's CPU time and peak RSS.
+    Reconcile {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+    },
+    /// Notifications over concurrent connections, each ending in a status write.
+    Webhook {
+        #[arg(long, default_value_t = 50_000)]
+        notifications: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// QodSessions the notifications are spread over.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+    },
+    /// Process start to `/readyz` OK, several runs.
+    Startup {
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
+    /// Peak RSS idle, then with each number of sessions (AVAILABLE).
+    Memory {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        sessions: Vec<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let binary = match cli.operator {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("this binary has no folder"))?
+            .join("qod-operator"),
+    };
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} not found: run `cargo build --release -p qod-operator` first (or pass --operator)",
+        binary.display()
+    );
+    let setup = world::Setup {
+        binary,
+        extra_args: cli.operator_args,
+    };
+    println!(
+        "machine: {} cores ({}), operator {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        world::cpu_model(),
+        setup.binary.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.scenario {
+            Scenario::Reconcile { sessions } => scenarios::reconcile(&setup, sessions).await,
+            Scenario::Webhook {
+                notifications,
+                connections,
+                sessions,
+            } => scenarios::webhook(&setup, notifications, connections, sessions).await,
+            Scenario::Startup { runs } => scenarios::startup(&setup, runs).await,
+            Scenario::Memory { sessions } => scenarios::memory(&setup, &sessions).await,
+        }
+    })
+}

@@ -1,0 +1,132 @@
+//! The operator process: started with the world's kubeconfig, provider and HMAC key; its memory
+//! (`/proc/<pid>/status` VmHWM, VmRSS) and CPU time (`/proc/<pid>/stat` utime + stime).
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+
+pub struct Operator {
+    child: Child,
+    pub probe: String,
+    pub webhook: String,
+    pub started: Instant,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Operator {
+    pub fn start(
+        binary: &Path,
+        dir: &Path,
+        provider_url: &str,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
+        let (probe_port, webhook_port) = (free_port()?, free_port()?);
+        let webhook = format!("http://127.0.0.1:{webhook_port}");
+        let log = std::fs::File::create(dir.join("operator.log"))?;
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .arg("run")
+            .args(["--provider-url", provider_url])
+            .args(["--webhook-listen", &format!("127.0.0.1:{webhook_port}")])
+            .args(["--webhook-public-url", &webhook])
+            .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
+            .arg("--hmac-key-file")
+            .arg(dir.join("hmac-key"))
+            .arg("--leader-election=false")
+            .args(extra_args)
+            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("RUST_LOG", "warn")
+            .env("QOD_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        Ok(Self {
+            child,
+            probe: format!("http://127.0.0.1:{probe_port}"),
+            webhook,
+            started,
+        })
+    }
+
+    /// Polls `/readyz` every millisecond; returns the time from spawn to the first 200.
+    pub async fn wait_ready(&mut self, http: &reqwest::Client) -> anyhow::Result<Duration> {
+        let deadline = self.started + Duration::from_secs(60);
+        let url = format!("{}/readyz", self.probe);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the operator exited with {status} before it was ready");
+            }
+            if http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(self.started.elapsed());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "not ready within 60 s");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// (peak RSS, current RSS) in KiB.
+    pub fn memory_kib(&self) -> anyhow::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("VmHWM:"), field("VmRSS:")))
+    }
+
+    /// User + system CPU time so far.
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which is in parentheses and may hold spaces).
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("unexpected /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc/<pid>/stat")?
+            .iter()
+            .map(|v| v.parse::<u64>().unwrap_or(0))
+            .sum();
+        // USER_HZ is 100 on Linux.
+        Ok(Duration::from_millis(ticks * 10))
+    }
+
+    pub fn print_memory(&self, what: &str) -> anyhow::Result<()> {
+        let (peak, now) = self.memory_kib()?;
+        println!(
+            "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB",
+            peak as f64 / 1024.0,
+            now as f64 / 1024.0
+        );
+        Ok(())
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

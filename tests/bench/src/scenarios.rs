@@ -1,0 +1,247 @@
+//! The four scenarios. Each prints its figures.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use kube::ResourceExt;
+use qod_operator::webhook::SinkKeys;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::world::{Setup, World, until};
+
+const POLL: Duration = Duration::from_millis(100);
+
+async fn wait_available(world: &World, count: usize, timeout: Duration) -> anyhow::Result<()> {
+    until("every session AVAILABLE", POLL, timeout, || async {
+        Ok(world.available().await? >= count)
+    })
+    .await
+}
+
+pub async fn reconcile(setup: &Setup, sessions: usize) -> anyhow::Result<()> {
+    let world = World::start("reconcile").await?;
+    let operator = world.operator(setup).await?;
+    println!("reconcile: {sessions} QodSessions created at once (64 creates in flight)");
+    let cpu_before = operator.cpu()?;
+    let start = Instant::now();
+    world.create_sessions(0, sessions).await?;
+    let created = start.elapsed();
+    wait_available(&world, sessions, Duration::from_secs(600)).await?;
+    let available = start.elapsed();
+    let cpu_up = operator.cpu()? - cpu_before;
+    println!(
+        "  created in the API in {:.2} s; all AVAILABLE after {:.2} s: {:.0} sessions/s",
+        created.as_secs_f64(),
+        available.as_secs_f64(),
+        sessions as f64 / available.as_secs_f64()
+    );
+    println!(
+        "  operator CPU while creating: {:.2} s ({:.0}% of one core)",
+        cpu_up.as_secs_f64(),
+        100.0 * cpu_up.as_secs_f64() / available.as_secs_f64()
+    );
+    operator.print_memory(&format!("with {sessions} sessions"))?;
+
+    let cpu_before = operator.cpu()?;
+    let start = Instant::now();
+    world.delete_all().await?;
+    until(
+        "every session deleted at the provider",
+        POLL,
+        Duration::from_secs(600),
+        || async { Ok(world.provider_sessions().await? == 0) },
+    )
+    .await?;
+    let at_provider = start.elapsed();
+    until(
+        "every resource gone",
+        POLL,
+        Duration::from_secs(600),
+        || async { Ok(world.sessions().await?.is_empty()) },
+    )
+    .await?;
+    let gone = start.elapsed();
+    let cpu_down = operator.cpu()? - cpu_before;
+    println!(
+        "  deleted: none left at the provider after {:.2} s ({:.0} sessions/s), resources gone after {:.2} s",
+        at_provider.as_secs_f64(),
+        sessions as f64 / at_provider.as_secs_f64(),
+        gone.as_secs_f64()
+    );
+    println!(
+        "  operator CPU while deleting: {:.2} s",
+        cpu_down.as_secs_f64()
+    );
+    operator.print_memory("at the end")?;
+    drop(operator);
+    world.stop().await;
+    Ok(())
+}
+
+pub async fn webhook(
+    setup: &Setup,
+    notifications: usize,
+    connections: usize,
+    sessions: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(connections > 0 && sessions >= connections);
+    let world = World::start("webhook").await?;
+    let operator = world.operator(setup).await?;
+    world.create_sessions(0, sessions).await?;
+    wait_available(&world, sessions, Duration::from_secs(600)).await?;
+    let keys = SinkKeys::from_files(&world.dir.join("hmac-key"), None)?;
+    // (uid, session id, token) of every resource, dealt out to the connections so no two
+    // connections write the same resource (as a provider notifies one session at a time).
+    let mut targets: Vec<Vec<(String, String, String)>> = vec![Vec::new(); connections];
+    for (i, s) in world.sessions().await?.iter().enumerate() {
+        let uid = s.uid().context("no uid")?;
+        let id = s
+            .status
+            .as_ref()
+            .and_then(|st| st.session_id.clone())
+            .context("no session id")?;
+        let token = keys.token_for(&uid).expose_secret().to_owned();
+        targets[i % connections].push((uid, id, token));
+    }
+    let per_connection = notifications / connections;
+    let total = per_connection * connections;
+    println!(
+        "webhook: {total} notifications over {connections} connections to {sessions} QodSessions"
+    );
+    let base = Arc::new(operator.webhook.clone());
+    let cpu_before = operator.cpu()?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for mine in targets {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .http1_only()
+                .build()?;
+            let mut latencies = Vec::with_capacity(per_connection);
+            let mut refused = 0usize;
+            for n in 0..per_connection {
+                let (uid, session_id, token) = &mine[n % mine.len()];
+                let body = json!({
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "source": format!("http://bench/sessions/{session_id}"),
+                    "type": "org.camaraproject.quality-on-demand.v1.qos-status-changed",
+                    "specversion": "1.0",
+                    "datacontenttype": "application/json",
+                    "time": jiff::Timestamp::now().to_string(),
+                    "data": {"sessionId": session_id, "qosStatus": "AVAILABLE"}
+                });
+                let sent = Instant::now();
+                let answer = http
+                    .post(format!("{base}/notifications/{uid}"))
+                    .header("content-type", "application/cloudevents+json")
+                    .bearer_auth(token)
+                    .body(body.to_string())
+                    .send()
+                    .await?;
+                let status = answer.status();
+                let _ = answer.bytes().await?;
+                latencies.push(sent.elapsed());
+                if status.as_u16() != 204 {
+                    refused += 1;
+                }
+            }
+            anyhow::Ok((latencies, refused))
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut refused = 0;
+    for task in tasks {
+        let (mine, bad) = task.await??;
+        latencies.extend(mine);
+        refused += bad;
+    }
+    let elapsed = start.elapsed();
+    let cpu = operator.cpu()? - cpu_before;
+    latencies.sort();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "  {:.2} s: {:.0} notifications/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {refused} not 204",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
+    println!(
+        "  operator CPU: {:.2} s ({:.0}% of one core)",
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64()
+    );
+    let metrics = world
+        .http
+        .get(format!("{}/metrics", operator.probe))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("qod_operator_notifications_total"))
+    {
+        println!("  {line}");
+    }
+    operator.print_memory(&format!("with {sessions} sessions"))?;
+    drop(operator);
+    world.stop().await;
+    Ok(())
+}
+
+pub async fn startup(setup: &Setup, runs: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(runs > 0);
+    let world = World::start("startup").await?;
+    // A few sessions so readiness includes a real first list.
+    world.create_sessions(0, 10).await?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let mut operator = crate::operator::Operator::start(
+            &setup.binary,
+            &world.dir,
+            &format!("{}/quality-on-demand/v1", world.sim.base_url()),
+            &setup.extra_args,
+        )?;
+        times.push(operator.wait_ready(&world.http).await?);
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "startup: process start to /readyz OK over {runs} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
+    world.stop().await;
+    Ok(())
+}
+
+pub async fn memory(setup: &Setup, steps: &[usize]) -> anyhow::Result<()> {
+    let world = World::start("memory").await?;
+    let operator = world.operator(setup).await?;
+    println!("memory: operator resident memory");
+    operator.print_memory("idle (ready, no sessions)")?;
+    let mut have = 0;
+    for &want in steps {
+        if want > have {
+            world.create_sessions(have, want - have).await?;
+            have = want;
+        }
+        wait_available(&world, have, Duration::from_secs(900)).await?;
+        operator.print_memory(&format!("with {have} sessions AVAILABLE"))?;
+    }
+    drop(operator);
+    world.stop().await;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The bench's world: the in-memory Kubernetes API and the QoD simulator (in this process), a
+//! scratch folder with the kubeconfig and the HMAC key, and helpers to create, count and delete
+//! QodSessions.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, CustomResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+use kube_emulator::{Emulator, Options, RunningEmulator};
+use qod_operator::{
+    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    simulator,
+};
+use serde_json::Value;
+
+use crate::operator::Operator;
+
+pub struct Setup {
+    pub binary: PathBuf,
+    pub extra_args: Vec<String>,
+}
+
+pub struct World {
+    pub emulator: RunningEmulator,
+    pub sim: simulator::RunningSimulator,
+    pub dir: PathBuf,
+    pub api: Api<QodSession>,
+    pub http: reqwest::Client,
+}
+
+impl World {
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("qod-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let emulator = Emulator::start(Options {
+            history_limit: 1_000_000,
+            ..Options::default()
+        })
+        .await?;
+        emulator.write_kubeconfig(&dir.join("kubeconfig"))?;
+        std::fs::write(dir.join("hmac-key"), "qod-bench-key-0123456789abcdef\n")?;
+        let client = emulator.client().await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &QodSession::crd())
+            .await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(
+                crds,
+                "qodsessions.qod.dev",
+                conditions::is_crd_established(),
+            ),
+        )
+        .await??;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let sim = simulator::spawn(
+            listener,
+            simulator::Config {
+                available_after: Duration::from_millis(100),
+                ..simulator::Config::default()
+            },
+        )
+        .await?;
+        Ok(Self {
+            api: Api::namespaced(client, "default"),
+            emulator,
+            sim,
+            dir,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    pub async fn operator(&self, setup: &Setup) -> anyhow::Result<Operator> {
+        let mut operator = Operator::start(
+            &setup.binary,
+            &self.dir,
+            &format!("{}/quality-on-demand/v1", self.sim.base_url()),
+            &setup.extra_args,
+        )?;
+        operator.wait_ready(&self.http).await?;
+        Ok(operator)
+    }
+
+    /// Creates `count` QodSessions (distinct devices), 64 requests at a time.
+    pub async fn create_sessions(&self, from: usize, count: usize) -> anyhow::Result<()> {
+        stream::iter(from..from + count)
+            .map(|i| {
+                let api = self.api.clone();
+                async move {
+                    let spec = QodSessionSpec {
+                        device: Device {
+                            phone_number: Some(format!("+3670{i:08}")),
+                            ..Device::default()
+                        },
+                        application_server: ApplicationServer {
+                            ipv4_address: Some("198.51.100.7".into()),
+                            ipv6_address: None,
+                        },
+                        device_ports: None,
+                        application_server_ports: None,
+                        qos_profile: "QOS_L".into(),
+                        duration: 3600,
+                        auto_extend: false,
+                    };
+                    api.create(
+                        &PostParams::default(),
+                        &QodSession::new(&format!("bench-{i}"), spec),
+                    )
+                    .await
+                    .map(|_| ())
+                }
+            })
+            .buffer_unordered(64)
+            .try_collect::<()>()
+            .await
+            .context("creating QodSessions")
+    }
+
+    /// Every QodSession.
+    pub async fn sessions(&self) -> anyhow::Result<Vec<QodSession>> {
+        Ok(self.api.list(&ListParams::default()).await?.items)
+    }
+
+    /// How many QodSessions are AVAILABLE with their session id and expiry recorded.
+    pub async fn available(&self) -> anyhow::Result<usize> {
+        Ok(self
+            .sessions()
+            .await?
+            .iter()
+            .filter(|s| {
+                s.status.as_ref().is_some_and(|st| {
+                    st.qos_status.as_deref() == Some("AVAILABLE") && st.session_id.is_some()
+                })
+            })
+            .count())
+    }
+
+    pub async fn delete_all(&self) -> anyhow::Result<()> {
+        self.api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await?;
+        Ok(())
+    }
+
+    /// Sessions the provider still holds (not removed).
+    pub async fn provider_sessions(&self) -> anyhow::Result<usize> {
+        let all: Vec<Value> = self
+            .http
+            .get(format!("{}/_sim/sessions", self.sim.base_url()))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(all.len())
+    }
+
+    pub async fn stop(self) {
+        self.sim.shutdown().await;
+        self.emulator.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `probe` every `every` until it yields true; fails after `timeout`.
+pub async fn until<F, Fut>(
+    what: &str,
+    every: Duration,
+    timeout: Duration,
+    mut probe: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if probe().await? {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
