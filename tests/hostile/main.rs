@@ -15,5 +15,6 @@ mod support;
 #[path = "../chaos/world.rs"]
 mod world;
 
+mod abuse;
 mod fuzz;
 mod schema;
