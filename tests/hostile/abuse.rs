@@ -183,13 +183,12 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
     let operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 
-    let victim = api
-        .create(
-            &PostParams::default(),
-            &QodSession::new("victim", spec(1, "QOS_M", 1800)),
-        )
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &QodSession::new("victim", spec(1, "QOS_M", 1800)),
+    )
+    .await
+    .unwrap();
     let victim = eventually("victim AVAILABLE", Duration::from_secs(30), || async {
         let resource = api.get("victim").await.unwrap();
         (qos_status(&resource) == Some("AVAILABLE")).then_some(resource)
