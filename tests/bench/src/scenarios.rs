@@ -15,10 +15,18 @@ use crate::world::{Setup, World, until};
 
 const POLL: Duration = Duration::from_millis(100);
 
+/// Listing every QodSession loads the API server too: poll large sets less often.
+fn poll_for(count: usize) -> Duration {
+    POLL.max(Duration::from_millis(count as u64 / 10))
+}
+
 async fn wait_available(world: &World, count: usize, timeout: Duration) -> anyhow::Result<()> {
-    until("every session AVAILABLE", POLL, timeout, || async {
-        Ok(world.available().await? >= count)
-    })
+    until(
+        "every session AVAILABLE",
+        poll_for(count),
+        timeout,
+        || async { Ok(world.available().await? >= count) },
+    )
     .await
 }
 
@@ -51,7 +59,7 @@ pub async fn reconcile(setup: &Setup, sessions: usize) -> anyhow::Result<()> {
     world.delete_all().await?;
     until(
         "every session deleted at the provider",
-        POLL,
+        poll_for(sessions),
         Duration::from_secs(600),
         || async { Ok(world.provider_sessions().await? == 0) },
     )
@@ -59,7 +67,7 @@ pub async fn reconcile(setup: &Setup, sessions: usize) -> anyhow::Result<()> {
     let at_provider = start.elapsed();
     until(
         "every resource gone",
-        POLL,
+        poll_for(sessions),
         Duration::from_secs(600),
         || async { Ok(world.sessions().await?.is_empty()) },
     )
