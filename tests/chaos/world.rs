@@ -167,16 +167,17 @@ pub fn sink_uid(session: &Value) -> Option<&str> {
 
 /// An in-process simulator that answers AVAILABLE 200 ms after a create.
 pub async fn in_process_simulator() -> (simulator::RunningSimulator, Sim) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = simulator::spawn(
-        listener,
-        simulator::Config {
-            available_after: Duration::from_millis(200),
-            ..simulator::Config::default()
-        },
-    )
+    simulator_with(simulator::Config {
+        available_after: Duration::from_millis(200),
+        ..simulator::Config::default()
+    })
     .await
-    .unwrap();
+}
+
+/// An in-process simulator with `config`.
+pub async fn simulator_with(config: simulator::Config) -> (simulator::RunningSimulator, Sim) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = simulator::spawn(listener, config).await.unwrap();
     let sim = Sim::new(running.base_url());
     (running, sim)
 }
@@ -189,6 +190,8 @@ pub struct OperatorSetup {
     pub hmac_key_file: PathBuf,
     /// Fixed for the whole test: the sinks registered at the provider name it.
     pub webhook_port: u16,
+    /// `--webhook-public-url`; `http://127.0.0.1:<webhook_port>` unless changed.
+    pub webhook_public_url: String,
     pub log: PathBuf,
     pub rust_log: &'static str,
     pub extra_args: Vec<String>,
@@ -200,11 +203,13 @@ impl OperatorSetup {
         if !hmac_key_file.exists() {
             std::fs::write(&hmac_key_file, "chaos-test-hmac-key-0123456789abcdef\n").unwrap();
         }
+        let webhook_port = free_port();
         Self {
             kubeconfig: kubeconfig.to_owned(),
             provider_url,
             hmac_key_file,
-            webhook_port: free_port(),
+            webhook_port,
+            webhook_public_url: format!("http://127.0.0.1:{webhook_port}"),
             log: dir.join("operator.log"),
             rust_log: "info",
             extra_args: Vec::new(),
@@ -236,10 +241,7 @@ impl Operator {
                 "--webhook-listen",
                 &format!("127.0.0.1:{}", setup.webhook_port),
             ])
-            .args([
-                "--webhook-public-url",
-                &format!("http://127.0.0.1:{}", setup.webhook_port),
-            ])
+            .args(["--webhook-public-url", &setup.webhook_public_url])
             .args(["--probe-listen", &format!("127.0.0.1:{probe_port}")])
             .arg("--hmac-key-file")
             .arg(&setup.hmac_key_file)

@@ -17,4 +17,5 @@ mod world;
 
 mod abuse;
 mod fuzz;
+mod prism;
 mod schema;
