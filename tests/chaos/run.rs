@@ -483,11 +483,12 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
     assert!(created <= allowed);
     // Hot loops: each intended operation costs one call, retried under 25% refusals (1.33
     // expected attempts), plus reads while REQUESTED (1 s refresh, AVAILABLE after 200 ms),
-    // the read after AVAILABLE, lookups after an unknown outcome and a read per resource after
-    // each restart. Four calls per intended operation is generous for that; a loop on one
-    // resource would pass it by orders of magnitude.
+    // the read after AVAILABLE, lookups after an unknown outcome, and reads after restarts
+    // (measured: about 1.75 calls per operation in all). Four calls per intended operation is
+    // generous for that; one resource retrying without backoff (hundreds of calls a second)
+    // would exceed it within seconds, and the quiet window catches a converged one that polls.
     assert!(
-        calls <= 4 * intended + 2 * u64::from(kills) * count as u64,
+        calls <= 4 * intended,
         "{calls} provider calls for {intended} intended operations: something loops"
     );
     assert!(
