@@ -13,6 +13,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adoption;
 mod outage;
 mod run;
 mod secrets;
