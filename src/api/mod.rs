@@ -79,8 +79,11 @@ pub struct Device {
     #[schemars(regex(pattern = r"^\+[1-9][0-9]{4,14}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone_number: Option<String>,
-    /// Network access identifier, `user@domain`.
-    #[schemars(length(min = 3, max = 256), regex(pattern = r"^[^@\s]+@[^@\s]+$"))]
+    /// Network access identifier, `user@domain` (no spaces, control or format characters).
+    #[schemars(
+        length(min = 3, max = 256),
+        regex(pattern = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}]+$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_access_identifier: Option<String>,
     /// The device's IPv4 identity.

@@ -89,31 +89,23 @@ type EventOutcome = Result<NotificationResult, Refusal>;
 impl Shared {
     async fn handle(&self, uid: Option<String>, headers: HeaderMap, body: Body) -> Response {
         let started = Instant::now();
-        let response = match Arc::clone(&self.in_flight).try_acquire_owned() {
-            Err(_) => self.refuse(Refusal::Overloaded(format!(
-                "more than {} notifications are being handled; retry",
-                self.limits.max_in_flight
-            ))),
-            Ok(_permit) => {
-                let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
-                match tokio::time::timeout_at(
-                    deadline,
-                    self.process(uid.as_deref(), &headers, body, deadline),
-                )
-                .await
-                {
-                    Ok(response) => response,
-                    Err(_) => {
-                        self.metrics.notification(NotificationResult::Timeout);
-                        tracing::warn!(timeout = ?self.limits.request_timeout,
-                            "a notification was not stored within the request timeout");
-                        Refusal::Unavailable(format!(
-                            "the notification was not stored within {:?}; retry",
-                            self.limits.request_timeout
-                        ))
-                        .into_response()
-                    }
-                }
+        let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
+        let response = match tokio::time::timeout_at(
+            deadline,
+            self.process(uid.as_deref(), &headers, body, deadline),
+        )
+        .await
+        {
+            Ok(response) => response,
+            Err(_) => {
+                self.metrics.notification(NotificationResult::Timeout);
+                tracing::warn!(timeout = ?self.limits.request_timeout,
+                    "a notification was not stored within the request timeout");
+                Refusal::Unavailable(format!(
+                    "the notification was not stored within {:?}; retry",
+                    self.limits.request_timeout
+                ))
+                .into_response()
             }
         };
         self.metrics.notification_duration(started.elapsed());
@@ -178,6 +170,15 @@ impl Shared {
                 tracing::info!(uid, error = %error, "notification refused: not a valid event");
                 return self.refuse(Refusal::Invalid(error.to_string()));
             }
+        };
+        // The cap guards the work that costs (reads and writes at the Kubernetes API), so it is
+        // taken only once a whole, well-formed body is here: slow or bogus bodies hold a
+        // connection until the request timeout, never a permit real notifications need.
+        let Ok(_permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            return self.refuse(Refusal::Overloaded(format!(
+                "more than {} notifications are being handled; retry",
+                self.limits.max_in_flight
+            )));
         };
         if !self.index.has_synced() {
             return self.refuse(Refusal::Unavailable(

@@ -41,6 +41,7 @@ pub mod handler;
 pub mod index;
 pub mod limits;
 pub mod problem;
+pub mod server;
 pub mod status;
 pub mod token;
 
@@ -185,9 +186,8 @@ impl Webhook {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "notification webhook listening");
         }
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let header_timeout = self.shared.limits.request_timeout;
+        server::serve(listener, self.router(), header_timeout, shutdown).await
     }
 }
 

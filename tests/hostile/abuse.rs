@@ -394,7 +394,6 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
 /// the session: each holds an in-flight permit until the request timeout, so a handful of
 /// unauthenticated clients keep every real notification at 503 for as long as they like.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: unauthenticated slow bodies on POST /notifications hold every in-flight permit (src/webhook/handler.rs Shared::handle takes the permit before reading the body), so real notifications get 503"]
 async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
     let dir = test_dir("starve");
     let cluster = Cluster::start(&dir).await;
@@ -487,7 +486,6 @@ async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
 /// passed. Without a header timeout each one keeps a socket and a task forever, and enough of
 /// them exhaust the process's file descriptors, which the probe port shares.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the webhook server has no header read timeout (src/webhook/mod.rs Webhook::serve uses axum::serve without one): a connection trickling header bytes stays open indefinitely (observed open after 70 s)"]
 async fn connections_that_never_finish_their_headers_are_closed() {
     let dir = test_dir("slowloris");
     let cluster = Cluster::start(&dir).await;

@@ -65,7 +65,6 @@ async fn cluster() -> (kube_emulator::RunningEmulator, Client) {
 /// Control characters pass `^[^@\s]+@[^@\s]+$` (`\s` is whitespace only), so the identifier
 /// reaches the provider as the user wrote it.
 #[tokio::test]
-#[ignore = "bug: the CRD pattern of device.networkAccessIdentifier accepts control and format characters (NUL, U+202E, U+200B)"]
 async fn control_characters_in_the_network_access_identifier_are_refused() {
     let (emulator, client) = cluster().await;
     let api = Api::<DynamicObject>::namespaced_with(

@@ -483,7 +483,7 @@ async fn slow_bodies_time_out_and_requests_beyond_the_cap_are_refused() {
     .await;
     let target = hook.resource("slow", Some(SESSION)).await;
     let before = snapshot(&hook.get("slow").await);
-    // A request that announces a body and never sends it holds the only slot.
+    // A request that announces a body and never sends it ...
     let head = format!(
         "POST /notifications/{} HTTP/1.1\r\nhost: x\r\ncontent-type: {CLOUDEVENTS}\r\n\
          authorization: Bearer {}\r\ncontent-length: 500\r\nconnection: close\r\n\r\n{{\"id\":",
@@ -502,23 +502,45 @@ async fn slow_bodies_time_out_and_requests_beyond_the_cap_are_refused() {
             String::from_utf8_lossy(&response).into_owned()
         })
     };
-    // While it is held, another request is refused with Retry-After.
+    // ... does not hold the only slot: the cap guards work at the Kubernetes API, not waiting
+    // for bodies, so a real notification meanwhile is stored.
     let event = cloud_event(SESSION, "AVAILABLE", None, "e-1", Timestamp::now());
-    let overloaded =
-        crate::support::eventually("the slot to be taken", Duration::from_secs(5), || async {
-            let answer = hook.notify(&target, &event).await;
-            (answer.status == 503).then_some(answer)
-        })
-        .await;
-    assert_eq!(overloaded.retry_after.as_deref(), Some("1"));
-    assert!(overloaded.detail().contains("more than 1 notifications"));
-
+    assert_eq!(hook.notify(&target, &event).await.status, 204);
+    let stored = snapshot(&hook.get("slow").await);
+    assert_ne!(stored, before);
     let held = slow.await.unwrap();
     assert!(held.starts_with("HTTP/1.1 408"), "{held}");
     assert!(held.contains("did not arrive within"), "{held}");
-    assert_eq!(snapshot(&hook.get("slow").await), before);
-    // The slot is free again.
-    assert_eq!(hook.notify(&target, &event).await.status, 204);
+    assert_eq!(snapshot(&hook.get("slow").await), stored);
+
+    // Notifications beyond the cap while one is being stored are refused with Retry-After.
+    let overloaded = crate::support::eventually(
+        "a notification beyond the cap of 1",
+        Duration::from_secs(10),
+        || async {
+            // Distinct, newer events: each one reads and writes at the API, so they overlap.
+            let events: Vec<_> = (0..16)
+                .map(|i| {
+                    let time = Timestamp::now() + jiff::SignedDuration::from_secs(i + 1);
+                    cloud_event(
+                        SESSION,
+                        "AVAILABLE",
+                        None,
+                        &format!("burst-{}", uuid::Uuid::new_v4()),
+                        time,
+                    )
+                })
+                .collect();
+            let burst = events.iter().map(|event| hook.notify(&target, event));
+            futures::future::join_all(burst)
+                .await
+                .into_iter()
+                .find(|answer| answer.status == 503)
+        },
+    )
+    .await;
+    assert_eq!(overloaded.retry_after.as_deref(), Some("1"));
+    assert!(overloaded.detail().contains("more than 1 notifications"));
     assert!(
         hook.metric("qod_operator_notifications_total{result=\"overloaded\"}")
             .unwrap()
