@@ -262,7 +262,9 @@ impl Pass<'_> {
     ) -> Result<Action, Error> {
         tracing::Span::current().record("session_id", found.session_id.as_str());
         next.create_requested_at = None;
-        next.session_fingerprint = Some(self.spec().session_fingerprint());
+        // The session was made from the spec the create intent recorded, which may be older
+        // than the current one: keep that fingerprint, so a change made meanwhile still
+        // replaces it. Without one, its origin is unknown and the mismatch replaces it too.
         next.requested_duration = Some(next.requested_duration.unwrap_or(self.spec().duration));
         next.observed_generation = self.generation();
         status::record_session(&mut next, &found, self.generation(), self.now);

@@ -21,7 +21,6 @@ use crate::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: adoption records the current spec's sessionFingerprint (src/controller/reconcile.rs adopted()), so a profile changed during an interrupted create is never applied"]
 async fn a_profile_changed_during_an_interrupted_create_is_applied_after_adoption() {
     let dir = test_dir("adoption");
     let cluster = Cluster::start(&dir).await;
