@@ -253,7 +253,7 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
         report.push('\n');
     };
     say(format!(
-        "chaos: seed {seed} (QOD_CHAOS_SEED={seed} replays the schedule), {count} sessions, {seconds} s of faults"
+        "chaos: seed {seed} (QOD_CHAOS_SEED={seed} replays the random choices), {count} sessions, {seconds} s of faults"
     ));
     let mut rng = StdRng::seed_from_u64(seed);
 
