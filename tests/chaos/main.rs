@@ -5,7 +5,7 @@
 //!
 //! The chaos run is sized for CI (`QOD_CHAOS_SESSIONS`, default 150; `QOD_CHAOS_SECONDS`,
 //! default 50); `QOD_CHAOS_SESSIONS=500 QOD_CHAOS_SECONDS=600` is the long mode, and
-//! `QOD_CHAOS_SEED` replays a run.
+//! `QOD_CHAOS_SEED` replays a run's random choices.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
