@@ -107,7 +107,12 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// A helm command with its cache, config and data in `dir`, so tests never touch `$HOME`.
 pub fn helm_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(helm());
+    helm_command_of(&helm(), dir)
+}
+
+/// [`helm_command`] with another helm binary (Helm 3).
+pub fn helm_command_of(binary: &Path, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.env("HOME", dir)
         .env("HELM_CACHE_HOME", dir.join("helm-cache"))
         .env("HELM_CONFIG_HOME", dir.join("helm-config"))

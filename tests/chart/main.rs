@@ -6,6 +6,7 @@
 
 mod files;
 mod harness;
+mod helm3;
 mod install;
 mod operator;
 mod render;

