@@ -1,54 +1,15 @@
 //! Every `qos-status-changed` example in the vendored CAMARA spec files, and the shapes Nokia and
 //! the reference implementations send, parse into the session id, status and reason they carry.
 
-use qod_operator::qod::event::{ACCEPTED_TYPES, LEGACY_EVENT_TYPE, parse_batch, parse_event};
+use qod_operator::qod::event::{ACCEPTED_TYPES, parse_batch, parse_event};
 use serde_json::{Value, json};
 
-use crate::support::tools::camara_spec;
-
-/// Finds every object in `value` that is a status-changed event (CloudEvent or legacy body).
-fn collect_events(value: &Value, found: &mut Vec<Value>) {
-    match value {
-        Value::Object(map) => {
-            let cloud_event = map
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.ends_with(".qos-status-changed"));
-            let legacy = map.get("eventType").and_then(Value::as_str) == Some(LEGACY_EVENT_TYPE);
-            if cloud_event || legacy {
-                found.push(value.clone());
-            } else {
-                map.values().for_each(|v| collect_events(v, found));
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_events(v, found)),
-        _ => {}
-    }
-}
-
-/// The payload the example carries, read from the example itself.
-fn payload(example: &Value) -> &Value {
-    example
-        .get("data")
-        .or_else(|| example.get("eventDetail"))
-        .or_else(|| example.pointer("/event/eventDetail"))
-        .expect("example has a payload")
-}
+use crate::support::camara::{SPEC_FILES, notification_examples, payload};
 
 #[test]
 fn every_spec_example_parses() {
-    for file in [
-        "camara-qod-v0.9.0.yaml",
-        "camara-qod-v0.10.1.yaml",
-        "camara-qod-v0.11.1.yaml",
-        "camara-qod-v1.0.0.yaml",
-        "camara-qod-v1.1.0.yaml",
-        "camara-qod-v1.2.0-rc.3.yaml",
-    ] {
-        let text = std::fs::read_to_string(camara_spec(file)).expect("read spec");
-        let spec: Value = serde_saphyr::from_str(&text).expect("spec is YAML");
-        let mut examples = Vec::new();
-        collect_events(&spec, &mut examples);
+    for file in SPEC_FILES {
+        let examples = notification_examples(file);
         assert!(
             !examples.is_empty(),
             "{file}: no notification example found"

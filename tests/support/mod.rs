@@ -2,6 +2,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod camara;
 pub mod prism;
 pub mod tools;
 pub mod wait;

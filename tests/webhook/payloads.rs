@@ -9,52 +9,13 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{BATCH, CLOUDEVENTS, Hook},
-    support::tools::camara_spec,
+    support::camara::{SPEC_FILES, notification_examples, payload},
 };
-
-const SPEC_FILES: [&str; 6] = [
-    "camara-qod-v0.9.0.yaml",
-    "camara-qod-v0.10.1.yaml",
-    "camara-qod-v0.11.1.yaml",
-    "camara-qod-v1.0.0.yaml",
-    "camara-qod-v1.1.0.yaml",
-    "camara-qod-v1.2.0-rc.3.yaml",
-];
-
-/// Finds every status-changed event (CloudEvent or legacy body) in a spec document.
-fn collect_events(value: &Value, found: &mut Vec<Value>) {
-    match value {
-        Value::Object(map) => {
-            let cloud_event = map
-                .get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.ends_with(".qos-status-changed"));
-            let legacy = map.get("eventType").and_then(Value::as_str) == Some("QOS_STATUS_CHANGED");
-            if cloud_event || legacy {
-                found.push(value.clone());
-            } else {
-                map.values().for_each(|v| collect_events(v, found));
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_events(v, found)),
-        _ => {}
-    }
-}
-
-/// The payload an example carries: `data`, else the legacy `eventDetail`.
-fn payload(example: &Value) -> Value {
-    example
-        .get("data")
-        .or_else(|| example.get("eventDetail"))
-        .or_else(|| example.pointer("/event/eventDetail"))
-        .cloned()
-        .expect("example has a payload")
-}
 
 /// Posts `body` to a fresh resource holding the body's session and checks the status it
 /// leaves: the network's words verbatim, Ready as they imply, and the event's identity.
 async fn lands_in_status(hook: &Hook, name: &str, body: &Value, content_type: &str) {
-    let expected = payload(body);
+    let expected = payload(body).clone();
     let session = expected["sessionId"].as_str().unwrap();
     let resource = hook.resource(name, Some(session)).await;
     let answer = hook
@@ -117,10 +78,7 @@ async fn every_spec_example_lands_in_status() {
     let hook = Hook::start().await;
     let mut count = 0;
     for file in SPEC_FILES {
-        let text = std::fs::read_to_string(camara_spec(file)).unwrap();
-        let spec: Value = serde_saphyr::from_str(&text).unwrap();
-        let mut examples = Vec::new();
-        collect_events(&spec, &mut examples);
+        let examples = notification_examples(file);
         assert!(!examples.is_empty(), "{file}: no notification example");
         for example in examples {
             // Legacy bodies are plain JSON; CloudEvents say so.

@@ -7,8 +7,6 @@ use kube_emulator::{Emulator, Options, RunningEmulator};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::future::Future;
-use std::time::{Duration, Instant};
 
 /// The typed view of the test custom resource (its CRD is [`widget_crd`], written by hand so
 /// every validation keyword is exercised).
@@ -221,21 +219,10 @@ pub fn widget(name: &str, size: i64) -> Widget {
     )
 }
 
-/// Polls `check` until it returns Some or the deadline passes.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+// The deadline-polling helper shared by every test binary of the repository.
+#[path = "../../../support/wait.rs"]
+mod wait;
+pub use wait::eventually;
 
 /// The API error of a kube result.
 pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::Status {
