@@ -194,6 +194,7 @@ impl ControllerArgs {
                 ..plan::Settings::default()
             },
             instance: self.pod_name.clone(),
+            ..controller::Config::default()
         })
     }
 }

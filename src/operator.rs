@@ -69,7 +69,7 @@ const CRD_ESTABLISHED_WITHIN: Duration = Duration::from_secs(30);
 
 /// Runs the operator until `shutdown` is cancelled.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunError> {
-    let controller_config = args.controller.controller_config()?;
+    let mut controller_config = args.controller.controller_config()?;
     let keys = args.webhook.keys()?;
     let webhook_config = args
         .webhook
@@ -100,8 +100,11 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         Some(sim) => format!("{}/quality-on-demand/v1", sim.base_url()),
         None => args.provider.url()?.to_owned(),
     };
+    let metrics = Arc::new(Metrics::new());
     let provider = qod::provider::build(args.provider.provider_config(&provider_url)?)
         .map_err(RunError::Provider)?;
+    let provider: Arc<dyn qod::SessionApi> =
+        Arc::new(qod::metered::Metered::new(provider, metrics.clone()));
     let public_url = match (&args.webhook.webhook_public_url, &simulator) {
         (Some(url), _) => url.clone(),
         // The in-process simulator reaches the webhook on this machine.
@@ -118,8 +121,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         );
     }
 
-    let metrics = Arc::new(Metrics::new());
     let webhook = Webhook::new(client.clone(), webhook_config, metrics.clone());
+    controller_config.metrics = metrics.clone();
     let elect = args.leader.leader_election;
     let ready = probes::Ready::new(webhook.readiness(), !elect);
     metrics.set_leader(!elect);

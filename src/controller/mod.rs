@@ -24,7 +24,7 @@ use kube::{
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use crate::{api::QodSession, qod, telemetry::error_chain};
+use crate::{api::QodSession, metrics::Metrics, qod, telemetry::error_chain};
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
 /// session; the webhook checks it. Implemented by the webhook's HMAC keys.
@@ -78,6 +78,8 @@ pub struct Config {
     pub planner: plan::Settings,
     /// Shown as the reporting instance of Events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Where reconcile passes are counted and timed.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             concurrency: 16,
             planner: plan::Settings::default(),
             instance: None,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -99,6 +102,7 @@ pub struct Context {
     pub planner: plan::Settings,
     pub recorder: Recorder,
     pub backoff: backoff::Backoff,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a reconcile pass failed.
@@ -180,6 +184,7 @@ pub async fn run(
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),
+        metrics: config.metrics,
     });
     info!(
         namespace = config.namespace.as_deref().unwrap_or("*"),
@@ -204,6 +209,7 @@ pub async fn run(
 /// Spaces out retries: transient errors back off exponentially (honouring `Retry-After`),
 /// errors that need a human back off long. Never a hot loop.
 fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) -> Action {
+    context.metrics.reconcile_error(error.metric_label());
     if error.is_conflict() {
         // Our cached copy was older than the stored one (often our own previous write): read
         // again shortly. Optimistic locking doing its job, not a failure.

@@ -37,17 +37,25 @@ const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
 
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = pass(&session, &context).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    context.metrics.reconciled(outcome, started.elapsed());
+    result
+}
+
+async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> {
     let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
     let now = Timestamp::now();
-    let step = plan(&session, now, &context.planner);
+    let step = plan(session, now, &context.planner);
     let span = info_span!(
         "step",
         step = step_name(&step),
         session_id = tracing::field::Empty
     );
     let action = Pass {
-        session: &session,
-        context: &context,
+        session,
+        context,
         api: Api::namespaced(
             context.client.clone(),
             &session

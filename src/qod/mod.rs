@@ -9,6 +9,7 @@ pub mod camara;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod metered;
 pub mod model;
 pub mod nac;
 pub mod provider;

@@ -198,6 +198,17 @@ async fn the_survivor_finishes_a_create_the_leader_died_in() {
         available.session_id.as_deref()
     );
 
+    // Its metrics show the lookup that found the session, and its reconcile passes.
+    let survivor_op = &operators[survivor];
+    let lookups = survivor_op
+        .metric(r#"qod_operator_provider_requests_total{operation="retrieve_sessions",code="200"}"#)
+        .await;
+    assert!(lookups.is_some_and(|n| n >= 1.0), "lookups: {lookups:?}");
+    let passes = survivor_op
+        .metric(r#"qod_operator_reconciliations_total{outcome="ok"}"#)
+        .await;
+    assert!(passes.is_some_and(|n| n >= 1.0), "passes: {passes:?}");
+
     // The survivor also deletes it.
     world
         .api

@@ -83,6 +83,22 @@ impl Operator {
             .map(|value| value.trim() == "1")
     }
 
+    /// The value of one series of `/metrics` (`name{labels}` exactly as exposed).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", self.probe_port))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     pub async fn ready(&self) -> bool {
         self.http
             .get(format!("http://127.0.0.1:{}/readyz", self.probe_port))
