@@ -17,6 +17,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+// Shared with tests/operator, which uses more of it.
+#[allow(dead_code)]
 #[path = "../operator/process.rs"]
 mod process;
 
