@@ -186,7 +186,6 @@ impl ControllerArgs {
             }
         }
         Ok(controller::Config {
-            namespace: self.namespace.clone(),
             concurrency: self.concurrency.max(1),
             planner: plan::Settings {
                 resync_interval: self.resync_interval,

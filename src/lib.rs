@@ -3,6 +3,7 @@
 //! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod controller;
 pub mod leader;

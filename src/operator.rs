@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::{
     api::{CONTROLLER_MANAGER, QodSession},
+    cache::SessionCache,
     config::{ConfigError, ControllerArgs, ProviderArgs},
     controller::{self, Sink},
     leader::{self, LeaderArgs, LeaderError, Term},
@@ -71,9 +72,7 @@ const CRD_ESTABLISHED_WITHIN: Duration = Duration::from_secs(30);
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunError> {
     let mut controller_config = args.controller.controller_config()?;
     let keys = args.webhook.keys()?;
-    let webhook_config = args
-        .webhook
-        .config(keys.clone(), args.controller.namespace.clone())?;
+    let webhook_config = args.webhook.config(keys.clone())?;
 
     let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
     if args.controller.install_crd {
@@ -121,7 +120,15 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         );
     }
 
-    let webhook = Webhook::new(client.clone(), webhook_config, metrics.clone());
+    // One watch of the QodSessions for the webhook (every replica) and the controller (the
+    // leader).
+    let cache = SessionCache::start(client.clone(), args.controller.namespace.as_deref());
+    let webhook = Webhook::new(
+        client.clone(),
+        cache.clone(),
+        webhook_config,
+        metrics.clone(),
+    );
     controller_config.metrics = metrics.clone();
     let elect = args.leader.leader_election;
     let ready = probes::Ready::new(webhook.readiness(), !elect);
@@ -136,11 +143,12 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         shutdown.clone().cancelled_owned(),
     );
     let reconcile = |stop: CancellationToken| {
-        let (client, ready) = (client.clone(), ready.clone());
+        let (client, cache, ready) = (client.clone(), cache.clone(), ready.clone());
         async move {
             ready.set_controller_running(true);
             controller::run(
                 client,
+                cache,
                 provider,
                 sink,
                 controller_config,

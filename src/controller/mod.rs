@@ -13,18 +13,17 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use kube::{
-    Api, Client, ResourceExt,
+    Client, ResourceExt,
     runtime::{
         Controller,
         controller::{self, Action},
         events::{Recorder, Reporter},
-        watcher,
     },
 };
 use secrecy::SecretString;
 use tracing::{info, warn};
 
-use crate::{api::QodSession, metrics::Metrics, qod, telemetry::error_chain};
+use crate::{api::QodSession, cache::SessionCache, metrics::Metrics, qod, telemetry::error_chain};
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
 /// session; the webhook checks it. Implemented by the webhook's HMAC keys.
@@ -70,8 +69,6 @@ impl Sink {
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Watch one namespace only; all when `None`.
-    pub namespace: Option<String>,
     /// Resources reconciled at the same time (the provider rate-limits).
     pub concurrency: u16,
     /// The planner's timing.
@@ -85,7 +82,6 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            namespace: None,
             concurrency: 16,
             planner: plan::Settings::default(),
             instance: None,
@@ -161,18 +157,16 @@ impl Error {
 /// The wait before re-reading after a write lost an optimistic-lock race.
 const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 
-/// Runs the controller until `shutdown` resolves.
+/// Runs the controller over the resources in `cache` until `shutdown` resolves. It reconciles
+/// every cached resource once, then each as it changes.
 pub async fn run(
     client: Client,
+    cache: SessionCache,
     provider: Arc<dyn qod::SessionApi>,
     sink: Sink,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<QodSession> = match &config.namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    };
     let reporter = Reporter {
         controller: "qod-operator".into(),
         instance: config.instance.clone(),
@@ -186,11 +180,8 @@ pub async fn run(
         backoff: backoff::Backoff::default(),
         metrics: config.metrics,
     });
-    info!(
-        namespace = config.namespace.as_deref().unwrap_or("*"),
-        "controller starting"
-    );
-    Controller::new(api, watcher::Config::default().any_semantic())
+    info!("controller starting");
+    Controller::for_shared_stream(cache.changes(), cache.store())
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)

@@ -79,8 +79,8 @@ impl WebhookArgs {
     }
 
     /// The webhook's settings with `keys` (from [`keys`](Self::keys), shared with the
-    /// controller) for resources in `namespace` (all when `None`).
-    pub fn config(&self, keys: SinkKeys, namespace: Option<String>) -> Result<Config, ArgsError> {
+    /// controller).
+    pub fn config(&self, keys: SinkKeys) -> Result<Config, ArgsError> {
         let static_token = self
             .webhook_static_token_file
             .as_deref()
@@ -101,7 +101,6 @@ impl WebhookArgs {
             .transpose()?;
         Ok(Config {
             static_token,
-            namespace,
             limits: Limits {
                 max_body_bytes: self.webhook_max_body_bytes,
                 request_timeout: self.webhook_request_timeout,
@@ -132,10 +131,7 @@ mod tests {
         assert_eq!(cli.webhook.webhook_listen.to_string(), "0.0.0.0:8443");
         assert_eq!(cli.webhook.webhook_max_body_bytes, 64 * 1024);
         assert_eq!(cli.webhook.webhook_request_timeout, Duration::from_secs(10));
-        let config = cli
-            .webhook
-            .config(SinkKeys::generate(), Some("ns".into()))
-            .unwrap();
+        let config = cli.webhook.config(SinkKeys::generate()).unwrap();
         assert_eq!(config.limits, Limits::default());
         assert!(config.static_token.is_none());
     }
@@ -170,7 +166,7 @@ mod tests {
                 .expose_secret(),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        let config = cli.webhook.config(keys, None).unwrap();
+        let config = cli.webhook.config(keys).unwrap();
         assert_eq!(config.static_token.unwrap().expose_secret(), "my-token");
         assert_eq!(
             config.limits,

@@ -36,13 +36,13 @@ use super::{
     auth::{Authenticator, Presented},
     decide::{Decision, decide},
     dedupe::Recent,
-    index::{Index, Located},
     limits::{self, Limits, Shape},
     problem::Refusal,
     status::{self, StoreError},
 };
 use crate::{
     api::QodSession,
+    cache::{Located, SessionCache},
     metrics::{Metrics, NotificationResult},
     qod::event::{StatusChanged, parse_batch, parse_event},
 };
@@ -55,7 +55,7 @@ const MAX_ATTEMPTS: usize = 5;
 pub struct Shared {
     pub client: Client,
     pub auth: Authenticator,
-    pub index: Index,
+    pub cache: SessionCache,
     pub recent: Recent,
     pub limits: Limits,
     pub in_flight: Arc<Semaphore>,
@@ -180,7 +180,7 @@ impl Shared {
                 self.limits.max_in_flight
             )));
         };
-        if !self.index.has_synced() {
+        if !self.cache.has_synced() {
             return self.refuse(Refusal::Unavailable(
                 "the webhook has not finished loading the QodSessions yet; retry".into(),
             ));
@@ -221,13 +221,13 @@ impl Shared {
         event: &StatusChanged,
     ) -> EventOutcome {
         let located = match uid {
-            Some(uid) => self.index.by_uid(uid).ok_or_else(|| {
+            Some(uid) => self.cache.by_uid(uid).ok_or_else(|| {
                 tracing::info!(uid, session_id = %event.session_id,
                     "notification refused: no QodSession has this uid");
                 Refusal::NotFound(format!("no QodSession has uid `{uid}`"))
             })?,
             None => {
-                let located = self.index.by_session(&event.session_id).ok_or_else(|| {
+                let located = self.cache.by_session(&event.session_id).ok_or_else(|| {
                     tracing::info!(session_id = %event.session_id,
                         "notification refused: no QodSession holds this session");
                     Refusal::NotFound(format!(
@@ -263,21 +263,36 @@ impl Shared {
         Ok(result)
     }
 
-    /// Reads the resource, decides, writes; again on a conflicting write.
+    /// Decides on the cached resource and writes; on a conflicting write, or when the cached
+    /// copy would not take the event, reads the resource and decides again.
+    ///
+    /// The cached copy saves a read per notification. A write decided on it carries its
+    /// resourceVersion, so a copy that lags behind the API costs a conflict, never a lost
+    /// update; any other verdict (duplicate, stale, another session) could be the lag's, so it
+    /// is only given on a fresh read.
     async fn store(&self, located: &Located, event: &StatusChanged) -> EventOutcome {
         let api: Api<QodSession> = Api::namespaced(self.client.clone(), &located.namespace);
         let name = format!("{}/{}", located.namespace, located.name);
+        let mut cached = self.cache.get(located);
         for attempt in 1..=MAX_ATTEMPTS {
-            let resource = match status::read(&api, located).await {
-                Ok(Some(resource)) => resource,
-                Ok(None) => {
-                    return Err(Refusal::NotFound(format!(
-                        "the QodSession {name} no longer exists"
-                    )));
-                }
-                Err(error) => return Err(self.store_failure(&name, event, error)),
+            let from_cache = cached.is_some();
+            let resource = match cached.take() {
+                Some(resource) => resource,
+                None => match status::read(&api, located).await {
+                    Ok(Some(resource)) => Arc::new(resource),
+                    Ok(None) => {
+                        return Err(Refusal::NotFound(format!(
+                            "the QodSession {name} no longer exists"
+                        )));
+                    }
+                    Err(error) => return Err(self.store_failure(&name, event, error)),
+                },
             };
-            match decide(&resource, event, Timestamp::now()) {
+            let decision = decide(&resource, event, Timestamp::now());
+            if from_cache && !matches!(decision, Decision::Apply(_)) {
+                continue;
+            }
+            match decision {
                 Decision::Apply(update) => {
                     match status::write(&api, located, &resource, &update).await {
                         Ok(()) => {

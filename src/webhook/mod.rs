@@ -29,8 +29,7 @@
 //!
 //! Every refusal is an `application/problem+json` body ([`problem`]). Batches are answered
 //! with their worst outcome (see [`handler`]). Modules: [`token`] (keys and tokens), [`auth`]
-//! (the bearer check), [`limits`] (media type, size, time, in-flight), [`index`] (finding
-//! resources), [`dedupe`] (recent events), [`decide`] (what an event does, pure), [`status`]
+//! (the bearer check), [`limits`] (media type, size, time, in-flight), [`dedupe`] (recent events), [`decide`] (what an event does, pure), [`status`]
 //! (reading and writing), [`handler`] (the routes), [`args`] (command-line flags).
 
 pub mod args;
@@ -38,7 +37,6 @@ pub mod auth;
 pub mod decide;
 pub mod dedupe;
 pub mod handler;
-pub mod index;
 pub mod limits;
 pub mod problem;
 pub mod server;
@@ -53,11 +51,10 @@ use secrecy::SecretString;
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
 pub use args::WebhookArgs;
-pub use index::Index;
 pub use limits::Limits;
 pub use token::{KeyError, SinkKeys};
 
-use crate::metrics::Metrics;
+use crate::{cache::SessionCache, metrics::Metrics};
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
@@ -67,8 +64,6 @@ pub struct Config {
     /// A fixed token accepted for every resource (the seeds' "Bearer my-token" receivers);
     /// only when configured.
     pub static_token: Option<SecretString>,
-    /// Serve only resources of this namespace; all when `None`.
-    pub namespace: Option<String>,
     pub limits: Limits,
     /// How often the key files are re-read (a rotated Secret takes effect without restart).
     pub key_reload_interval: Duration,
@@ -82,7 +77,6 @@ impl Config {
         Self {
             keys,
             static_token: None,
-            namespace: None,
             limits: Limits::default(),
             key_reload_interval: Duration::from_secs(60),
             dedupe_capacity: 4096,
@@ -101,9 +95,9 @@ impl Drop for Tasks {
     }
 }
 
-/// Whether the webhook can answer: its index of resources has synced. For `/readyz`.
-#[derive(Clone, Debug)]
-pub struct Readiness(Index);
+/// Whether the webhook can answer: the cache of resources has synced. For `/readyz`.
+#[derive(Clone)]
+pub struct Readiness(SessionCache);
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
@@ -118,14 +112,11 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Starts watching `QodSession`s (the index behind lookups) and, for file-backed keys,
-    /// re-reading the key files; both stop when the webhook and every router made from it
-    /// are dropped. Call inside a tokio runtime.
-    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>) -> Self {
-        let index = Index::new();
-        let mut tasks = vec![tokio::spawn(
-            index.clone().run(client.clone(), config.namespace.clone()),
-        )];
+    /// The webhook over `cache` (which finds the resources notifications are about). For
+    /// file-backed keys it starts re-reading the key files, which stops when the webhook and
+    /// every router made from it are dropped. Call inside a tokio runtime.
+    pub fn new(client: Client, cache: SessionCache, config: Config, metrics: Arc<Metrics>) -> Self {
+        let mut tasks = Vec::new();
         if config.keys.is_file_backed() {
             tasks.push(tokio::spawn(reload_keys(
                 config.keys.clone(),
@@ -135,7 +126,7 @@ impl Webhook {
         let shared = Arc::new(handler::Shared {
             client,
             auth: auth::Authenticator::new(config.keys.clone(), config.static_token),
-            index,
+            cache,
             recent: dedupe::Recent::new(config.dedupe_capacity),
             in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight.max(1))),
             limits: config.limits,
@@ -161,15 +152,14 @@ impl Webhook {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// Whether the webhook can answer (its index has synced).
+    /// Whether the webhook can answer (its cache has synced).
     pub fn readiness(&self) -> Readiness {
-        Readiness(self.shared.index.clone())
+        Readiness(self.shared.cache.clone())
     }
 
-    /// The index of resources behind lookups (tests wait on it; `/readyz` may use
-    /// [`readiness`](Self::readiness)).
-    pub fn index(&self) -> Index {
-        self.shared.index.clone()
+    /// The cache behind lookups (tests wait on it).
+    pub fn cache(&self) -> SessionCache {
+        self.shared.cache.clone()
     }
 
     /// The keys tokens are checked with (the controller issues tokens with the same keys).

@@ -18,8 +18,11 @@ use kube::{
 use serde::Serialize;
 use serde_json::json;
 
-use super::{decide::StatusUpdate, index::Located};
-use crate::api::{NotificationRef, QodSession, WEBHOOK_MANAGER};
+use super::decide::StatusUpdate;
+use crate::{
+    api::{NotificationRef, QodSession, WEBHOOK_MANAGER},
+    cache::Located,
+};
 
 /// Why reading or writing a resource failed.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@ use kube::{
 use kube_emulator::{Emulator, Options, RunningEmulator};
 use qod_operator::{
     api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    cache::SessionCache,
     controller::{self, Sink, SinkTokens, plan},
     qod::{
         auth::SecretSource,
@@ -111,6 +112,12 @@ impl Harness {
     }
 
     pub fn start_controller(&mut self) {
+        self.start_controller_on(SessionCache::start(self.client.clone(), None));
+    }
+
+    /// Starts the controller over a cache of one's own (as the leader's controller starts over
+    /// the cache the webhook has been keeping).
+    pub fn start_controller_on(&mut self, cache: SessionCache) {
         let mut config = CamaraConfig::new(format!("{}/quality-on-demand/v1", self.sim.base_url()));
         if let Some(token) = self.provider_token {
             config.auth = CamaraAuth::Bearer(SecretSource::Value(SecretString::from(token)));
@@ -120,6 +127,7 @@ impl Harness {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(controller::run(
             self.client.clone(),
+            cache,
             provider,
             sink,
             controller::Config {

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cache;
 mod harness;
 mod lifecycle;
 mod schema;

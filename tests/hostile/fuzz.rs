@@ -229,8 +229,9 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
         let mut config = webhook::Config::new(keys.clone());
         config.limits.max_body_bytes = 16 * 1024;
         config.limits.request_timeout = Duration::from_secs(2);
-        let hook = Webhook::new(client, config, std::sync::Arc::new(Metrics::new()));
-        let index = hook.index();
+        let cache = qod_operator::cache::SessionCache::start(client.clone(), None);
+        let hook = Webhook::new(client, cache, config, std::sync::Arc::new(Metrics::new()));
+        let index = hook.cache();
         let uid = created.uid().unwrap();
         eventually("the index to know the resource", Duration::from_secs(10), || async {
             index.by_session(SESSION).is_some().then_some(())

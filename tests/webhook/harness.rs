@@ -15,9 +15,10 @@ use qod_operator::{
         ApplicationServer, CONTROLLER_MANAGER, Device, DeviceIpv4Address, QodSession,
         QodSessionSpec, QodSessionStatus,
     },
+    cache::SessionCache,
     metrics::Metrics,
     qod::event,
-    webhook::{self, Index, SinkKeys, Webhook},
+    webhook::{self, SinkKeys, Webhook},
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
@@ -38,7 +39,7 @@ pub struct Hook {
     pub api: Api<QodSession>,
     pub keys: SinkKeys,
     pub metrics: Arc<Metrics>,
-    pub index: Index,
+    pub cache: SessionCache,
     /// `http://127.0.0.1:<port>`
     pub base: String,
     pub http: reqwest::Client,
@@ -155,14 +156,16 @@ impl Hook {
         let mut config = webhook::Config::new(keys.clone());
         adjust(&mut config);
         let metrics = Arc::new(Metrics::new());
-        let hook = Webhook::new(wrap(client.clone()), config, Arc::clone(&metrics));
-        let index = hook.index();
+        let wrapped = wrap(client.clone());
+        let cache = SessionCache::start(wrapped.clone(), None);
+        let hook = Webhook::new(wrapped, cache, config, Arc::clone(&metrics));
+        let cache = hook.cache();
         let readiness = hook.readiness();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(hook.serve(listener, shutdown.clone().cancelled_owned()));
-        eventually("the webhook's index to sync", WAIT, || async {
+        eventually("the webhook's cache to sync", WAIT, || async {
             readiness.is_ready().then_some(())
         })
         .await;
@@ -172,7 +175,7 @@ impl Hook {
             client,
             keys,
             metrics,
-            index,
+            cache,
             base,
             http: reqwest::Client::new(),
             shutdown,
@@ -182,7 +185,7 @@ impl Hook {
     /// Creates a resource and, when `session` is given, records it in status the way the
     /// controller does (merge patch, REQUESTED); waits until the webhook's index knows it.
     pub async fn resource(&self, name: &str, session: Option<&str>) -> QodSession {
-        let port = 1000 + u16::try_from(self.index.len() % 60_000).unwrap();
+        let port = 1000 + u16::try_from(self.cache.len() % 60_000).unwrap();
         let created = self
             .api
             .create(&PostParams::default(), &QodSession::new(name, spec(port)))
@@ -193,8 +196,8 @@ impl Hook {
         }
         let uid = created.metadata.uid.clone().unwrap();
         eventually("the webhook to see the resource", WAIT, || async {
-            let known = self.index.by_uid(&uid).is_some();
-            let with_session = session.is_none_or(|s| self.index.by_session(s).is_some());
+            let known = self.cache.by_uid(&uid).is_some();
+            let with_session = session.is_none_or(|s| self.cache.by_session(s).is_some());
             (known && with_session).then_some(())
         })
         .await;

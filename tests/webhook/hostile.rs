@@ -335,10 +335,11 @@ async fn duplicates_are_recognised_from_status_after_a_restart() {
     // A second webhook (another replica, or this one restarted) has no memory of the event.
     let second = qod_operator::webhook::Webhook::new(
         hook.client.clone(),
+        qod_operator::cache::SessionCache::start(hook.client.clone(), None),
         qod_operator::webhook::Config::new(hook.keys.clone()),
         std::sync::Arc::new(qod_operator::metrics::Metrics::new()),
     );
-    let index = second.index();
+    let index = second.cache();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}{}",

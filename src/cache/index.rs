@@ -1,7 +1,5 @@
-//! Finding the resource a notification is about: a watch of every `QodSession` (or one
-//! namespace's) kept as two maps, uid → namespace/name and `status.sessionId` → uid. It only
-//! locates; the handler reads the resource itself before deciding, so a lagging watch can never
-//! make the webhook write on stale grounds.
+//! Finding a resource by what a notification names: two maps fed by the cache's watch,
+//! uid → namespace/name and `status.sessionId` → uid.
 //!
 //! The index applies `watcher` events the way kube's reflector does (a relist replaces the
 //! whole state once it is complete) and says whether it has synced, which `/readyz` uses.
@@ -14,11 +12,7 @@ use std::{
     },
 };
 
-use futures::StreamExt;
-use kube::{
-    Api, Client, ResourceExt,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::{ResourceExt, runtime::watcher};
 
 use crate::api::QodSession;
 
@@ -156,27 +150,6 @@ impl Index {
                         .unwrap_or_else(PoisonError::into_inner)
                         .remove(uid);
                 }
-            }
-        }
-    }
-
-    /// Keeps the index in step with the cluster until the returned future is dropped. Watch
-    /// errors are logged and retried with kube's default backoff.
-    pub async fn run(self, client: Client, namespace: Option<String>) {
-        let api: Api<QodSession> = match &namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        };
-        let mut events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => self.apply(&event),
-                Err(error) => tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "watching QodSessions for the webhook failed; retrying"
-                ),
             }
         }
     }

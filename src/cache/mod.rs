@@ -1,0 +1,227 @@
+//! One watch of every `QodSession` (or one namespace's), shared by the controller and the
+//! webhook: a reflector store of the objects, an [`Index`] that finds a resource by uid or by
+//! session id, and a feed of changed objects that triggers the controller.
+//!
+//! Objects are kept without `metadata.managedFields` and kubectl's last-applied annotation:
+//! nothing here reads them, and they are most of an object's size (three field managers write
+//! a QodSession). One watch instead of one per reader halves the API server's fan-out.
+
+pub mod index;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::{Stream, StreamExt};
+use kube::{
+    Api, Client,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio::sync::mpsc;
+
+pub use index::{Index, Located};
+
+use crate::api::QodSession;
+
+/// Written by `kubectl apply`: a copy of the whole manifest, never read by the operator.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The shared cache. Cloning is cheap; the watch stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct SessionCache {
+    store: Store<QodSession>,
+    shared: Arc<Shared>,
+    _watch: Arc<AbortOnDrop>,
+}
+
+/// What the watch task and the handles both reach.
+#[derive(Default)]
+struct Shared {
+    index: Index,
+    /// Controllers listening for changed objects; dropped receivers are pruned on send.
+    listeners: Mutex<Vec<mpsc::UnboundedSender<ObjectRef<QodSession>>>>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl SessionCache {
+    /// Starts watching QodSessions in `namespace` (all when `None`). Call inside a tokio
+    /// runtime. Watch errors are logged and retried with kube's default backoff.
+    pub fn start(client: Client, namespace: Option<&str>) -> Self {
+        let api: Api<QodSession> = match namespace {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        };
+        let writer = reflector::store::Writer::<QodSession>::default();
+        let store = writer.as_reader();
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(keep_in_step(api, writer, Arc::clone(&shared)));
+        Self {
+            store,
+            shared,
+            _watch: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    /// Whether the first full list has been applied (until then lookups cannot say "unknown").
+    pub fn has_synced(&self) -> bool {
+        self.shared.index.has_synced()
+    }
+
+    /// The resource with `uid`.
+    pub fn by_uid(&self, uid: &str) -> Option<Located> {
+        self.shared.index.by_uid(uid)
+    }
+
+    /// The resource whose status holds `session_id`.
+    pub fn by_session(&self, session_id: &str) -> Option<Located> {
+        self.shared.index.by_session(session_id)
+    }
+
+    /// The cached object of a located resource, if it is still that object (same uid).
+    pub fn get(&self, located: &Located) -> Option<Arc<QodSession>> {
+        self.store
+            .get(&ObjectRef::new(&located.name).within(&located.namespace))
+            .filter(|s| s.metadata.uid.as_deref() == Some(located.uid.as_str()))
+    }
+
+    /// Number of resources known.
+    pub fn len(&self) -> usize {
+        self.shared.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The objects, for a controller's lookups.
+    pub fn store(&self) -> Store<QodSession> {
+        self.store.clone()
+    }
+
+    /// Every object now in the cache, then each object as it changes (and all of them again
+    /// after a relist). A controller that starts late (on winning the lease) so still sees
+    /// every resource once. Ends when the cache is dropped.
+    pub fn changes(&self) -> impl Stream<Item = Arc<QodSession>> + Send + 'static {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        // Listen first, then take the snapshot: a change in between is seen twice, never lost.
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sender);
+        let snapshot = self.store.state();
+        let store = self.store.clone();
+        let live = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|r| (r, receiver))
+        })
+        .filter_map(move |key| std::future::ready(store.get(&key)));
+        futures::stream::iter(snapshot).chain(live)
+    }
+}
+
+/// Drops what nothing reads, before the object is stored.
+fn slim(session: &mut QodSession) {
+    session.metadata.managed_fields = None;
+    if let Some(annotations) = session.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+async fn keep_in_step(
+    api: Api<QodSession>,
+    mut writer: reflector::store::Writer<QodSession>,
+    shared: Arc<Shared>,
+) {
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(slim)
+        .boxed();
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "watching QodSessions failed; retrying"
+                );
+                continue;
+            }
+        };
+        writer.apply_watcher_event(&event);
+        shared.index.apply(&event);
+        match &event {
+            watcher::Event::Apply(session) => shared.notify(&[ObjectRef::from_obj(session)]),
+            watcher::Event::InitDone => {
+                let keys: Vec<_> = writer
+                    .as_reader()
+                    .state()
+                    .iter()
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect();
+                shared.notify(&keys);
+            }
+            // A deleted object needs no reconcile: its finalizer brought it there first.
+            watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+}
+
+impl Shared {
+    /// Hands changed objects to every listener still listening.
+    fn notify(&self, keys: &[ObjectRef<QodSession>]) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|listener| keys.iter().all(|key| listener.send(key.clone()).is_ok()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    #[test]
+    fn slimming_drops_managed_fields_and_the_last_applied_copy_only() {
+        let mut session = QodSession::new(
+            "a",
+            serde_json::from_value(serde_json::json!({
+                "device": {"ipv4Address": {"publicAddress": "198.51.100.1"}},
+                "applicationServer": {"ipv4Address": "203.0.113.0/24"},
+                "qosProfile": "QOS_L", "duration": 60
+            }))
+            .unwrap(),
+        );
+        session.metadata = ObjectMeta {
+            name: Some("a".into()),
+            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
+            annotations: Some(BTreeMap::from([
+                (LAST_APPLIED.to_owned(), "{}".to_owned()),
+                ("team".to_owned(), "media".to_owned()),
+            ])),
+            ..ObjectMeta::default()
+        };
+        let spec_before = session.spec.clone();
+        slim(&mut session);
+        assert_eq!(session.metadata.managed_fields, None);
+        assert_eq!(
+            session.metadata.annotations,
+            Some(BTreeMap::from([("team".to_owned(), "media".to_owned())]))
+        );
+        assert_eq!(session.spec, spec_before);
+        assert_eq!(session.metadata.name.as_deref(), Some("a"));
+    }
+}
