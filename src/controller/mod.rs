@@ -1,8 +1,10 @@
 //! Reconciling `QodSession`s with the QoD provider. A pure planner ([`plan`]) decides the next
 //! step from the resource and the clock; [`reconcile`] carries it out (at most one provider call
-//! per pass) and records the outcome in status ([`status`]); [`backoff`] spaces out retries.
+//! per pass) and records the outcome in status ([`status`]) and Events ([`events`]); [`backoff`]
+//! spaces out retries.
 
 pub mod backoff;
+pub mod events;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
@@ -17,12 +19,13 @@ use kube::{
     runtime::{
         Controller,
         controller::{self, Action},
-        events::{Recorder, Reporter},
+        events::Reporter,
     },
 };
 use secrecy::SecretString;
 use tracing::{info, warn};
 
+use self::events::Recorder;
 use crate::{api::QodSession, cache::SessionCache, metrics::Metrics, qod, telemetry::error_chain};
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
