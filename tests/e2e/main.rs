@@ -1,6 +1,6 @@
 //! End to end, as users do it: `kubectl` against the in-memory Kubernetes API
 //! (tests/kube-emulator, in this process), the QoD simulator, and `qod-operator run` as its own
-//! process (the binary cargo builds for this test run; see BENCHMARKS.md for the release binary).
+//! process (the release build, as users run it: `cargo build --release` on first use).
 //!
 //! - [`lifecycle`]: `kubectl apply -f deploy/crds/ -f deploy/examples/`, `kubectl wait` for
 //!   AVAILABLE, `kubectl get qod` columns, `kubectl delete` leaves nothing behind.

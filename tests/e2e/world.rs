@@ -27,6 +27,10 @@ pub struct World {
 
 impl World {
     pub async fn start(test: &str) -> Self {
+        // Built before the API server starts on this runtime: the build blocks its thread.
+        tokio::task::spawn_blocking(tools::release_operator)
+            .await
+            .unwrap();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -53,9 +57,11 @@ impl World {
         }
     }
 
-    /// `qod-operator run` as its own process, as a Deployment would start it.
+    /// `qod-operator run` (the release build) as its own process, as a Deployment would
+    /// start it.
     pub fn operator(&self, name: &str) -> Operator {
         Operator::start(
+            tools::release_operator(),
             name,
             &self.dir.join("kubeconfig"),
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),

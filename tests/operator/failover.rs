@@ -1,7 +1,7 @@
 //! Two operator processes against one API and one provider: one leads; when it dies the other
 //! takes over within the lease duration and finishes what was pending, without duplicates.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::{
     api::coordination::v1::Lease,
@@ -64,6 +64,7 @@ impl World {
 
     fn operator(&self, name: &str) -> Operator {
         Operator::start(
+            Path::new(env!("CARGO_BIN_EXE_qod-operator")),
             name,
             &self.dir.join("kubeconfig"),
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),

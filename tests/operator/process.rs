@@ -26,8 +26,9 @@ fn free_port() -> u16 {
 }
 
 impl Operator {
-    /// Starts `qod-operator run` against `kubeconfig` and the provider at `provider_url`.
+    /// Starts `binary run` against `kubeconfig` and the provider at `provider_url`.
     pub fn start(
+        binary: &Path,
         name: &str,
         kubeconfig: &Path,
         provider_url: &str,
@@ -37,7 +38,7 @@ impl Operator {
         let probe_port = free_port();
         let webhook_port = free_port();
         let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_qod-operator"))
+        let child = Command::new(binary)
             .arg("run")
             .args(["--provider-url", provider_url])
             .args(["--webhook-listen", &format!("127.0.0.1:{webhook_port}")])

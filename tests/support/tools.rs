@@ -58,3 +58,34 @@ pub fn helm3() -> &'static Path {
     static HELM3: OnceLock<PathBuf> = OnceLock::new();
     HELM3.get_or_init(|| install("tests/install-helm3.sh", "HELM3"))
 }
+
+/// The release build of `qod-operator`, as users run it: `cargo build --release` once per test
+/// run (a no-op when it is current; CI builds it before the tests). `QOD_OPERATOR` points at
+/// another binary instead.
+pub fn release_operator() -> &'static Path {
+    static OPERATOR: OnceLock<PathBuf> = OnceLock::new();
+    OPERATOR.get_or_init(|| {
+        if let Some(path) = std::env::var_os("QOD_OPERATOR") {
+            return PathBuf::from(path);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .args(["build", "--release", "--locked", "-p", "qod-operator"])
+            .args(["--bin", "qod-operator", "--message-format=json"])
+            .current_dir(repo_root())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo: {e}"));
+        assert!(
+            output.status.success(),
+            "cargo build --release failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The last artifact line names the executable, wherever the target folder is.
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .next_back()
+            .expect("cargo names the built executable")
+    })
+}
