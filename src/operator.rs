@@ -140,6 +140,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         probe_listener,
         ready.clone(),
         metrics.clone(),
+        cache.clone(),
         shutdown.clone().cancelled_owned(),
     );
     let reconcile = |stop: CancellationToken| {

@@ -16,7 +16,7 @@ use axum::{
 };
 use tokio::net::TcpListener;
 
-use crate::{metrics::Metrics, webhook::Readiness};
+use crate::{cache::SessionCache, metrics::Metrics, webhook::Readiness};
 
 /// What `/readyz` checks: the webhook's cache has synced and, on the leader, the controller
 /// runs. Replicas that do not lead stay ready: they serve notifications.
@@ -56,14 +56,20 @@ impl Ready {
 struct Probes {
     ready: Ready,
     metrics: Arc<Metrics>,
+    /// Counted at each scrape for `qod_operator_sessions`.
+    sessions: SessionCache,
 }
 
-pub fn router(ready: Ready, metrics: Arc<Metrics>) -> Router {
+pub fn router(ready: Ready, metrics: Arc<Metrics>, sessions: SessionCache) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(Probes { ready, metrics })
+        .with_state(Probes {
+            ready,
+            metrics,
+            sessions,
+        })
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
@@ -78,6 +84,11 @@ async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(probes): State<Probes>) -> impl IntoResponse {
+    // Counting the cache at scrape time costs one pass per scrape, not one per change.
+    let counts = probes.sessions.count_by_qos_status();
+    probes
+        .metrics
+        .set_session_counts(counts.iter().map(|(word, n)| (word.as_deref(), *n)));
     (
         [(
             header::CONTENT_TYPE,
@@ -92,12 +103,13 @@ pub async fn serve(
     listener: TcpListener,
     ready: Ready,
     metrics: Arc<Metrics>,
+    sessions: SessionCache,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "probes listening (/healthz, /readyz, /metrics)");
     }
-    axum::serve(listener, router(ready, metrics))
+    axum::serve(listener, router(ready, metrics, sessions))
         .with_graceful_shutdown(shutdown)
         .await
 }

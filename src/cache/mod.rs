@@ -8,7 +8,10 @@
 
 pub mod index;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use futures::{Stream, StreamExt};
 use kube::{
@@ -100,6 +103,16 @@ impl SessionCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many resources hold each `status.qosStatus` word (`None`: no word yet).
+    pub fn count_by_qos_status(&self) -> HashMap<Option<String>, i64> {
+        let mut counts = HashMap::new();
+        for session in self.store.state() {
+            let word = session.status.as_ref().and_then(|s| s.qos_status.clone());
+            *counts.entry(word).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The objects, for a controller's lookups.

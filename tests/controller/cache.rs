@@ -1,7 +1,10 @@
 //! The cache the controller and the webhook share: slim objects, lookups, and a feed of
 //! changes that a controller starting late (on winning the lease) still sees whole.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    time::Duration,
+};
 
 use futures::{Stream, StreamExt};
 use kube::{
@@ -95,6 +98,17 @@ async fn the_cache_keeps_slim_objects_and_feeds_a_controller_that_starts_late() 
         })
         .await;
     }
+
+    // What /metrics reports as qod_operator_sessions{qos_status}.
+    eventually(
+        "the cache to count both sessions AVAILABLE",
+        WAIT,
+        || async {
+            (cache.count_by_qos_status() == HashMap::from([(Some("AVAILABLE".to_owned()), 2)]))
+                .then_some(())
+        },
+    )
+    .await;
 
     h.api
         .delete("first", &DeleteParams::default())

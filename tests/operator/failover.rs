@@ -209,6 +209,18 @@ async fn the_survivor_finishes_a_create_the_leader_died_in() {
         .metric(r#"qod_operator_reconciliations_total{outcome="ok"}"#)
         .await;
     assert!(passes.is_some_and(|n| n >= 1.0), "passes: {passes:?}");
+    // The resources by status, counted from its cache.
+    eventually(
+        "the sessions gauge to count the AVAILABLE one",
+        WAIT,
+        || async {
+            let available = survivor_op
+                .metric(r#"qod_operator_sessions{qos_status="AVAILABLE"}"#)
+                .await;
+            (available == Some(1.0)).then_some(())
+        },
+    )
+    .await;
 
     // The survivor also deletes it.
     world
