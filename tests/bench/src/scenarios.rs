@@ -196,10 +196,13 @@ pub async fn webhook(
         .await?
         .text()
         .await?;
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("qod_operator_notifications_total"))
-    {
+    // Reconcile passes include the set-up's; a webhook write should add none that call out.
+    for line in metrics.lines().filter(|l| {
+        (l.starts_with("qod_operator_notifications_total")
+            || l.starts_with("qod_operator_reconciliations_total")
+            || l.starts_with("qod_operator_provider_requests_total"))
+            && !l.ends_with(" 0")
+    }) {
         println!("  {line}");
     }
     operator.print_memory(&format!("with {sessions} sessions"))?;
