@@ -13,9 +13,11 @@ use crate::meta;
 use crate::patch::{self, PatchType};
 use crate::registry::{ResourceType, StorageKey};
 use crate::selectors::Selectors;
-use crate::store::Store;
+use crate::store::{IntoShared, Store, Stored};
 use crate::validation;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// `fieldValidation` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,28 +51,47 @@ pub struct WriteParams {
 pub struct Written {
     /// HTTP status.
     pub code: u16,
-    /// Response body.
-    pub body: Value,
+    /// Response body (often the stored object itself, shared).
+    pub body: Arc<Stored>,
     /// `Warning` headers.
     pub warnings: Vec<String>,
 }
 
-fn ok(code: u16, body: Value) -> Written {
+fn ok(code: u16, body: impl IntoShared) -> Written {
     Written {
         code,
-        body,
+        body: body.into_shared(),
         warnings: Vec::new(),
     }
 }
 
 /// The object as served through `rt`'s version.
 pub fn present(rt: &ResourceType, obj: &Value) -> Value {
-    let mut out = obj.clone();
-    if let Some(m) = out.as_object_mut() {
+    present_owned(rt, obj.clone())
+}
+
+/// [`present`] for an object the caller owns (no copy).
+pub fn present_owned(rt: &ResourceType, mut obj: Value) -> Value {
+    if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), json!(rt.api_version()));
         m.insert("kind".into(), json!(rt.kind));
     }
-    out
+    obj
+}
+
+/// Whether `obj` already reads as `rt`'s version (the usual case: it is stored in that one).
+pub fn presents_as_is(rt: &ResourceType, obj: &Value) -> bool {
+    let field = |k: &str| obj.get(k).and_then(Value::as_str);
+    field("kind") == Some(rt.kind.as_str()) && field("apiVersion") == Some(&*rt.api_version())
+}
+
+/// [`present`] for a stored object: shared as is when nothing changes, copied otherwise.
+pub fn present_shared(rt: &ResourceType, obj: &Arc<Stored>) -> Arc<Stored> {
+    if presents_as_is(rt, obj) {
+        obj.clone()
+    } else {
+        Arc::new(Stored::new(present(rt, obj)))
+    }
 }
 
 fn ns_key() -> StorageKey {
@@ -89,10 +110,10 @@ fn is_namespace_type(rt: &ResourceType) -> bool {
 }
 
 /// GET one object.
-pub fn get(store: &Store, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
+pub fn get(store: &Store, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Arc<Stored>> {
     store
-        .get(&rt.storage_key(), ns, name)
-        .map(|o| present(rt, o))
+        .get_shared(&rt.storage_key(), ns, name)
+        .map(|o| present_shared(rt, o))
         .ok_or_else(|| ApiError::NotFound(rt.subject(name)))
 }
 
@@ -129,13 +150,16 @@ fn decode_token(token: &str) -> Option<(u64, String, String)> {
     ))
 }
 
+/// The items of a list and its `metadata`.
+pub type Items = (Vec<Arc<Stored>>, Map<String, Value>);
+
 /// The matching objects in key order (for LIST and Table).
 pub fn list_items(
     store: &Store,
     rt: &ResourceType,
     ns: Option<&str>,
     lp: &ListParams,
-) -> ApiResult<(Vec<Value>, Map<String, Value>)> {
+) -> ApiResult<Items> {
     let mut list_rv = store.current_rv();
     let after = match &lp.continue_token {
         Some(t) => {
@@ -169,7 +193,7 @@ pub fn list_items(
             continue;
         }
         last_key = Some(key.clone());
-        items.push(present(rt, obj));
+        items.push(present_shared(rt, obj));
     }
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
@@ -185,20 +209,52 @@ pub fn list_items(
     Ok((items, meta))
 }
 
+/// A LIST response. Its items are the stored objects themselves, serialized (after the store
+/// lock is released) without being copied into one big `Value` first.
+#[derive(Debug)]
+pub struct ListBody {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `items`.
+    pub items: Vec<Arc<Stored>>,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata`.
+    pub metadata: Map<String, Value>,
+}
+
+impl Serialize for ListBody {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Items<'a>(&'a [Arc<Stored>]);
+        impl Serialize for Items<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|v| &***v))
+            }
+        }
+        // Keys in sorted order, as serde_json writes a `Value` object.
+        let mut st = serializer.serialize_struct("List", 4)?;
+        st.serialize_field("apiVersion", &self.api_version)?;
+        st.serialize_field("items", &Items(&self.items))?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("metadata", &self.metadata)?;
+        st.end()
+    }
+}
+
 /// LIST.
 pub fn list(
     store: &Store,
     rt: &ResourceType,
     ns: Option<&str>,
     lp: &ListParams,
-) -> ApiResult<Value> {
-    let (items, meta) = list_items(store, rt, ns, lp)?;
-    Ok(json!({
-        "kind": format!("{}List", rt.kind),
-        "apiVersion": rt.api_version(),
-        "metadata": meta,
-        "items": items,
-    }))
+) -> ApiResult<ListBody> {
+    let (items, metadata) = list_items(store, rt, ns, lp)?;
+    Ok(ListBody {
+        api_version: rt.api_version(),
+        items,
+        kind: format!("{}List", rt.kind),
+        metadata,
+    })
 }
 
 fn check_type_meta(rt: &ResourceType, body: &Value) -> ApiResult<()> {
@@ -262,7 +318,7 @@ fn admit_custom(
         return Ok(Vec::new());
     };
     let mut pruned = Vec::new();
-    validation::prune(schema, obj, "", true, &mut pruned);
+    validation::prune(schema.raw(), obj, "", true, &mut pruned);
     let mut warnings = Vec::new();
     if !pruned.is_empty() {
         match p.field_validation {
@@ -282,9 +338,9 @@ fn admit_custom(
             FieldValidation::Ignore => {}
         }
     }
-    validation::apply_defaults(schema, obj);
+    validation::apply_defaults(schema.raw(), obj);
     let mut causes = Vec::new();
-    validation::validate(schema, obj, "", &mut causes);
+    validation::validate(schema, obj, &mut causes);
     if causes.is_empty() {
         validation::validate_cel(schema, obj, old, &mut causes);
     }
@@ -546,13 +602,13 @@ pub fn create(
             manager,
             "",
             &rt.api_version(),
-            rt.schema.as_ref(),
+            rt.raw_schema(),
         );
     }
     if p.dry_run {
         return Ok(Written {
             code: 201,
-            body,
+            body: body.into_shared(),
             warnings,
         });
     }
@@ -562,7 +618,7 @@ pub fn create(
     }
     Ok(Written {
         code: 201,
-        body: present(rt, &stored),
+        body: present_shared(rt, &stored),
         warnings,
     })
 }
@@ -597,7 +653,7 @@ pub fn update(
         ));
     }
     let old = store
-        .get(&rt.storage_key(), ns, name)
+        .get_shared(&rt.storage_key(), ns, name)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(rt.subject(name)))?;
     let rv_missing = meta::resource_version(&body).is_empty();
@@ -642,8 +698,8 @@ fn conflict(rt: &ResourceType, name: &str) -> ApiError {
 pub fn commit_update(
     store: &mut Store,
     rt: &ResourceType,
-    old: Value,
-    candidate: Value,
+    old: Arc<Stored>,
+    mut candidate: Value,
     p: &WriteParams,
     subresource: &str,
     managed: Managed,
@@ -652,36 +708,45 @@ pub fn commit_update(
     let ns = meta::namespace(&old).to_string();
     // A client may rewrite managedFields itself (kubectl does, to hand client-side-apply
     // ownership over to server-side apply); changed managedFields are taken as given.
-    let old_managed = meta::metadata(&old)
-        .and_then(|m| m.get("managedFields"))
-        .cloned();
-    let managed_base = match meta::metadata(&candidate).and_then(|m| m.get("managedFields")) {
-        Some(incoming) if Some(incoming) != old_managed.as_ref() => Some(incoming.clone()),
-        _ => old_managed,
+    let managed_base = match &managed {
+        Managed::Update(_) => {
+            let old_managed = meta::metadata(&old).and_then(|m| m.get("managedFields"));
+            match meta::metadata(&candidate).and_then(|m| m.get("managedFields")) {
+                Some(incoming) if Some(incoming) != old_managed => Some(incoming.clone()),
+                _ => old_managed.cloned(),
+            }
+        }
+        Managed::Precomputed => None,
     };
     if meta::resource_version(&candidate) != meta::resource_version(&old) {
         return Err(conflict(rt, &name));
     }
-    let mut new = if subresource == "status" {
-        let mut n = old.clone();
-        if let Some(m) = n.as_object_mut() {
-            match candidate.get("status") {
-                Some(s) => {
-                    m.insert("status".into(), s.clone());
-                }
-                None => {
-                    m.remove("status");
-                }
-            }
+    let mut new = if subresource == "status"
+        && matches!(managed, Managed::Precomputed)
+        && meta::same_apart_from_status(&candidate, &old)
+    {
+        // Server-side apply merged into a copy of `old`: taking it as is gives the same object
+        // as rebuilding it below, without copying `old` a second time.
+        candidate
+    } else if subresource == "status" {
+        // The old object with the candidate's status moved in (old's status is not copied).
+        let mut n: Map<String, Value> = old
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "status")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(s) = candidate.as_object_mut().and_then(|m| m.remove("status")) {
+            n.insert("status".into(), s);
         }
+        let mut n = Value::Object(n);
         if matches!(managed, Managed::Precomputed) {
-            meta::set_meta(
-                &mut n,
-                "managedFields",
-                meta::metadata(&candidate)
-                    .and_then(|m| m.get("managedFields"))
-                    .cloned(),
-            );
+            let incoming =
+                meta::metadata_mut(&mut candidate).and_then(|m| m.remove("managedFields"));
+            meta::set_meta(&mut n, "managedFields", incoming);
         }
         n
     } else {
@@ -748,8 +813,7 @@ pub fn commit_update(
     }
     let generation = meta::generation(&old);
     if rt.tracks_generation {
-        let bump = meta::spec_part(&new, rt.status_subresource)
-            != meta::spec_part(&old, rt.status_subresource);
+        let bump = !meta::same_spec(&new, &old, rt.status_subresource);
         meta::set_meta(
             &mut new,
             "generation",
@@ -768,32 +832,32 @@ pub fn commit_update(
             manager,
             subresource,
             &rt.api_version(),
-            rt.schema.as_ref(),
+            rt.raw_schema(),
         );
     }
     let key = rt.storage_key();
-    if meta::without_bookkeeping(&new) == meta::without_bookkeeping(&old) {
+    if meta::same_ignoring_bookkeeping(&new, &old) {
         return Ok(Written {
             code: 200,
-            body: present(rt, &old),
+            body: present_shared(rt, &old),
             warnings,
         });
     }
     if p.dry_run {
         return Ok(Written {
             code: 200,
-            body: present(rt, &new),
+            body: present_owned(rt, new).into_shared(),
             warnings,
         });
     }
     if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() {
         let removed = store
             .remove(&key, &ns, &name, Some(new))
-            .unwrap_or(Value::Null);
+            .unwrap_or_else(|| Value::Null.into_shared());
         after_removal(store, rt, &removed);
         return Ok(Written {
             code: 200,
-            body: present(rt, &removed),
+            body: present_shared(rt, &removed),
             warnings,
         });
     }
@@ -803,7 +867,7 @@ pub fn commit_update(
     }
     Ok(Written {
         code: 200,
-        body: present(rt, &stored),
+        body: present_shared(rt, &stored),
         warnings,
     })
 }
@@ -824,8 +888,8 @@ pub fn patch(
         return Err(patch::unsupported(true));
     }
     let existing = store
-        .get(&rt.storage_key(), ns, name)
-        .map(|o| present(rt, o));
+        .get_shared(&rt.storage_key(), ns, name)
+        .map(|o| present_shared(rt, o));
     if ptype == PatchType::Apply {
         return server_side_apply(store, rt, ns, name, existing, body, p, subresource);
     }
@@ -834,7 +898,7 @@ pub fn patch(
         PatchType::Json => patch::json_patch(&old, body, &rt.subject(name))?,
         PatchType::Merge => patch::merge_patch(&old, body)?,
         PatchType::Strategic => patch::strategic_merge(&old, body)?,
-        PatchType::Apply => old.clone(),
+        PatchType::Apply => (**old).clone(),
     };
     let mut patched = patched;
     if meta::resource_version(&patched).is_empty() {
@@ -872,7 +936,7 @@ fn server_side_apply(
     rt: &ResourceType,
     ns: &str,
     name: &str,
-    existing: Option<Value>,
+    existing: Option<Arc<Stored>>,
     body: &[u8],
     p: &WriteParams,
     subresource: &str,
@@ -930,7 +994,7 @@ fn server_side_apply(
         }
     }
     if rt.is_custom()
-        && let Some(schema) = rt.schema.as_ref()
+        && let Some(schema) = rt.raw_schema()
     {
         // Unknown fields in an apply configuration are refused or pruned before ownership is
         // computed, so nobody ends up owning a field that cannot be stored.
@@ -952,7 +1016,7 @@ fn server_side_apply(
         subresource,
         force: p.force,
         api_version: &rt.api_version(),
-        schema: rt.schema.as_ref(),
+        schema: rt.raw_schema(),
         subject: rt.subject(name),
     };
     match existing {
@@ -1025,7 +1089,7 @@ pub fn delete(
 ) -> ApiResult<Written> {
     let key = rt.storage_key();
     let old = store
-        .get(&key, ns, name)
+        .get_shared(&key, ns, name)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(rt.subject(name)))?;
     let uid = meta::meta_str(&old, "uid");
@@ -1060,7 +1124,7 @@ pub fn delete(
         if meta::is_deleting(&old) {
             return Ok(ok(200, present(rt, &old)));
         }
-        let mut new = old.clone();
+        let mut new = (**old).clone();
         meta::set_meta(
             &mut new,
             "deletionTimestamp",
@@ -1072,12 +1136,14 @@ pub fn delete(
             meta::set_meta(&mut new, "generation", Some(json!(generation + 1)));
         }
         let stored = store.put(&key, new);
-        return Ok(ok(200, present(rt, &stored)));
+        return Ok(ok(200, present_shared(rt, &stored)));
     }
-    let removed = store.remove(&key, ns, name, None).unwrap_or(Value::Null);
+    let removed = store
+        .remove(&key, ns, name, None)
+        .unwrap_or_else(|| Value::Null.into_shared());
     after_removal(store, rt, &removed);
     if rt.is_custom() || is_crd_type(rt) {
-        Ok(ok(200, present(rt, &removed)))
+        Ok(ok(200, present_shared(rt, &removed)))
     } else {
         let mut details = json!({"name": name, "kind": rt.plural, "uid": uid});
         if !rt.group.is_empty()
@@ -1092,12 +1158,12 @@ pub fn delete(
     }
 }
 
-fn delete_namespace(store: &mut Store, rt: &ResourceType, old: Value) -> ApiResult<Written> {
+fn delete_namespace(store: &mut Store, rt: &ResourceType, old: Arc<Stored>) -> ApiResult<Written> {
     let name = meta::name(&old).to_string();
     let stored = if meta::is_deleting(&old) {
         old
     } else {
-        let mut new = old;
+        let mut new = old.into_value();
         meta::set_meta(
             &mut new,
             "deletionTimestamp",
@@ -1116,8 +1182,11 @@ fn delete_namespace(store: &mut Store, rt: &ResourceType, old: Value) -> ApiResu
         }
     }
     sweep_namespaces(store);
-    let body = store.get(&ns_key(), "", &name).cloned().unwrap_or(stored);
-    Ok(ok(200, present(rt, &body)))
+    let body = store
+        .get_shared(&ns_key(), "", &name)
+        .cloned()
+        .unwrap_or(stored);
+    Ok(ok(200, present_shared(rt, &body)))
 }
 
 /// Removes terminating namespaces that have become empty.
@@ -1172,9 +1241,9 @@ pub fn delete_collection(
         let iname = meta::name(&item).to_string();
         if let Ok(w) = delete(store, rt, &ins, &iname, &DeleteOptions::default()) {
             deleted.push(if w.body.get("kind") == Some(&json!("Status")) {
-                item
+                item.into_value()
             } else {
-                w.body
+                w.body.into_value()
             });
         }
     }

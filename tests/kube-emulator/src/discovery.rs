@@ -228,7 +228,7 @@ pub fn openapi_v3_doc(reg: &Registry, group: &str, version: &str) -> Option<Valu
                 "patch": {"operationId": format!("patch{}", rt.kind), "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk, "parameters": params, "requestBody": {"content": content}, "responses": ok},
             }),
         );
-        let mut schema = rt.schema.clone().unwrap_or_else(
+        let mut schema = rt.raw_schema().cloned().unwrap_or_else(
             || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
         );
         if let Some(m) = schema.as_object_mut() {

@@ -40,6 +40,29 @@ pub struct Entry {
     pub subresource: String,
     /// Owned fields.
     pub fields: FieldSet,
+    /// The `fieldsV1` JSON this entry was read from, while `fields` is unchanged and encoding
+    /// them again would give exactly this JSON: re-encoding every manager's fields on every
+    /// write was a large part of a server-side apply.
+    pub encoded: Option<Value>,
+}
+
+impl Entry {
+    /// Replaces the owned fields, forgetting the encoded form only if they change.
+    fn set_fields(&mut self, fields: FieldSet) {
+        if self.fields != fields {
+            self.fields = fields;
+            self.encoded = None;
+        }
+    }
+
+    /// Keeps only the fields `keep` accepts.
+    fn retain_fields(&mut self, keep: impl FnMut(&FieldPath) -> bool) {
+        let before = self.fields.len();
+        self.fields.retain(keep);
+        if self.fields.len() != before {
+            self.encoded = None;
+        }
+    }
 }
 
 const UNTRACKED_META: &[&str] = &[
@@ -193,66 +216,82 @@ pub fn from_fields_v1(value: &Value) -> FieldSet {
     out
 }
 
-/// Reads `metadata.managedFields`.
-pub fn entries(obj: &Value) -> Vec<Entry> {
-    crate::meta::metadata(obj)
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|e| Entry {
-                    manager: e
-                        .get("manager")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    operation: e
-                        .get("operation")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    api_version: e
-                        .get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    time: e
-                        .get("time")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    subresource: e
-                        .get("subresource")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    fields: e.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
-                })
-                .collect()
+/// Whether `to_fields_v1(&from_fields_v1(v))` gives `v` back: objects all the way down, `.`
+/// (as `{}`) only directly under a `k:` element, and no empty `k:` element.
+fn is_canonical(v: &Value) -> bool {
+    fn node(m: &Map<String, Value>, keyed: bool) -> bool {
+        if keyed && m.is_empty() {
+            return false;
+        }
+        m.iter().all(|(k, child)| {
+            if k == "." {
+                return keyed && child.as_object().is_some_and(Map::is_empty);
+            }
+            child
+                .as_object()
+                .is_some_and(|c| node(c, k.starts_with("k:")))
         })
-        .unwrap_or_default()
+    }
+    v.as_object().is_some_and(|m| node(m, false))
+}
+
+/// Takes `metadata.managedFields` out of `obj`, decoded (the JSON is moved into the entries,
+/// not copied, and goes back with [`set_entries`]).
+pub fn take_entries(obj: &mut Value) -> Vec<Entry> {
+    let Some(Value::Array(list)) =
+        crate::meta::metadata_mut(obj).and_then(|m| m.remove("managedFields"))
+    else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .map(|mut e| {
+            let mut text = |k: &str| match e.get_mut(k) {
+                Some(Value::String(s)) => std::mem::take(s),
+                _ => String::new(),
+            };
+            let (manager, operation, api_version, time, subresource) = (
+                text("manager"),
+                text("operation"),
+                text("apiVersion"),
+                text("time"),
+                text("subresource"),
+            );
+            let raw = e.get_mut("fieldsV1").map(Value::take);
+            let fields = raw.as_ref().map(from_fields_v1).unwrap_or_default();
+            Entry {
+                manager,
+                operation,
+                api_version,
+                time,
+                subresource,
+                fields,
+                encoded: raw.filter(is_canonical),
+            }
+        })
+        .collect()
 }
 
 /// Writes `metadata.managedFields` (entries with no fields are dropped).
-pub fn set_entries(obj: &mut Value, list: &[Entry]) {
+pub fn set_entries(obj: &mut Value, list: Vec<Entry>) {
     let encoded: Vec<Value> = list
-        .iter()
+        .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            let mut v = json!({
-                "manager": e.manager,
-                "operation": e.operation,
-                "apiVersion": e.api_version,
-                "time": e.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": to_fields_v1(&e.fields),
-            });
-            if !e.subresource.is_empty()
-                && let Some(m) = v.as_object_mut()
-            {
-                m.insert("subresource".into(), json!(e.subresource));
+            let fields_v1 = match e.encoded {
+                Some(v) => v,
+                None => to_fields_v1(&e.fields),
+            };
+            let mut m = Map::new();
+            m.insert("manager".into(), Value::String(e.manager));
+            m.insert("operation".into(), Value::String(e.operation));
+            m.insert("apiVersion".into(), Value::String(e.api_version));
+            m.insert("time".into(), Value::String(e.time));
+            m.insert("fieldsType".into(), json!("FieldsV1"));
+            m.insert("fieldsV1".into(), fields_v1);
+            if !e.subresource.is_empty() {
+                m.insert("subresource".into(), Value::String(e.subresource));
             }
-            v
+            Value::Object(m)
         })
         .collect();
     crate::meta::set_meta(
@@ -390,15 +429,14 @@ pub fn record_update(
     schema: Option<&Value>,
 ) {
     // Start from what the caller put on `new` (the stored entries, or ones the client rewrote).
-    let mut list = entries(new);
+    let mut list = take_entries(new);
     let changed = match old {
         Some(o) => changed_paths(o, new, schema),
         None => field_set(new, schema),
     };
     let present = field_set(new, schema);
     for e in &mut list {
-        e.fields
-            .retain(|p| present.contains(p) && !changed.contains(p));
+        e.retain_fields(|p| present.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
         let now = crate::meta::now_rfc3339();
@@ -406,7 +444,10 @@ pub fn record_update(
             e.manager == manager && e.operation == "Update" && e.subresource == subresource
         }) {
             Some(e) => {
-                e.fields.extend(changed);
+                let mut fields = std::mem::take(&mut e.fields);
+                fields.extend(changed);
+                e.fields = fields;
+                e.encoded = None;
                 e.time = now;
                 e.api_version = api_version.to_string();
             }
@@ -417,10 +458,11 @@ pub fn record_update(
                 time: now,
                 subresource: subresource.to_string(),
                 fields: changed,
+                encoded: None,
             }),
         }
     }
-    set_entries(new, &list);
+    set_entries(new, list);
 }
 
 /// Inputs of one server-side apply.
@@ -461,7 +503,9 @@ fn last_applied_allows(live: &Value, path: &FieldPath, schema: Option<&Value>) -
 /// with updated managedFields, or a 409 naming every conflicting field.
 pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Value, ApiError> {
     let applied_set = field_set(applied, req.schema);
-    let mut list = entries(live);
+    // managedFields move from the copy into `list` and back; the copy is also the result.
+    let mut merged = live.clone();
+    let mut list = take_entries(&mut merged);
     let is_self = |e: &Entry| {
         e.manager == req.manager && e.operation == "Apply" && e.subresource == req.subresource
     };
@@ -525,7 +569,6 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
             causes,
         });
     }
-    let mut merged = live.clone();
     // Fields this manager applied before and no longer sends are removed, unless another
     // manager still owns them (or something beneath them).
     let previous: FieldSet = list
@@ -550,13 +593,13 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
     if force {
         let taken: BTreeSet<&FieldPath> = conflicts.iter().map(|(_, _, p)| p).collect();
         for e in list.iter_mut().filter(|e| !is_self(e)) {
-            e.fields.retain(|p| !taken.contains(p));
+            e.retain_fields(|p| !taken.contains(p));
         }
     }
     let now = crate::meta::now_rfc3339();
     match list.iter_mut().find(|e| is_self(e)) {
         Some(e) => {
-            e.fields = applied_set;
+            e.set_fields(applied_set);
             e.time = now;
             e.api_version = req.api_version.to_string();
         }
@@ -567,8 +610,9 @@ pub fn apply(live: &Value, applied: &Value, req: &ApplyRequest<'_>) -> Result<Va
             time: now,
             subresource: req.subresource.to_string(),
             fields: applied_set,
+            encoded: None,
         }),
     }
-    set_entries(&mut merged, &list);
+    set_entries(&mut merged, list);
     Ok(merged)
 }

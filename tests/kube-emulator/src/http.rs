@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::patch::PatchType;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
-use crate::store::Store;
+use crate::store::{IntoShared, Store, Stored};
 use crate::table;
 use crate::watch::{self, WatchRequest};
 use axum::body::Body;
@@ -51,11 +51,13 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
 }
 
 enum Outcome {
+    /// Serialized after the store lock is released; often a stored object, shared.
     Json {
         code: u16,
-        body: Value,
+        body: Arc<Stored>,
         warnings: Vec<String>,
     },
+    List(api::ListBody),
     Raw {
         content_type: &'static str,
         body: Bytes,
@@ -63,10 +65,10 @@ enum Outcome {
     Watch(Box<WatchRequest>),
 }
 
-fn json_outcome(code: u16, body: Value) -> Outcome {
+fn json_outcome(code: u16, body: impl IntoShared) -> Outcome {
     Outcome::Json {
         code,
-        body,
+        body: body.into_shared(),
         warnings: Vec::new(),
     }
 }
@@ -101,7 +103,7 @@ async fn handle(
             body,
             warnings,
         }) => {
-            let mut resp = response(code, "application/json", Body::from(body.to_string()));
+            let mut resp = response(code, "application/json", Body::from(body.json().clone()));
             for w in warnings {
                 let text = format!("299 - {:?}", w);
                 if let Ok(v) = HeaderValue::from_str(&text) {
@@ -110,6 +112,10 @@ async fn handle(
             }
             resp
         }
+        Ok(Outcome::List(list)) => match serde_json::to_vec(&list) {
+            Ok(bytes) => response(200, "application/json", Body::from(bytes)),
+            Err(e) => error_response(&ApiError::Internal(e.to_string())),
+        },
         Ok(Outcome::Raw { content_type, body }) => response(200, content_type, Body::from(body)),
         Ok(Outcome::Watch(req)) => {
             match watch::start(shared.store.clone(), *req, shared.shutdown.clone()) {
@@ -390,7 +396,7 @@ fn handle_sync(
         }
         Route::Resource(t) => t,
     };
-    let rt: ResourceType = store
+    let rt: Arc<ResourceType> = store
         .registry
         .get(&target.group, &target.version, &target.plural)
         .cloned()
@@ -441,7 +447,8 @@ fn handle_sync(
             if table::wants_table(accept) && sub.is_empty() {
                 let meta =
                     serde_json::json!({"resourceVersion": crate::meta::resource_version(&obj)});
-                return Ok(json_outcome(200, table::build(&rt, &[obj], meta, include)));
+                let items = [obj.into_value()];
+                return Ok(json_outcome(200, table::build(&rt, &items, meta, include)));
             }
             if table::wants_metadata(accept) && sub.is_empty() {
                 return Ok(json_outcome(200, table::partial(&obj)));
@@ -456,6 +463,7 @@ fn handle_sync(
             };
             if table::wants_table(accept) {
                 let (items, meta) = api::list_items(&store, &rt, ns_opt, &lp)?;
+                let items: Vec<Value> = items.into_iter().map(Stored::into_value).collect();
                 return Ok(json_outcome(
                     200,
                     table::build(&rt, &items, Value::Object(meta), include),
@@ -463,13 +471,13 @@ fn handle_sync(
             }
             if table::wants_metadata(accept) {
                 let (items, meta) = api::list_items(&store, &rt, ns_opt, &lp)?;
-                let items: Vec<Value> = items.iter().map(table::partial).collect();
+                let items: Vec<Value> = items.iter().map(|i| table::partial(i)).collect();
                 return Ok(json_outcome(
                     200,
                     serde_json::json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
                 ));
             }
-            Ok(json_outcome(200, api::list(&store, &rt, ns_opt, &lp)?))
+            Ok(Outcome::List(api::list(&store, &rt, ns_opt, &lp)?))
         }
         "watch" => {
             let timeout = q
@@ -478,7 +486,7 @@ fn handle_sync(
                 .map(Duration::from_secs)
                 .unwrap_or(shared.default_watch_timeout);
             Ok(Outcome::Watch(Box::new(WatchRequest {
-                rt,
+                rt: (*rt).clone(),
                 namespace: target.namespace.clone(),
                 selectors: selectors(&q)?,
                 resource_version: q.get("resourceVersion").cloned().unwrap_or_default(),

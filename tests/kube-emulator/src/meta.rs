@@ -116,36 +116,75 @@ pub fn parse_time(value: &str) -> Option<jiff::Timestamp> {
     value.parse::<jiff::Timestamp>().ok()
 }
 
-/// The object without `metadata.resourceVersion` and without the timestamps inside
-/// `metadata.managedFields`, used to decide whether an update changed anything (a write that
-/// only refreshes a manager's timestamp is a no-op, as on the real server; a new manager or
-/// new owned fields is not).
-pub fn without_bookkeeping(obj: &Value) -> Value {
-    let mut copy = obj.clone();
-    if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-        if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
-                e.remove("time");
+/// Whether two versions of an object are equal apart from `metadata.resourceVersion` and the
+/// timestamps inside `metadata.managedFields`, i.e. whether an update changed anything (a write
+/// that only refreshes a manager's timestamp is a no-op, as on the real server; a new manager
+/// or new owned fields is not). Compares in place: copying both objects per write was costly.
+pub fn same_ignoring_bookkeeping(a: &Value, b: &Value) -> bool {
+    let (Some(am), Some(bm)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    same_except(am, bm, &["metadata"]) && {
+        match (am.get("metadata"), bm.get("metadata")) {
+            (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+                same_except(ma, mb, &["resourceVersion", "managedFields"])
+                    && same_managed_fields(ma.get("managedFields"), mb.get("managedFields"))
             }
+            (x, y) => x == y,
         }
     }
-    copy
 }
 
-/// The object without `metadata` (and without `status` when `drop_status`), used to decide
-/// whether `metadata.generation` must grow.
-pub fn spec_part(obj: &Value, drop_status: bool) -> Value {
-    let mut copy = obj.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove("metadata");
-        map.remove("apiVersion");
-        map.remove("kind");
-        if drop_status {
-            map.remove("status");
+/// Equal managedFields lists, ignoring each entry's `time`.
+fn same_managed_fields(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(ex, ey)| match (ex, ey) {
+                    (Value::Object(mx), Value::Object(my)) => same_except(mx, my, &["time"]),
+                    _ => ex == ey,
+                })
         }
+        _ => a == b,
     }
-    copy
+}
+
+/// Whether two objects, both with `metadata`, are equal apart from `status` and
+/// `metadata.managedFields`.
+pub fn same_apart_from_status(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => {
+            same_except(am, bm, &["status", "metadata"])
+                && match (metadata(a), metadata(b)) {
+                    (Some(ma), Some(mb)) => same_except(ma, mb, &["managedFields"]),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// Whether two maps are equal once the keys in `skip` are left out of both.
+fn same_except(a: &Map<String, Value>, b: &Map<String, Value>, skip: &[&str]) -> bool {
+    let kept = |m: &Map<String, Value>| m.keys().filter(|k| !skip.contains(&k.as_str())).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// Whether two versions of an object are equal without `metadata`, `apiVersion` and `kind`
+/// (and `status` when `ignore_status`), i.e. whether `metadata.generation` must stay.
+pub fn same_spec(a: &Value, b: &Value, ignore_status: bool) -> bool {
+    let skip: &[&str] = if ignore_status {
+        &["metadata", "apiVersion", "kind", "status"]
+    } else {
+        &["metadata", "apiVersion", "kind"]
+    };
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => same_except(am, bm, skip),
+        _ => a == b,
+    }
 }
 
 /// Validates a DNS-1123 subdomain (most object names). Returns the problem, if any.

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One printer column of a CRD version (`additionalPrinterColumns`).
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +49,9 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Printer columns (custom resources only).
     pub printer_columns: Vec<PrinterColumn>,
-    /// The version's `openAPIV3Schema` (custom resources only).
-    pub schema: Option<Value>,
+    /// The version's `openAPIV3Schema` (custom resources only), prepared for validation and
+    /// shared, as every request clones its type.
+    pub schema: Option<Arc<crate::validation::Schema>>,
     /// Name of the CRD that registered this type, `None` for built-ins.
     pub crd: Option<String>,
     /// Whether `metadata.generation` is maintained.
@@ -66,6 +68,11 @@ impl ResourceType {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// The raw `openAPIV3Schema`, if any.
+    pub fn raw_schema(&self) -> Option<&Value> {
+        self.schema.as_deref().map(crate::validation::Schema::raw)
     }
 
     /// Whether this type is a custom resource.
@@ -104,7 +111,8 @@ pub struct StorageKey {
 /// All served types, keyed by (group, version, plural).
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    types: BTreeMap<(String, String, String), ResourceType>,
+    /// Shared: every request takes its type out of the registry.
+    types: BTreeMap<(String, String, String), Arc<ResourceType>>,
     /// Grows on every change; used as the OpenAPI hash and discovery ETag.
     pub generation: u64,
 }
@@ -323,19 +331,19 @@ impl Registry {
     fn insert(&mut self, rt: ResourceType) {
         self.types.insert(
             (rt.group.clone(), rt.version.clone(), rt.plural.clone()),
-            rt,
+            Arc::new(rt),
         );
         self.generation += 1;
     }
 
     /// Finds a served type.
-    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<ResourceType>> {
         self.types
             .get(&(group.to_string(), version.to_string(), plural.to_string()))
     }
 
     /// The storage version of a resource (for objects touched through another version).
-    pub fn storage_type(&self, key: &StorageKey) -> Option<&ResourceType> {
+    pub fn storage_type(&self, key: &StorageKey) -> Option<&Arc<ResourceType>> {
         self.types
             .values()
             .filter(|t| t.group == key.group && t.plural == key.resource)
@@ -343,7 +351,7 @@ impl Registry {
     }
 
     /// All served types.
-    pub fn all(&self) -> impl Iterator<Item = &ResourceType> {
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ResourceType>> {
         self.types.values()
     }
 
@@ -370,7 +378,7 @@ impl Registry {
         &'a self,
         group: &'a str,
         version: &'a str,
-    ) -> impl Iterator<Item = &'a ResourceType> + 'a {
+    ) -> impl Iterator<Item = &'a Arc<ResourceType>> + 'a {
         self.types
             .values()
             .filter(move |t| t.group == group && t.version == version)
@@ -499,7 +507,7 @@ pub fn types_from_crd(crd: &Value) -> Vec<ResourceType> {
                 schema: v
                     .get("schema")
                     .and_then(|s| s.get("openAPIV3Schema"))
-                    .cloned(),
+                    .map(|s| Arc::new(crate::validation::Schema::new(s.clone()))),
                 crd: Some(crd_name.clone()),
                 tracks_generation: true,
                 storage: v.get("storage").and_then(Value::as_bool).unwrap_or(true),

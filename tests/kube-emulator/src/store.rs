@@ -8,9 +8,11 @@
 //! then subscribes never misses or repeats an event.
 
 use crate::registry::{Registry, StorageKey};
+use bytes::Bytes;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast;
 
 /// `ADDED`, `MODIFIED` or `DELETED`.
@@ -35,8 +37,66 @@ impl EventType {
     }
 }
 
+/// An object as stored: immutable and shared (by the store, the history, watch events and
+/// responses), with its JSON encoded at most once however many responses and watch events
+/// carry it.
+#[derive(Debug)]
+pub struct Stored {
+    value: Value,
+    json: OnceLock<Bytes>,
+}
+
+impl Stored {
+    /// Wraps a value.
+    pub fn new(value: Value) -> Self {
+        Self {
+            value,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The value as JSON (encoded on first use).
+    pub fn json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(self.value.to_string().into_bytes()))
+    }
+
+    /// The value, copied only when it is still shared.
+    pub fn into_value(self: Arc<Self>) -> Value {
+        Arc::try_unwrap(self)
+            .map(|s| s.value)
+            .unwrap_or_else(|s| s.value.clone())
+    }
+}
+
+impl Deref for Stored {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+/// Response bodies are either fresh values or stored objects.
+pub trait IntoShared {
+    /// As a shared [`Stored`].
+    fn into_shared(self) -> Arc<Stored>;
+}
+
+impl IntoShared for Value {
+    fn into_shared(self) -> Arc<Stored> {
+        Arc::new(Stored::new(self))
+    }
+}
+
+impl IntoShared for Arc<Stored> {
+    fn into_shared(self) -> Arc<Stored> {
+        self
+    }
+}
+
 /// One change, as kept in the history and sent to watches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Change {
     /// The resourceVersion the change produced.
     pub rv: u64,
@@ -45,10 +105,10 @@ pub struct Change {
     /// Which resource.
     pub key: StorageKey,
     /// The object after the change (for DELETED: its last state, with the deletion's rv).
-    pub object: Value,
+    pub object: Arc<Stored>,
     /// The object before the change (MODIFIED only), so selector watches can turn a change
     /// that leaves the selection into DELETED.
-    pub old: Option<Value>,
+    pub old: Option<Arc<Stored>>,
 }
 
 /// Kept changes to replay plus a receiver for later ones.
@@ -62,7 +122,8 @@ pub type ObjKey = (String, String);
 pub struct Store {
     /// Served types.
     pub registry: Registry,
-    objects: HashMap<StorageKey, BTreeMap<ObjKey, Value>>,
+    /// Shared with responses and watch events, which therefore need no deep copies.
+    objects: HashMap<StorageKey, BTreeMap<ObjKey, Arc<Stored>>>,
     rv: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -101,6 +162,11 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &StorageKey, ns: &str, name: &str) -> Option<&Value> {
+        self.get_shared(key, ns, name).map(|o| &***o)
+    }
+
+    /// One object, shared.
+    pub fn get_shared(&self, key: &StorageKey, ns: &str, name: &str) -> Option<&Arc<Stored>> {
         self.objects
             .get(key)
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
@@ -111,7 +177,7 @@ impl Store {
         &'a self,
         key: &StorageKey,
         ns: Option<&'a str>,
-    ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> + 'a {
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Arc<Stored>)> + 'a {
         self.objects
             .get(key)
             .into_iter()
@@ -159,7 +225,7 @@ impl Store {
 
     /// Stores an object (create or update), stamping the next resourceVersion into it, and
     /// records ADDED or MODIFIED. Returns the stored object.
-    pub fn put(&mut self, key: &StorageKey, mut obj: Value) -> Value {
+    pub fn put(&mut self, key: &StorageKey, mut obj: Value) -> Arc<Stored> {
         let rv = self.next_rv();
         crate::meta::set_meta(
             &mut obj,
@@ -170,6 +236,7 @@ impl Store {
             crate::meta::namespace(&obj).to_string(),
             crate::meta::name(&obj).to_string(),
         );
+        let obj = Arc::new(Stored::new(obj));
         let old = self
             .objects
             .entry(key.clone())
@@ -198,18 +265,19 @@ impl Store {
         ns: &str,
         name: &str,
         last: Option<Value>,
-    ) -> Option<Value> {
+    ) -> Option<Arc<Stored>> {
         let removed = self
             .objects
             .get_mut(key)
             .and_then(|m| m.remove(&(ns.to_string(), name.to_string())))?;
         let rv = self.next_rv();
-        let mut obj = last.unwrap_or(removed);
+        let mut obj = last.unwrap_or_else(|| removed.into_value());
         crate::meta::set_meta(
             &mut obj,
             "resourceVersion",
             Some(Value::String(rv.to_string())),
         );
+        let obj = Arc::new(Stored::new(obj));
         self.record(Change {
             rv,
             kind: EventType::Deleted,

@@ -10,6 +10,67 @@
 
 use crate::error::Cause;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Compiled `pattern`s by their text.
+type Patterns = HashMap<String, Result<regex::Regex, String>>;
+
+/// A CRD version's `openAPIV3Schema` with the expensive parts of validation prepared once, when
+/// the CRD is registered: compiling every `pattern` regex and CEL rule on every write was most
+/// of the emulator's CPU. A CRD change registers new types, so nothing here goes stale.
+#[derive(Debug)]
+pub struct Schema {
+    raw: Value,
+    /// `None` when the schema has no `x-kubernetes-validations` at all.
+    cel: Option<kube_cel::CompiledSchema>,
+    /// Every `pattern` in the schema, compiled (or why it does not compile).
+    patterns: Patterns,
+}
+
+impl Schema {
+    /// Prepares `raw` (an `openAPIV3Schema`).
+    pub fn new(raw: Value) -> Self {
+        let cel = has_cel_rules(&raw).then(|| kube_cel::compile_schema(&raw));
+        let mut patterns = HashMap::new();
+        collect_patterns(&raw, &mut patterns);
+        Self { raw, cel, patterns }
+    }
+
+    /// The schema as the CRD gives it.
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+}
+
+fn has_cel_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => {
+            m.contains_key("x-kubernetes-validations") || m.values().any(has_cel_rules)
+        }
+        Value::Array(items) => items.iter().any(has_cel_rules),
+        _ => false,
+    }
+}
+
+fn collect_patterns(schema: &Value, out: &mut Patterns) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(p) = m.get("pattern").and_then(Value::as_str)
+                && !out.contains_key(p)
+            {
+                out.insert(
+                    p.to_string(),
+                    regex::Regex::new(p).map_err(|e| e.to_string()),
+                );
+            }
+            for v in m.values() {
+                collect_patterns(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_patterns(v, out)),
+        _ => {}
+    }
+}
 
 /// What pruning removed: the paths of unknown fields (`spec.foo`).
 pub type Pruned = Vec<String>;
@@ -207,7 +268,12 @@ fn check_format(format: &str, s: &str) -> bool {
 }
 
 /// Checks `value` against `schema`, pushing one cause per problem.
-pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+pub fn validate(schema: &Schema, value: &Value, causes: &mut Vec<Cause>) {
+    check(&schema.patterns, &schema.raw, value, "", causes);
+}
+
+/// [`validate`] for one schema node, with the schema's compiled patterns at hand.
+fn check(patterns: &Patterns, schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
         if is_true(schema, "nullable") {
             return;
@@ -259,22 +325,28 @@ pub fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Caus
             ),
         ));
     }
-    validate_combinators(schema, value, path, causes);
+    validate_combinators(patterns, schema, value, path, causes);
     match value {
-        Value::String(s) => validate_string(schema, value, s, path, causes),
+        Value::String(s) => validate_string(patterns, schema, value, s, path, causes),
         Value::Number(_) => validate_number(schema, value, path, causes),
-        Value::Array(items) => validate_array(schema, value, items, path, causes),
-        Value::Object(map) => validate_object(schema, map, path, causes),
+        Value::Array(items) => validate_array(patterns, schema, value, items, path, causes),
+        Value::Object(map) => validate_object(patterns, schema, map, path, causes),
         _ => {}
     }
 }
 
 /// `allOf`, `anyOf`, `oneOf` and `not` (structural schemas use them for validation only; their
 /// properties are hoisted to the parent, so they never affect pruning).
-fn validate_combinators(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+fn validate_combinators(
+    patterns: &Patterns,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     let passes = |sub: &Value| {
         let mut tmp = Vec::new();
-        validate(sub, value, path, &mut tmp);
+        check(patterns, sub, value, path, &mut tmp);
         tmp.is_empty()
     };
     let shown = format!("\"{}\"", type_name(value));
@@ -307,7 +379,14 @@ fn validate_combinators(schema: &Value, value: &Value, path: &str, causes: &mut 
     }
 }
 
-fn validate_string(schema: &Value, value: &Value, s: &str, path: &str, causes: &mut Vec<Cause>) {
+fn validate_string(
+    patterns: &Patterns,
+    schema: &Value,
+    value: &Value,
+    s: &str,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     let len = s.chars().count() as u64;
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && len < min
@@ -329,7 +408,18 @@ fn validate_string(schema: &Value, value: &Value, s: &str, path: &str, causes: &
         ));
     }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
-        match regex::Regex::new(pattern) {
+        // Every pattern of the schema was compiled up front; a miss cannot happen, but is
+        // handled by compiling on the spot. Borrowed, not cloned: a cloned Regex starts with
+        // empty search caches.
+        let fallback;
+        let compiled = match patterns.get(pattern) {
+            Some(c) => c,
+            None => {
+                fallback = regex::Regex::new(pattern).map_err(|e| e.to_string());
+                &fallback
+            }
+        };
+        match compiled {
             Ok(re) if !re.is_match(s) => {
                 invalid(causes, path, value, format!("should match '{pattern}'"));
             }
@@ -402,6 +492,7 @@ fn validate_number(schema: &Value, value: &Value, path: &str, causes: &mut Vec<C
 }
 
 fn validate_array(
+    patterns: &Patterns,
     schema: &Value,
     value: &Value,
     items: &[Value],
@@ -468,12 +559,18 @@ fn validate_array(
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
-            validate(item_schema, item, &format!("{path}[{i}]"), causes);
+            check(patterns, item_schema, item, &format!("{path}[{i}]"), causes);
         }
     }
 }
 
-fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes: &mut Vec<Cause>) {
+fn validate_object(
+    patterns: &Patterns,
+    schema: &Value,
+    map: &Map<String, Value>,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for key in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(key) {
@@ -511,9 +608,9 @@ fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, causes:
             continue;
         }
         if let Some(child_schema) = props.and_then(|p| p.get(key)) {
-            validate(child_schema, child, &join(path, key), causes);
+            check(patterns, child_schema, child, &join(path, key), causes);
         } else if let Some(add) = additional {
-            validate(add, child, &join(path, key), causes);
+            check(patterns, add, child, &join(path, key), causes);
         }
     }
 }
@@ -543,14 +640,19 @@ fn lookup<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 /// Evaluates the schema's `x-kubernetes-validations` rules (CEL) on `obj` (and `old` for
 /// transition rules). Rules the CEL crate cannot evaluate reject the object (fail closed) with
 /// a message that says so.
-pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
-    if !schema.to_string().contains("x-kubernetes-validations") {
-        return;
-    }
-    let Err(errors) = kube_cel::validate(schema, obj, old) else {
+pub fn validate_cel(schema: &Schema, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    let Some(compiled) = schema.cel.as_ref() else {
         return;
     };
-    for e in errors.iter() {
+    let mut errors = Vec::new();
+    cel_from_rules(compiled, obj, old, String::new(), &mut errors);
+    if errors.is_empty() {
+        return;
+    }
+    // The compiled tree keeps properties in a HashMap, so errors come in no fixed order; sort
+    // them into the schema walk's order (parents first, then fields by name, items by index).
+    errors.sort_by_cached_key(|e| path_key(e.field_path.trim_start_matches('.')));
+    for e in &errors {
         let path = e.field_path.trim_start_matches('.').to_string();
         let shown = lookup(obj, &path)
             .map(|v| format!("\"{}\"", type_name(v)))
@@ -577,6 +679,112 @@ pub fn validate_cel(schema: &Value, obj: &Value, old: Option<&Value>, causes: &m
         };
         causes.push(Cause::new(&reason, path, text));
     }
+}
+
+/// Runs kube-cel from the topmost schema nodes that carry rules, each on its own part of the
+/// object. kube-cel converts the whole value below every node it walks into CEL, so starting at
+/// the root converted the entire object (managedFields, status, ...) several times over for
+/// rules deep in `spec`. Above those nodes this walk follows kube-cel's own: declared
+/// properties, array items, additionalProperties (unless unknown fields are preserved) and
+/// allOf/oneOf/anyOf branches, with an absent property of `old` taking its schema default as
+/// kube-cel's defaulting would give it (`obj` arrives already defaulted).
+fn cel_from_rules(
+    node: &kube_cel::CompiledSchema,
+    value: &Value,
+    old: Option<&Value>,
+    path: String,
+    out: &mut Vec<kube_cel::ValidationError>,
+) {
+    if !node.validations.is_empty() {
+        if let Err(errors) = kube_cel::validate_compiled(node, value, old) {
+            for mut e in errors.into_vec() {
+                e.field_path = under(&path, &e.field_path);
+                out.push(e);
+            }
+        }
+        return;
+    }
+    if let Some(map) = value.as_object() {
+        for (key, child) in &node.properties {
+            if let Some(v) = field(Some(value), key, child) {
+                let o = field(old, key, child);
+                cel_from_rules(child, v, o, join(&path, key), out);
+            }
+        }
+        if !node.preserve_unknown_fields
+            && let Some(add) = node.additional_properties.as_deref()
+        {
+            for (key, v) in map {
+                if !node.properties.contains_key(key) {
+                    let o = old.and_then(|o| o.get(key));
+                    cel_from_rules(add, v, o, join(&path, key), out);
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(list)) = (node.items.as_deref(), value.as_array()) {
+        for (i, v) in list.iter().enumerate() {
+            let o = old.and_then(Value::as_array).and_then(|a| a.get(i));
+            cel_from_rules(items, v, o, format!("{path}[{i}]"), out);
+        }
+    }
+    for branch in node.all_of.iter().chain(&node.one_of).chain(&node.any_of) {
+        cel_from_rules(branch, value, old, path.clone(), out);
+    }
+}
+
+/// Property `key` of `parent` as kube-cel sees it after defaulting.
+fn field<'a>(
+    parent: Option<&'a Value>,
+    key: &str,
+    child: &'a kube_cel::CompiledSchema,
+) -> Option<&'a Value> {
+    parent
+        .and_then(Value::as_object)
+        .and_then(|m| m.get(key).or(child.default.as_ref()))
+}
+
+/// A field path kube-cel reported relative to the node at `base`, made absolute the way
+/// kube-cel joins paths itself.
+fn under(base: &str, rel: &str) -> String {
+    if base.is_empty() {
+        rel.to_string()
+    } else if rel.is_empty() {
+        base.to_string()
+    } else if rel.starts_with('.') || rel.starts_with('[') {
+        format!("{base}{rel}")
+    } else {
+        format!("{base}.{rel}")
+    }
+}
+
+/// One step of a field path (`spec`, `items`, `[3]`), ordered as the schema walk visits them.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// `spec.ports[2].name` as steps, for ordering.
+fn path_key(path: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (field, rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !field.is_empty() {
+            out.push(Step::Field(field.to_string()));
+        }
+        for idx in rest.split('[').filter(|s| !s.is_empty()) {
+            let idx = idx.trim_end_matches(']');
+            out.push(match idx.parse() {
+                Ok(i) => Step::Index(i),
+                Err(_) => Step::Field(idx.to_string()),
+            });
+        }
+    }
+    out
 }
 
 /// Every `x-kubernetes-validations` rule in a CRD version's schema that does not compile, as
@@ -624,7 +832,7 @@ pub fn cel_compile_errors(schema: &Value) -> Vec<(String, String)> {
             walk(add, &format!("{path}.additionalProperties"), add_raw, out);
         }
     }
-    if !schema.to_string().contains("x-kubernetes-validations") {
+    if !has_cel_rules(schema) {
         return Vec::new();
     }
     let compiled = kube_cel::compile_schema(schema);

@@ -11,11 +11,11 @@
 //! With a label or field selector, a change that moves an object into the selection is sent
 //! as ADDED and one that moves it out as DELETED, as the real server's watch cache does.
 
-use crate::api::present;
+use crate::api::{present, presents_as_is};
 use crate::error::ApiError;
 use crate::registry::ResourceType;
 use crate::selectors::Selectors;
-use crate::store::{Change, EventType, Store};
+use crate::store::{Change, EventType, Store, Stored};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -48,10 +48,21 @@ pub struct WatchRequest {
     pub metadata_only: bool,
 }
 
+/// One event line around an already serialized object: the bytes
+/// `json!({"type": kind, "object": object}).to_string()` gives, without copying the object
+/// into a temporary `Value` (`kind` is a plain upper-case word needing no escaping).
+fn line_with(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object_json.len() + kind.len() + 24);
+    out.extend_from_slice(b"{\"object\":");
+    out.extend_from_slice(object_json);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    Bytes::from(out)
+}
+
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut s = json!({"type": kind, "object": object}).to_string();
-    s.push('\n');
-    Bytes::from(s)
+    line_with(kind, object.to_string().as_bytes())
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
@@ -72,6 +83,22 @@ fn in_scope(req: &WatchRequest, obj: &Value) -> bool {
     req.namespace
         .as_deref()
         .is_none_or(|ns| crate::meta::namespace(obj) == ns)
+}
+
+/// Whether this watch sends objects exactly as stored (no Table, no metadata-only, same
+/// version), so their serialization can be shared.
+fn sends_as_stored(req: &WatchRequest, obj: &Value) -> bool {
+    req.table.is_none() && !req.metadata_only && presents_as_is(&req.rt, obj)
+}
+
+/// One event line for `obj`; its JSON, when sent as stored, is encoded once for every watch
+/// and response that carries it.
+fn event(req: &WatchRequest, kind: &str, obj: &Stored) -> Bytes {
+    if sends_as_stored(req, obj) {
+        line_with(kind, obj.json())
+    } else {
+        line(kind, &render(req, obj))
+    }
 }
 
 /// The object as this watch sends it (plain, or a one-row Table).
@@ -109,7 +136,7 @@ fn translate(req: &WatchRequest, change: &Change) -> Option<Bytes> {
         other if now => other.as_str(),
         _ => return None,
     };
-    Some(line(kind, &render(req, &change.object)))
+    Some(event(req, kind, &change.object))
 }
 
 /// Starts a watch: computes the initial events under the store lock and returns a channel of
@@ -129,7 +156,7 @@ pub fn start(
         if rv_param.is_empty() || rv_param == "0" || req.send_initial_events {
             for (_, obj) in guard.list(&req.rt.storage_key(), req.namespace.as_deref()) {
                 if req.selectors.matches(obj) {
-                    initial.push(line("ADDED", &render(&req, obj)));
+                    initial.push(event(&req, "ADDED", obj));
                 }
             }
             last_rv = guard.current_rv();
