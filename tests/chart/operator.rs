@@ -1,4 +1,4 @@
-//! The real binary, started as the chart's two Deployments start it (operator and simulator,
+//! The release binary, started as the chart's two Deployments start it (operator and simulator,
 //! with only addresses and file paths made local), the operator authenticated as the chart's
 //! ServiceAccount against the in-memory API with RBAC on, runs a whole session lifecycle: so
 //! the chart's flags parse, the two find each other, and the RBAC is enough.
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::{
     harness::*,
     install::{Cluster, chart_arg, qodsessions},
-    support::eventually,
+    support::{eventually, tools},
 };
 
 /// A process started from a chart container; killed when the test ends, however it ends.
@@ -37,7 +37,7 @@ impl Process {
         extra_env: &[(&str, &Path)],
         log: PathBuf,
     ) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_qod-operator"));
+        let mut cmd = Command::new(tools::release_operator());
         cmd.args(args).env_clear();
         for (name, value) in extra_env {
             cmd.env(name, value);
@@ -158,6 +158,10 @@ fn localize(args: &[String], sim: u16, webhook: u16, probes: u16, hmac_key: &Pat
 
 #[tokio::test]
 async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
+    // Built before the API server starts on this runtime: the build blocks its thread.
+    tokio::task::spawn_blocking(tools::release_operator)
+        .await
+        .unwrap();
     let cluster = Cluster::start(Authorization::Rbac).await;
     cluster
         .helm(&[
