@@ -13,7 +13,10 @@ use kube::{
     api::{Patch, PatchParams},
     client::Body,
 };
-use qod_operator::api::{CONTROLLER_MANAGER, QodSession};
+use qod_operator::{
+    api::{CONTROLLER_MANAGER, QodSession},
+    cache::SessionCache,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{Hook, NAMESPACE, cloud_event};
@@ -183,4 +186,77 @@ async fn refusals_of_the_api_server_map_to_retry_or_not() {
     assert!(answer.detail().contains("Kubernetes API"));
     // A refused event is not remembered as seen: the retry is written once the API takes it.
     assert_eq!(hook.notify(&target, &event).await.status, 503);
+}
+
+/// A client whose watches fail: a cache over it lists once and then never moves, as a cache
+/// lagging behind the API does.
+fn frozen_watches(inner: Client) -> Client {
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let inner = inner.clone();
+        async move {
+            let watch = request
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+            if watch {
+                return Ok(status_reply(
+                    500,
+                    "InternalError",
+                    "watches frozen by the test",
+                ));
+            }
+            inner.send(request).await
+        }
+    });
+    Client::new(service, NAMESPACE)
+}
+
+#[tokio::test]
+async fn a_lagging_cache_never_decides_alone() {
+    let hook = Hook::start().await;
+    let target = hook.resource("lagging", Some(SESSION)).await;
+    let lagging = SessionCache::start(frozen_watches(hook.client.clone()), None);
+    let replica = hook.replica(lagging.clone()).await;
+
+    // The controller replaces the session; the replica's cache still holds the old one, so on
+    // its own it would refuse the new session's notification as another session's (409).
+    hook.record_session("lagging", REPLACED).await;
+    let located = lagging
+        .by_uid(target.metadata.uid.as_deref().unwrap())
+        .unwrap();
+    let cached = lagging.get(&located).unwrap();
+    assert_eq!(
+        cached.status.as_ref().unwrap().session_id.as_deref(),
+        Some(SESSION)
+    );
+    let t0 = Timestamp::now();
+    let first = cloud_event(REPLACED, "AVAILABLE", None, "e-1", t0);
+    let answer = hook.notify_to(&replica, &target, &first).await;
+    assert_eq!(answer.status, 204, "{answer:?}");
+    let stored = hook.get("lagging").await;
+    let status = stored.status.as_ref().unwrap();
+    assert_eq!(status.session_id.as_deref(), Some(REPLACED));
+    assert_eq!(status.qos_status.as_deref(), Some("AVAILABLE"));
+
+    // A write decided on the stale copy carries its old resourceVersion: the API refuses it,
+    // and the replica decides again on a fresh read instead of losing the event.
+    let second = cloud_event(
+        REPLACED,
+        "UNAVAILABLE",
+        None,
+        "e-2",
+        t0 + jiff::SignedDuration::from_secs(1),
+    );
+    let answer = hook.notify_to(&replica, &target, &second).await;
+    assert_eq!(answer.status, 204, "{answer:?}");
+    let stored = hook.get("lagging").await;
+    let status = stored.status.as_ref().unwrap();
+    assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
+    assert_eq!(
+        status
+            .last_notification
+            .as_ref()
+            .and_then(|n| n.id.as_deref()),
+        Some("e-2")
+    );
 }

@@ -263,7 +263,20 @@ impl Hook {
         authorization: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Answer {
-        let mut request = self.http.post(format!("{}{path}", self.base)).body(body);
+        self.post_to(&self.base, path, content_type, authorization, body)
+            .await
+    }
+
+    /// [`post`](Self::post) to the webhook at `base` (another replica).
+    pub async fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut request = self.http.post(format!("{base}{path}")).body(body);
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }
@@ -288,17 +301,42 @@ impl Hook {
 
     /// POSTs one CloudEvent to the resource's sink with its own token.
     pub async fn notify(&self, resource: &QodSession, event: &Value) -> Answer {
+        self.notify_to(&self.base, resource, event).await
+    }
+
+    /// [`notify`](Self::notify) through the webhook at `base` (another replica).
+    pub async fn notify_to(&self, base: &str, resource: &QodSession, event: &Value) -> Answer {
         let path = format!(
             "/notifications/{}",
             resource.metadata.uid.as_deref().unwrap()
         );
-        self.post(
+        self.post_to(
+            base,
             &path,
             Some(CLOUDEVENTS),
             Some(&format!("Bearer {}", self.token(resource))),
             event.to_string(),
         )
         .await
+    }
+
+    /// Another webhook replica with the same keys over `cache`, serving until the hook is
+    /// dropped; returns its base URL once its cache has synced.
+    pub async fn replica(&self, cache: SessionCache) -> String {
+        let replica = Webhook::new(
+            self.client.clone(),
+            cache.clone(),
+            webhook::Config::new(self.keys.clone()),
+            Arc::new(Metrics::new()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(replica.serve(listener, self.shutdown.clone().cancelled_owned()));
+        eventually("the replica's cache to sync", WAIT, || async {
+            cache.has_synced().then_some(())
+        })
+        .await;
+        base
     }
 
     /// Stops the API server (the webhook keeps running).

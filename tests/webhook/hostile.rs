@@ -333,42 +333,14 @@ async fn duplicates_are_recognised_from_status_after_a_restart() {
     let stored = hook.get("restarted").await;
 
     // A second webhook (another replica, or this one restarted) has no memory of the event.
-    let second = qod_operator::webhook::Webhook::new(
-        hook.client.clone(),
-        qod_operator::cache::SessionCache::start(hook.client.clone(), None),
-        qod_operator::webhook::Config::new(hook.keys.clone()),
-        std::sync::Arc::new(qod_operator::metrics::Metrics::new()),
-    );
-    let index = second.cache();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}{}",
-        listener.local_addr().unwrap(),
-        hook.sink(&target).trim_start_matches(&hook.base)
-    );
-    let server = tokio::spawn(second.serve(listener, std::future::pending()));
-    crate::support::eventually(
-        "the second webhook to see the resource",
-        Duration::from_secs(10),
-        || async {
-            index
-                .by_uid(target.metadata.uid.as_deref().unwrap())
-                .map(|_| ())
-        },
-    )
-    .await;
-    let answer = hook
-        .http
-        .post(url)
-        .header("content-type", CLOUDEVENTS)
-        .header("authorization", format!("Bearer {}", hook.token(&target)))
-        .body(event.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 204);
+    let second = hook
+        .replica(qod_operator::cache::SessionCache::start(
+            hook.client.clone(),
+            None,
+        ))
+        .await;
+    assert_eq!(hook.notify_to(&second, &target, &event).await.status, 204);
     assert_eq!(snapshot(&hook.get("restarted").await), snapshot(&stored));
-    server.abort();
 }
 
 #[tokio::test]
