@@ -32,7 +32,7 @@ pub enum Refusal {
     UnsupportedMedia(String),
     /// 500: a failure a retry does not fix (logged).
     Internal(String),
-    /// 503: the Kubernetes API could not take the write, the index is not synced, the
+    /// 503: the Kubernetes API could not take the write, the cache is not synced, the
     /// resource's session is being created, or the request ran out of time; retry.
     Unavailable(String),
     /// 503: too many requests in flight; retry.
