@@ -14,7 +14,7 @@ use std::{
 };
 
 use kube::{ResourceExt, api::PostParams};
-use qod_operator::{api::QodSession, qod::event, webhook::SinkKeys};
+use qod_operator::{api::QodSession, qod::event, simulator, webhook::SinkKeys};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::{
@@ -166,23 +166,28 @@ async fn streamed(addr: String, path: String, token: String) -> u16 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bounded() {
-    let dir = test_dir("abuse");
+/// An operator started with `webhook_args`, one resource it has made AVAILABLE, and what a
+/// provider needs to notify about that resource.
+struct Target {
+    /// The API server, kept running for the test.
+    cluster: Cluster,
+    running: simulator::RunningSimulator,
+    operator: Operator,
+    uid: String,
+    token: String,
+    session: String,
+    /// The webhook's `host:port`.
+    addr: String,
+}
+
+async fn available_target(test: &str, webhook_args: &[&str]) -> Target {
+    let dir = test_dir(test);
     let cluster = Cluster::start(&dir).await;
     let (running, sim) = in_process_simulator().await;
     let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
-    setup.extra_args = [
-        "--webhook-request-timeout",
-        "2s",
-        "--webhook-max-in-flight",
-        "16",
-    ]
-    .map(String::from)
-    .to_vec();
+    setup.extra_args = webhook_args.iter().map(|a| a.to_string()).collect();
     let operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
-
     api.create(
         &PostParams::default(),
         &QodSession::new("victim", spec(1, "QOS_M", 1800)),
@@ -201,9 +206,39 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
         .token_for(&uid)
         .expose_secret()
         .to_owned();
-    let session = session_id(&victim).unwrap().to_owned();
-    let addr = format!("127.0.0.1:{}", setup.webhook_port);
+    Target {
+        session: session_id(&victim).unwrap().to_owned(),
+        addr: format!("127.0.0.1:{}", setup.webhook_port),
+        cluster,
+        running,
+        operator,
+        uid,
+        token,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bounded() {
+    let Target {
+        cluster,
+        running,
+        operator,
+        uid,
+        token,
+        session,
+        addr,
+    } = available_target(
+        "abuse",
+        &[
+            "--webhook-request-timeout",
+            "2s",
+            "--webhook-max-in-flight",
+            "16",
+        ],
+    )
+    .await;
     let url = format!("http://{addr}/notifications/{uid}");
+    let api = &cluster.api;
     let baseline_kib = operator.rss_kib();
 
     let tally: Tally = Arc::default();
@@ -395,40 +430,25 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
 /// unauthenticated clients keep every real notification at 503 for as long as they like.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
-    let dir = test_dir("starve");
-    let cluster = Cluster::start(&dir).await;
-    let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
-    setup.extra_args = [
-        "--webhook-request-timeout",
-        "5s",
-        "--webhook-max-in-flight",
-        "8",
-    ]
-    .map(String::from)
-    .to_vec();
-    let _operator = Operator::start_ready(&setup).await;
-    let api = &cluster.api;
-    api.create(
-        &PostParams::default(),
-        &QodSession::new("victim", spec(1, "QOS_M", 1800)),
+    // Bound by name: a field left to `..` would be dropped (the operator killed) at once.
+    let Target {
+        cluster: _cluster,
+        running,
+        operator: _operator,
+        uid,
+        token,
+        session,
+        addr,
+    } = available_target(
+        "starve",
+        &[
+            "--webhook-request-timeout",
+            "5s",
+            "--webhook-max-in-flight",
+            "8",
+        ],
     )
-    .await
-    .unwrap();
-    let victim = eventually("victim AVAILABLE", Duration::from_secs(30), || async {
-        let resource = api.get("victim").await.unwrap();
-        (qos_status(&resource) == Some("AVAILABLE")).then_some(resource)
-    })
     .await;
-    let uid = victim.uid().unwrap();
-    let key = std::fs::read_to_string(&setup.hmac_key_file).unwrap();
-    let token = SinkKeys::from_bytes(key.trim_end().as_bytes(), None)
-        .unwrap()
-        .token_for(&uid)
-        .expose_secret()
-        .to_owned();
-    let session = session_id(&victim).unwrap().to_owned();
-    let addr = format!("127.0.0.1:{}", setup.webhook_port);
 
     let until = Instant::now() + Duration::from_secs(6);
     let mut attackers = tokio::task::JoinSet::new();
