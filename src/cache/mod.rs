@@ -154,7 +154,10 @@ async fn keep_in_step(
     mut writer: reflector::store::Writer<QodSession>,
     shared: Arc<Shared>,
 ) {
-    let mut events = watcher(api, watcher::Config::default())
+    // Lists may come from the API server's watch cache (as the controller's did): a write
+    // decided on a cached object carries its resourceVersion, so a slightly old list can
+    // cost a conflict, never a lost update.
+    let mut events = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(slim)
         .boxed();
