@@ -58,7 +58,7 @@ async fn the_cache_keeps_slim_objects_and_feeds_a_controller_that_starts_late() 
         "the API keeps managedFields, so slimming has something to drop"
     );
 
-    let cache = SessionCache::start(h.client.clone(), None);
+    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
     eventually("the cache to sync", WAIT, || async {
         cache.has_synced().then_some(())
     })

@@ -11,7 +11,7 @@ use kube::{
 };
 use qod_operator::controller::events::Recorder;
 
-use crate::harness::{Harness, NAMESPACE, Setup, spec};
+use crate::harness::{Harness, Setup, spec};
 
 fn event(reason: &str) -> Event {
     Event {
@@ -31,7 +31,7 @@ fn reporter() -> Reporter {
 }
 
 async fn events(h: &Harness) -> Vec<K8sEvent> {
-    let mut events = Api::<K8sEvent>::namespaced(h.client.clone(), NAMESPACE)
+    let mut events = Api::<K8sEvent>::namespaced(h.client.clone(), &h.namespace)
         .list(&ListParams::default())
         .await
         .unwrap()

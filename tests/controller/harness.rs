@@ -1,14 +1,12 @@
-//! A running controller against the emulator and the simulator, with helpers to drive and
+//! A running controller against the real control plane (a namespace of its own) and the simulator, with helpers to drive and
 //! observe both.
 
 use std::{sync::Arc, time::Duration};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use kube_emulator::{Emulator, Options, RunningEmulator};
 use qod_operator::{
     api::{ApplicationServer, Device, QodSession, QodSessionSpec},
     cache::SessionCache,
@@ -23,9 +21,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::eventually;
+use crate::support::{ControlPlane, control_plane, eventually};
 
-pub const NAMESPACE: &str = "default";
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Tokens that are easy to recognise; the webhook's HMAC keys are tested elsewhere.
@@ -61,7 +58,7 @@ impl Default for Setup {
 }
 
 pub struct Harness {
-    pub emulator: RunningEmulator,
+    pub namespace: String,
     pub client: Client,
     pub api: Api<QodSession>,
     pub sim: RunningSimulator,
@@ -88,17 +85,15 @@ impl Harness {
                 .with_test_writer()
                 .try_init();
         }
-        let emulator = Emulator::start(Options::default()).await.unwrap();
-        let client = emulator.client().await.unwrap();
-        Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &QodSession::crd())
-            .await
-            .unwrap();
+        let control_plane = ControlPlane::shared();
+        let client = control_plane.client().await;
+        control_plane::install_crd(&client).await;
+        let namespace = control_plane.namespace("controller").await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = simulator::spawn(listener, setup.simulator).await.unwrap();
         let mut harness = Self {
-            api: Api::namespaced(client.clone(), NAMESPACE),
-            emulator,
+            api: Api::namespaced(client.clone(), &namespace),
+            namespace,
             client,
             sim,
             http: reqwest::Client::new(),
@@ -112,7 +107,10 @@ impl Harness {
     }
 
     pub fn start_controller(&mut self) {
-        self.start_controller_on(SessionCache::start(self.client.clone(), None));
+        self.start_controller_on(SessionCache::start(
+            self.client.clone(),
+            Some(&self.namespace),
+        ));
     }
 
     /// Starts the controller over a cache of one's own (as the leader's controller starts over
@@ -250,7 +248,6 @@ impl Harness {
     pub async fn stop(mut self) {
         self.stop_controller().await;
         self.sim.shutdown().await;
-        self.emulator.shutdown().await;
     }
 }
 

@@ -1,4 +1,4 @@
-//! The controller through its real loop: the in-memory Kubernetes API (kube-emulator), the QoD
+//! The controller through its real loop: the real Kubernetes API (tests/control-plane), the QoD
 //! simulator as the provider, and our CAMARA client between them. Each test checks what the
 //! provider holds (the simulator's `/_sim/sessions`) as well as what the resource says.
 

@@ -115,7 +115,7 @@ async fn invalid_manifests_are_refused_naming_the_field() {
     ];
     let api = kube::Api::<kube::core::DynamicObject>::namespaced_with(
         h.client.clone(),
-        crate::harness::NAMESPACE,
+        &h.namespace,
         &kube::api::ApiResource::erase::<QodSession>(&()),
     );
     let mut wrong = Vec::new();

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 pub mod camara;
+pub mod control_plane;
 pub mod prism;
 pub mod tools;
 pub mod wait;
 
+#[allow(unused_imports)]
+pub use control_plane::ControlPlane;
 pub use wait::eventually;
