@@ -1,8 +1,8 @@
 //! Status writes that the API server refuses. The webhook's Kubernetes client goes through an
-//! interceptor that answers the status PATCH itself (409, 422, 403) and, for a conflict, lets
-//! "the controller" change the resource first, as a concurrent writer would. The emulator does
-//! not check `metadata.resourceVersion` in a status apply, so the interceptor plays the real
-//! API server's part and checks that the precondition is sent.
+//! interceptor that sees every status PATCH. For a conflict, "the controller" changes the
+//! resource first, as a concurrent writer would, and the real API server refuses the webhook's
+//! write by its `metadata.resourceVersion` precondition; refusals a test cannot provoke
+//! (always 409, 422, 403) the interceptor answers itself.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use qod_operator::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Hook, NAMESPACE, cloud_event};
+use crate::harness::{Hook, cloud_event};
 
 const SESSION: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
 const REPLACED: &str = "9e9e9e9e-2c3a-4f1e-9d6b-5a4c3b2a1f00";
@@ -78,7 +78,10 @@ fn intercepting(inner: Client, plan: Plan, seen: Arc<Mutex<Seen>>) -> Client {
             match plan {
                 Plan::ReplaceThenConflict if first => {
                     let name = patch["metadata"]["name"].as_str().unwrap();
-                    Api::<QodSession>::namespaced(inner.clone(), NAMESPACE)
+                    // .../namespaces/{namespace}/qodsessions/{name}/status
+                    let path: Vec<&str> = parts.uri.path().split('/').collect();
+                    let namespace = path[path.len() - 4];
+                    Api::<QodSession>::namespaced(inner.clone(), namespace)
                         .patch_status(
                             name,
                             &PatchParams {
@@ -89,7 +92,16 @@ fn intercepting(inner: Client, plan: Plan, seen: Arc<Mutex<Seen>>) -> Client {
                                                              "qosStatus": "REQUESTED"}})),
                         )
                         .await?;
-                    Ok(conflict())
+                    // The webhook's write still names the resourceVersion it decided on.
+                    let answer = inner
+                        .send(Request::from_parts(parts, Body::from(bytes)))
+                        .await?;
+                    assert_eq!(
+                        answer.status(),
+                        409,
+                        "the API server refuses a write made on a replaced copy"
+                    );
+                    Ok(answer)
                 }
                 Plan::ReplaceThenConflict => {
                     inner
@@ -101,7 +113,7 @@ fn intercepting(inner: Client, plan: Plan, seen: Arc<Mutex<Seen>>) -> Client {
             }
         }
     });
-    Client::new(service, NAMESPACE)
+    Client::new(service, "default")
 }
 
 async fn start(plan: Plan) -> (Hook, Arc<Mutex<Seen>>) {
@@ -208,14 +220,14 @@ fn frozen_watches(inner: Client) -> Client {
             inner.send(request).await
         }
     });
-    Client::new(service, NAMESPACE)
+    Client::new(service, "default")
 }
 
 #[tokio::test]
 async fn a_lagging_cache_never_decides_alone() {
     let hook = Hook::start().await;
     let target = hook.resource("lagging", Some(SESSION)).await;
-    let lagging = SessionCache::start(frozen_watches(hook.client.clone()), None);
+    let lagging = SessionCache::start(frozen_watches(hook.client.clone()), Some(&hook.namespace));
     let replica = hook.replica(lagging.clone()).await;
 
     // The controller replaces the session; the replica's cache still holds the old one, so on

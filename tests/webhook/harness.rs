@@ -1,15 +1,14 @@
-//! A webhook served on 127.0.0.1 against the in-memory Kubernetes API, with helpers to make
-//! resources, post notifications and compare what the resource holds.
+//! A webhook served on 127.0.0.1 against the real Kubernetes API (a namespace of its own on the
+//! test binary's control plane), with helpers to make resources, post notifications and compare
+//! what the resource holds.
 
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{Patch, PatchParams, PostParams},
 };
-use kube_emulator::{Emulator, Options, RunningEmulator};
 use qod_operator::{
     api::{
         ApplicationServer, CONTROLLER_MANAGER, Device, DeviceIpv4Address, QodSession,
@@ -25,16 +24,17 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::eventually;
+use crate::support::{ControlPlane, control_plane, eventually};
 
-pub const NAMESPACE: &str = "default";
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const CLOUDEVENTS: &str = "application/cloudevents+json";
 pub const BATCH: &str = "application/cloudevents-batch+json";
 
 /// A running webhook and the API server behind it.
 pub struct Hook {
-    pub emulator: Option<RunningEmulator>,
+    /// Set when the test has a control plane of its own (to stop it).
+    own: Option<ControlPlane>,
+    pub namespace: String,
     pub client: Client,
     pub api: Api<QodSession>,
     pub keys: SinkKeys,
@@ -139,6 +139,27 @@ impl Hook {
         adjust: impl FnOnce(&mut webhook::Config),
         wrap: impl FnOnce(Client) -> Client,
     ) -> Self {
+        Self::start_on(None, adjust, wrap).await
+    }
+
+    /// Starts on a control plane of the test's own, which [`stop_api_server`] stops.
+    ///
+    /// [`stop_api_server`]: Self::stop_api_server
+    pub async fn start_own(name: &str) -> Self {
+        let own = tokio::task::spawn_blocking({
+            let name = name.to_owned();
+            move || ControlPlane::start_own(&name)
+        })
+        .await
+        .unwrap();
+        Self::start_on(Some(own), |_| {}, |client| client).await
+    }
+
+    async fn start_on(
+        own: Option<ControlPlane>,
+        adjust: impl FnOnce(&mut webhook::Config),
+        wrap: impl FnOnce(Client) -> Client,
+    ) -> Self {
         // QOD_TEST_LOG=debug shows the webhook's logs of a failing test.
         if let Ok(filter) = std::env::var("QOD_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -146,18 +167,16 @@ impl Hook {
                 .with_test_writer()
                 .try_init();
         }
-        let emulator = Emulator::start(Options::default()).await.unwrap();
-        let client = emulator.client().await.unwrap();
-        Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &QodSession::crd())
-            .await
-            .unwrap();
+        let control_plane = own.as_ref().unwrap_or_else(|| ControlPlane::shared());
+        let client = control_plane.client().await;
+        control_plane::install_crd(&client).await;
+        let namespace = control_plane.namespace("webhook").await;
         let keys = SinkKeys::from_bytes(b"webhook-test-key".to_vec(), None).unwrap();
         let mut config = webhook::Config::new(keys.clone());
         adjust(&mut config);
         let metrics = Arc::new(Metrics::new());
         let wrapped = wrap(client.clone());
-        let cache = SessionCache::start(wrapped.clone(), None);
+        let cache = SessionCache::start(wrapped.clone(), Some(&namespace));
         let hook = Webhook::new(wrapped, cache, config, Arc::clone(&metrics));
         let cache = hook.cache();
         let readiness = hook.readiness();
@@ -170,8 +189,9 @@ impl Hook {
         })
         .await;
         Self {
-            emulator: Some(emulator),
-            api: Api::namespaced(client.clone(), NAMESPACE),
+            own,
+            api: Api::namespaced(client.clone(), &namespace),
+            namespace,
             client,
             keys,
             metrics,
@@ -339,11 +359,12 @@ impl Hook {
         base
     }
 
-    /// Stops the API server (the webhook keeps running).
-    pub async fn stop_api_server(&mut self) {
-        if let Some(emulator) = self.emulator.take() {
-            emulator.shutdown().await;
-        }
+    /// SIGKILLs the test's own API server (the webhook keeps running).
+    pub fn stop_api_server(&mut self) {
+        self.own
+            .as_mut()
+            .expect("a hook started with start_own")
+            .kill();
     }
 
     /// The webhook's metrics text.

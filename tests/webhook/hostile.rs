@@ -336,7 +336,7 @@ async fn duplicates_are_recognised_from_status_after_a_restart() {
     let second = hook
         .replica(qod_operator::cache::SessionCache::start(
             hook.client.clone(),
-            None,
+            Some(&hook.namespace),
         ))
         .await;
     assert_eq!(hook.notify_to(&second, &target, &event).await.status, 204);
@@ -528,9 +528,9 @@ async fn slow_bodies_time_out_and_requests_beyond_the_cap_are_refused() {
 
 #[tokio::test]
 async fn the_kubernetes_api_being_down_is_503() {
-    let mut hook = Hook::start().await;
+    let mut hook = Hook::start_own("webhook-api-down").await;
     let target = hook.resource("down", Some(SESSION)).await;
-    hook.stop_api_server().await;
+    hook.stop_api_server();
     let event = cloud_event(SESSION, "AVAILABLE", None, "e-1", Timestamp::now());
     let answer = hook.notify(&target, &event).await;
     assert_eq!(answer.status, 503, "{answer:?}");

@@ -1,4 +1,4 @@
-//! The notification webhook over HTTP against the in-memory Kubernetes API (kube-emulator):
+//! The notification webhook over HTTP against the real Kubernetes API (tests/control-plane):
 //! every payload shape lands in status, hostile requests change nothing, the API being down is
 //! a 503, and notifications from the QoD simulator arrive end to end. One test binary, so it
 //! links once.
