@@ -26,8 +26,14 @@ use serde_json::json;
 /// loaded CI machine gets margin).
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
+/// The repository's root, from the package that includes this file (qod-operator's tests or
+/// qod-bench under tests/bench).
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("tests/control-plane/run").is_file())
+        .expect("tests/control-plane/run above the package")
+        .to_path_buf()
 }
 
 /// Builds the control plane once per test binary (minutes when cold, a file check when not), so

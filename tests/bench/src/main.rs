@@ -1,12 +1,17 @@
 //! `qod-bench`: benchmarks of qod-operator that print figures (BENCHMARKS.md has the commands and
 //! the results). The operator runs as its own release process (`qod-operator run`, found next to
-//! this binary), so its CPU time and memory are its own; the in-memory Kubernetes API
-//! (kube-emulator), the QoD simulator and the load generators run in this process.
+//! this binary), so its CPU time and memory are its own; so does the real Kubernetes control plane
+//! (tests/control-plane: kube-apiserver and etcd). The QoD simulator and the load generators run
+//! in this process.
 //!
 //! Scenarios: `reconcile` (sessions applied at once until AVAILABLE, then deleted), `webhook`
 //! (notifications over concurrent connections, each ending in a status write), `startup`
 //! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
 
+// Shared with the integration tests, which use more of it.
+#[allow(dead_code)]
+#[path = "../../support/control_plane.rs"]
+mod control_plane;
 mod operator;
 mod scenarios;
 mod world;

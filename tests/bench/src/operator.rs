@@ -25,6 +25,7 @@ impl Operator {
     pub fn start(
         binary: &Path,
         dir: &Path,
+        namespace: &str,
         provider_url: &str,
         extra_args: &[String],
     ) -> anyhow::Result<Self> {
@@ -41,6 +42,7 @@ impl Operator {
             .arg("--hmac-key-file")
             .arg(dir.join("hmac-key"))
             .arg("--leader-election=false")
+            .args(["--namespace", namespace])
             .args(extra_args)
             .env("KUBECONFIG", dir.join("kubeconfig"))
             .env("RUST_LOG", "warn")

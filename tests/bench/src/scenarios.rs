@@ -221,6 +221,7 @@ pub async fn startup(setup: &Setup, runs: usize) -> anyhow::Result<()> {
         let mut operator = crate::operator::Operator::start(
             &setup.binary,
             &world.dir,
+            &world.namespace,
             &format!("{}/quality-on-demand/v1", world.sim.base_url()),
             &setup.extra_args,
         )?;

@@ -1,25 +1,25 @@
-//! The bench's world: the in-memory Kubernetes API and the QoD simulator (in this process), a
-//! scratch folder with the kubeconfig and the HMAC key, and helpers to create, count and delete
-//! QodSessions.
+//! The bench's world: the real Kubernetes control plane (tests/control-plane, its own processes),
+//! the QoD simulator (in this process), a scratch folder with the kubeconfig and the HMAC key, and
+//! helpers to create, count and delete QodSessions.
 
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, CustomResourceExt,
+    Api,
     api::{DeleteParams, ListParams, PostParams},
-    runtime::wait::{await_condition, conditions},
 };
-use kube_emulator::{Emulator, Options, RunningEmulator};
 use qod_operator::{
     api::{ApplicationServer, Device, QodSession, QodSessionSpec},
     simulator,
 };
 use serde_json::Value;
 
-use crate::operator::Operator;
+use crate::{
+    control_plane::{self, ControlPlane},
+    operator::Operator,
+};
 
 pub struct Setup {
     pub binary: PathBuf,
@@ -27,9 +27,10 @@ pub struct Setup {
 }
 
 pub struct World {
-    pub emulator: RunningEmulator,
     pub sim: simulator::RunningSimulator,
     pub dir: PathBuf,
+    /// Where this scenario's QodSessions live (the operator watches it alone).
+    pub namespace: String,
     pub api: Api<QodSession>,
     pub http: reqwest::Client,
 }
@@ -39,26 +40,13 @@ impl World {
         let dir = std::env::temp_dir().join(format!("qod-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let emulator = Emulator::start(Options {
-            history_limit: 1_000_000,
-            ..Options::default()
-        })
-        .await?;
-        emulator.write_kubeconfig(&dir.join("kubeconfig"))?;
+        // One control plane for the whole run; it stops when this process ends.
+        let control_plane = tokio::task::spawn_blocking(ControlPlane::shared).await?;
+        std::fs::copy(control_plane.kubeconfig(), dir.join("kubeconfig"))?;
         std::fs::write(dir.join("hmac-key"), "qod-bench-key-0123456789abcdef\n")?;
-        let client = emulator.client().await?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &QodSession::crd())
-            .await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(
-                crds,
-                "qodsessions.qod.dev",
-                conditions::is_crd_established(),
-            ),
-        )
-        .await??;
+        let client = control_plane.client().await;
+        control_plane::install_crd(&client).await;
+        let namespace = control_plane.namespace(name).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim = simulator::spawn(
             listener,
@@ -69,8 +57,8 @@ impl World {
         )
         .await?;
         Ok(Self {
-            api: Api::namespaced(client, "default"),
-            emulator,
+            api: Api::namespaced(client, &namespace),
+            namespace,
             sim,
             dir,
             http: reqwest::Client::new(),
@@ -81,6 +69,7 @@ impl World {
         let mut operator = Operator::start(
             &setup.binary,
             &self.dir,
+            &self.namespace,
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),
             &setup.extra_args,
         )?;
@@ -164,7 +153,6 @@ impl World {
 
     pub async fn stop(self) {
         self.sim.shutdown().await;
-        self.emulator.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

