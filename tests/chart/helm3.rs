@@ -1,13 +1,14 @@
 //! The chart with Helm 3 as well as Helm 4 (the other tests use Helm 4): lint, the same objects
-//! rendered, and install, upgrade (the HMAC key kept) and uninstall against the in-memory API.
+//! rendered, and install, upgrade (the HMAC key kept) and uninstall against a real API server.
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret, rbac::v1::ClusterRole};
 use kube::Api;
-use kube_emulator::{Emulator, Options};
 
 use crate::{
+    cluster::Cluster,
     harness::{
-        NAMESPACE, RELEASE, Rendered, chart, helm_command_of, output, scratch, template_raw, text,
+        NAMESPACE, RELEASE, Rendered, chart, chart_arg, helm_command_of, output, scratch,
+        template_raw, text,
     },
     support::tools,
 };
@@ -77,59 +78,48 @@ fn helm_3_lints_and_renders_the_same_objects_as_helm_4() {
     assert!(refused.contains("replicas"), "{refused}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn helm_3_installs_upgrades_and_uninstalls() {
-    let dir = scratch("helm3-install");
-    let emulator = Emulator::start(Options::default()).await.unwrap();
-    emulator.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
-    let client = emulator.client().await.unwrap();
-    let chart = chart();
-    let chart = chart.to_str().unwrap().to_owned();
-    let run = |args: Vec<String>| {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut cmd = helm_command_of(tools::helm3(), &dir);
-            cmd.env("KUBECONFIG", dir.join("kubeconfig")).args(&args);
-            let out = output(&mut cmd);
-            assert!(
-                out.status.success(),
-                "helm 3 {args:?}:\n{}{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        })
-    };
-    let install = |verb: &str| {
+    // A release of its own on the shared control plane (Helm 3 skips the CRD already there).
+    let cluster = Cluster::shared("chart-helm3").await;
+    let chart = chart_arg();
+    let release = |verb| {
         [
             verb,
-            RELEASE,
+            cluster.release.as_str(),
             &chart,
             "--namespace",
-            "default",
+            &cluster.namespace,
             SIMULATOR[0],
             SIMULATOR[1],
         ]
-        .map(String::from)
-        .to_vec()
     };
-    run(install("install")).await.unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    let fullname = "qod-qod-operator";
-    assert!(deployments.get_opt(fullname).await.unwrap().is_some());
+    let notes = cluster.helm3(&release("install")).await;
+    assert!(notes.contains("STATUS: deployed"), "{notes}");
+    let admin = cluster.admin().await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &cluster.namespace);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &cluster.namespace);
+    let cluster_roles: Api<ClusterRole> = Api::all(admin);
+    let fullname = cluster.fullname.as_str();
+    deployments.get(fullname).await.unwrap();
+    cluster_roles.get(fullname).await.unwrap();
     let hmac = format!("{fullname}-hmac");
     let key = secrets.get(&hmac).await.unwrap().data;
-    run(install("upgrade")).await.unwrap();
+    assert!(key.as_ref().is_some_and(|k| k.contains_key("key")));
+    cluster.helm3(&release("upgrade")).await;
     assert_eq!(
         secrets.get(&hmac).await.unwrap().data,
         key,
         "the HMAC key survives an upgrade"
     );
-    run(["uninstall", RELEASE, "--namespace", "default"]
-        .map(String::from)
-        .to_vec())
-    .await
-    .unwrap();
+    cluster
+        .helm3(&[
+            "uninstall",
+            &cluster.release,
+            "--namespace",
+            &cluster.namespace,
+        ])
+        .await;
     assert!(deployments.get_opt(fullname).await.unwrap().is_none());
-    emulator.shutdown().await;
+    assert!(cluster_roles.get_opt(fullname).await.unwrap().is_none());
 }

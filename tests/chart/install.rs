@@ -1,7 +1,6 @@
-//! The chart, the plain manifests and the examples against the in-memory Kubernetes API
-//! (tests/kube-emulator), with helm 4 and kubectl 1.35.
-
-use std::path::PathBuf;
+//! The chart, the plain manifests and the examples against a real API server
+//! (tests/control-plane), with helm 4 and kubectl 1.35 as its admin and the chart's
+//! ServiceAccount held to the chart's RBAC.
 
 use k8s_openapi::{
     api::{
@@ -19,125 +18,11 @@ use kube::{
         Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
         PatchParams, PostParams, WatchEvent, WatchParams,
     },
+    runtime::wait::{await_condition, conditions},
 };
-use kube_emulator::{Authorization, Emulator, Options, RunningEmulator};
 use serde_json::json;
 
-use crate::harness::*;
-
-pub struct Cluster {
-    pub emu: RunningEmulator,
-    pub dir: PathBuf,
-}
-
-impl Cluster {
-    pub async fn start(authorization: Authorization) -> Self {
-        let emu = Emulator::start(Options {
-            authorization,
-            ..Options::default()
-        })
-        .await
-        .unwrap();
-        let dir = scratch("cluster");
-        emu.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
-        if authorization == Authorization::Rbac {
-            // kubectl and helm reach the emulator's plain-HTTP port without their bearer token
-            // (they arrive as system:anonymous), so anonymous gets admin rights here. The
-            // operator's ServiceAccount token is sent by a kube client and held to RBAC.
-            let admin = emu.client().await.unwrap();
-            let role: ClusterRole = serde_json::from_value(json!({
-                "metadata": {"name": "test-anonymous-admin"},
-                "rules": [
-                    {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                    {"nonResourceURLs": ["*"], "verbs": ["*"]}
-                ]
-            }))
-            .unwrap();
-            let binding: ClusterRoleBinding = serde_json::from_value(json!({
-                "metadata": {"name": "test-anonymous-admin"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "test-anonymous-admin"},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}]
-            }))
-            .unwrap();
-            let pp = PostParams::default();
-            Api::<ClusterRole>::all(admin.clone())
-                .create(&pp, &role)
-                .await
-                .unwrap();
-            Api::<ClusterRoleBinding>::all(admin)
-                .create(&pp, &binding)
-                .await
-                .unwrap();
-        }
-        Self { emu, dir }
-    }
-
-    pub async fn admin(&self) -> Client {
-        self.emu.client().await.unwrap()
-    }
-
-    /// Runs a command off the runtime's thread, so the emulator keeps serving it.
-    async fn output(&self, mut cmd: std::process::Command, what: &str) -> std::process::Output {
-        cmd.env("KUBECONFIG", self.dir.join("kubeconfig"));
-        let what = what.to_string();
-        tokio::task::spawn_blocking(move || {
-            cmd.output()
-                .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn run(&self, cmd: std::process::Command, what: &str) -> String {
-        let out = self.output(cmd, what).await;
-        assert!(
-            out.status.success(),
-            "{what} failed:\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Runs helm as the cluster admin; fails the test on a non-zero exit.
-    pub async fn helm(&self, args: &[&str]) -> String {
-        let mut cmd = helm_command(&self.dir);
-        cmd.args(args);
-        self.run(cmd, &format!("helm {args:?}")).await
-    }
-
-    /// Runs kubectl as the cluster admin; fails the test on a non-zero exit.
-    pub async fn kubectl(&self, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new(kubectl());
-        cmd.args(args);
-        self.run(cmd, &format!("kubectl {args:?}")).await
-    }
-
-    /// kubectl's exit status and stderr, for commands that must fail.
-    async fn kubectl_fails(&self, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new(kubectl());
-        cmd.args(args);
-        let out = self.output(cmd, &format!("kubectl {args:?}")).await;
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} succeeded:\n{}",
-            text(&out.stdout)
-        );
-        text(&out.stderr)
-    }
-
-    /// A client holding a token issued for the chart's ServiceAccount (TokenRequest).
-    async fn operator_client(&self) -> Client {
-        let token = self
-            .kubectl(&["create", "token", FULLNAME, "-n", NAMESPACE])
-            .await;
-        self.emu.client_with_token(token.trim()).await.unwrap()
-    }
-}
-
-pub fn chart_arg() -> String {
-    chart().display().to_string()
-}
+use crate::{cluster::Cluster, harness::*};
 
 pub fn qodsessions(client: Client, namespace: Option<&str>) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk_with_plural(
@@ -150,7 +35,7 @@ pub fn qodsessions(client: Client, namespace: Option<&str>) -> Api<DynamicObject
     }
 }
 
-async fn create_session(client: Client, namespace: &str, name: &str) {
+pub async fn create_session(client: Client, namespace: &str, name: &str) {
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "qod.dev/v1alpha1",
         "kind": "QodSession",
@@ -194,21 +79,21 @@ fn event(namespace: &str, name: &str) -> Event {
     .unwrap()
 }
 
+const CRD: &str = "qodsessions.qod.dev";
+
 #[tokio::test]
 async fn helm_install_with_the_simulator_creates_the_promised_objects_and_keeps_the_hmac_key() {
-    let cluster = Cluster::start(Authorization::AlwaysAllow).await;
-    let chart = chart_arg();
+    // A control plane of its own: a fresh cluster, so the CRD found after the install is the
+    // one helm took from crds/, and no other test's CRD applies race the upgrade step below.
+    let cluster = Cluster::own("chart-install", &[]);
+    let admin = cluster.admin().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    assert!(
+        crds.get_opt(CRD).await.unwrap().is_none(),
+        "a fresh cluster"
+    );
     let notes = cluster
-        .helm(&[
-            "install",
-            RELEASE,
-            &chart,
-            "-n",
-            NAMESPACE,
-            "--create-namespace",
-            "--set",
-            "simulator.enabled=true",
-        ])
+        .helm_release("install", &["--set", "simulator.enabled=true"])
         .await;
     assert!(notes.contains("STATUS: deployed"), "{notes}");
     assert!(
@@ -217,128 +102,121 @@ async fn helm_install_with_the_simulator_creates_the_promised_objects_and_keeps_
     );
     assert!(notes.contains("built-in QoD simulator"), "{notes}");
 
-    let admin = cluster.admin().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    crds.get("qodsessions.qod.dev").await.unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-    for name in [FULLNAME, "qod-qod-operator-simulator"] {
-        deployments.get(name).await.unwrap();
+    let fullname = &cluster.fullname;
+    let named = |suffix: &str| format!("{fullname}{suffix}");
+    let namespace = &cluster.namespace;
+    await_established(crds.clone()).await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), namespace);
+    for name in [named(""), named("-simulator")] {
+        deployments.get(&name).await.unwrap();
     }
-    let services: Api<Service> = Api::namespaced(admin.clone(), NAMESPACE);
-    for name in [
-        "qod-qod-operator-webhook",
-        "qod-qod-operator-metrics",
-        "qod-qod-operator-simulator",
-    ] {
-        services.get(name).await.unwrap();
+    let services: Api<Service> = Api::namespaced(admin.clone(), namespace);
+    for name in [named("-webhook"), named("-metrics"), named("-simulator")] {
+        services.get(&name).await.unwrap();
     }
     let listed = cluster
         .kubectl(&[
             "get",
             "serviceaccount,role,rolebinding,poddisruptionbudget,secret",
             "-n",
-            NAMESPACE,
+            namespace,
             "-o",
             "name",
         ])
         .await;
     for object in [
-        "serviceaccount/qod-qod-operator",
-        "role.rbac.authorization.k8s.io/qod-qod-operator-leader-election",
-        "rolebinding.rbac.authorization.k8s.io/qod-qod-operator-leader-election",
-        "poddisruptionbudget.policy/qod-qod-operator",
-        "secret/qod-qod-operator-hmac",
+        format!("serviceaccount/{fullname}"),
+        format!("role.rbac.authorization.k8s.io/{fullname}-leader-election"),
+        format!("rolebinding.rbac.authorization.k8s.io/{fullname}-leader-election"),
+        format!("poddisruptionbudget.policy/{fullname}"),
+        format!("secret/{fullname}-hmac"),
     ] {
         assert!(
             listed.lines().any(|l| l == object),
             "{object} missing:\n{listed}"
         );
     }
-    let cluster_scoped = cluster
-        .kubectl(&["get", "clusterrole,clusterrolebinding", "-o", "name"])
-        .await;
-    assert!(
-        cluster_scoped.contains("clusterrole.rbac.authorization.k8s.io/qod-qod-operator\n"),
-        "{cluster_scoped}"
-    );
-    assert!(
-        cluster_scoped.contains("clusterrolebinding.rbac.authorization.k8s.io/qod-qod-operator\n"),
-        "{cluster_scoped}"
-    );
+    let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    let cluster_role_bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    cluster_roles.get(fullname).await.unwrap();
+    cluster_role_bindings.get(fullname).await.unwrap();
 
     // The HMAC key survives upgrades (helm lookup), so tokens already given out stay valid.
-    let secrets: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), namespace);
+    let hmac = named("-hmac");
     let key = |s: Secret| s.data.unwrap()["key"].0.clone();
-    let before = key(secrets.get("qod-qod-operator-hmac").await.unwrap());
+    let before = key(secrets.get(&hmac).await.unwrap());
     assert_eq!(before.len(), 64);
     cluster
-        .helm(&[
+        .helm_release(
             "upgrade",
-            RELEASE,
-            &chart,
-            "-n",
-            NAMESPACE,
-            "--set",
-            "simulator.enabled=true",
-            "--set",
-            "replicas=3",
-        ])
+            &["--set", "simulator.enabled=true", "--set", "replicas=3"],
+        )
         .await;
+    let replicas = |d: Deployment| d.spec.unwrap().replicas;
+    assert_eq!(replicas(deployments.get(fullname).await.unwrap()), Some(3));
     assert_eq!(
-        deployments
-            .get(FULLNAME)
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .replicas,
-        Some(3)
-    );
-    assert_eq!(
-        key(secrets.get("qod-qod-operator-hmac").await.unwrap()),
+        key(secrets.get(&hmac).await.unwrap()),
         before,
         "upgrade changed the HMAC key"
     );
 
     // The documented CRD upgrade step is accepted on top of what helm installed.
-    let crd_dir = crate::harness::chart().join("crds").display().to_string();
+    let crd_dir = chart().join("crds").display().to_string();
     let applied = cluster
         .kubectl(&["apply", "--server-side", "-f", &crd_dir])
         .await;
     assert!(applied.contains("serverside-applied"), "{applied}");
 
-    cluster.helm(&["uninstall", RELEASE, "-n", NAMESPACE]).await;
-    assert_eq!(code(deployments.get(FULLNAME).await), 404);
+    // Uninstall removes the release's objects, cluster-scoped ones too, and keeps the CRD
+    // (so QodSessions outlive it, as the README says).
+    cluster
+        .helm(&["uninstall", &cluster.release, "-n", namespace])
+        .await;
+    assert_eq!(code(deployments.get(fullname).await), 404);
+    assert_eq!(code(cluster_roles.get(fullname).await), 404);
+    assert_eq!(code(cluster_role_bindings.get(fullname).await), 404);
+    crds.get(CRD).await.unwrap();
+}
+
+/// Waits, as `--install-crd` does, until the CRD is Established.
+async fn await_established(crds: Api<CustomResourceDefinition>) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        await_condition(crds, CRD, conditions::is_crd_established()),
+    )
+    .await
+    .expect("the CRD established within 30 s")
+    .expect("watching the CRD");
 }
 
 #[tokio::test]
 async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
-    let cluster = Cluster::start(Authorization::Rbac).await;
-    let chart = chart_arg();
+    let cluster = Cluster::shared("chart-rbac").await;
     cluster
-        .helm(&[
-            "install",
-            RELEASE,
-            &chart,
-            "-n",
-            NAMESPACE,
-            "--create-namespace",
-            "--set",
-            "simulator.enabled=true",
-        ])
+        .helm_release("install", &["--set", "simulator.enabled=true"])
         .await;
-    let admin = cluster.admin().await;
-    create_session(admin.clone(), "default", "s1").await;
-    let sa = cluster.operator_client().await;
+    let (fullname, namespace) = (cluster.fullname.as_str(), cluster.namespace.as_str());
+    // Sessions live outside the release namespace, as users' do.
+    let apps = cluster.namespace("chart-apps").await;
+    create_session(cluster.admin().await, &apps, "s1").await;
+    let sa = cluster.service_account().await;
 
-    // Controller: list and watch every namespace, add and remove its finalizer.
+    // Controller: list and watch every namespace, add and remove its finalizer. (Selected
+    // down to this test's namespace: the shared control plane holds other tests' sessions.
+    // The request is still cluster-wide, and authorized as such.)
     let all = qodsessions(sa.clone(), None);
+    let here = format!("metadata.namespace={apps}");
     assert_eq!(
-        all.list(&ListParams::default()).await.unwrap().items.len(),
+        all.list(&ListParams::default().fields(&here))
+            .await
+            .unwrap()
+            .items
+            .len(),
         1
     );
     let mut watch = Box::pin(
-        all.watch(&WatchParams::default().timeout(5), "0")
+        all.watch(&WatchParams::default().fields(&here).timeout(5), "0")
             .await
             .unwrap(),
     );
@@ -346,7 +224,7 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         Some(Ok(WatchEvent::Added(o))) => assert_eq!(o.metadata.name.as_deref(), Some("s1")),
         other => panic!("expected the session from the watch, got {other:?}"),
     }
-    let sessions = qodsessions(sa.clone(), Some("default"));
+    let sessions = qodsessions(sa.clone(), Some(&apps));
     sessions.get("s1").await.unwrap();
     let finalizer = Patch::Merge(json!({"metadata": {"finalizers": ["qod.dev/session"]}}));
     sessions
@@ -371,9 +249,9 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         .await
         .unwrap();
     // Event recorder: create, then patch into a series.
-    let events: Api<Event> = Api::namespaced(sa.clone(), "default");
+    let events: Api<Event> = Api::namespaced(sa.clone(), &apps);
     events
-        .create(&PostParams::default(), &event("default", "s1.1"))
+        .create(&PostParams::default(), &event(&apps, "s1.1"))
         .await
         .unwrap();
     let series = Patch::Merge(
@@ -384,26 +262,26 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         .await
         .unwrap();
     // Leader election (kube-lease-manager): get, create, patch its Lease in the release namespace.
-    let leases: Api<Lease> = Api::namespaced(sa.clone(), NAMESPACE);
+    let leases: Api<Lease> = Api::namespaced(sa.clone(), namespace);
     assert_eq!(
-        code(leases.get(FULLNAME).await),
+        code(leases.get(fullname).await),
         404,
         "may look, finds none yet"
     );
     let lease: Lease =
-        serde_json::from_value(json!({"metadata": {"name": FULLNAME}, "spec": {}})).unwrap();
+        serde_json::from_value(json!({"metadata": {"name": fullname}, "spec": {}})).unwrap();
     leases.create(&PostParams::default(), &lease).await.unwrap();
     let hold =
         Patch::Strategic(json!({"spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}}));
     leases
-        .patch(FULLNAME, &PatchParams::default(), &hold)
+        .patch(fullname, &PatchParams::default(), &hold)
         .await
         .unwrap();
     let apply = Patch::Apply(
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "spec": {"holderIdentity": "pod-a"}}),
     );
     leases
-        .patch(FULLNAME, &PatchParams::apply("pod-a"), &apply)
+        .patch(fullname, &PatchParams::apply("pod-a"), &apply)
         .await
         .unwrap();
 
@@ -444,9 +322,9 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         403,
         "create"
     );
-    let secrets: Api<Secret> = Api::namespaced(sa.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), namespace);
     assert_eq!(
-        code(secrets.get("qod-qod-operator-hmac").await),
+        code(secrets.get(&format!("{fullname}-hmac")).await),
         403,
         "secret get"
     );
@@ -462,24 +340,19 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         "lease list"
     );
     assert_eq!(
-        code(leases.delete(FULLNAME, &DeleteParams::default()).await),
+        code(leases.delete(fullname, &DeleteParams::default()).await),
         403,
         "lease delete"
     );
-    let lease_elsewhere: Api<Lease> = Api::namespaced(sa.clone(), "default");
+    let lease_elsewhere: Api<Lease> = Api::namespaced(sa.clone(), &apps);
     assert_eq!(
         code(lease_elsewhere.create(&PostParams::default(), &lease).await),
         403,
         "lease elsewhere"
     );
     let crds: Api<CustomResourceDefinition> = Api::all(sa.clone());
-    assert_eq!(
-        code(crds.get("qodsessions.qod.dev").await),
-        403,
-        "crd without installCRD"
-    );
-    let core_events: Api<k8s_openapi::api::core::v1::Event> =
-        Api::namespaced(sa.clone(), "default");
+    assert_eq!(code(crds.get(CRD).await), 403, "crd without installCRD");
+    let core_events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sa.clone(), &apps);
     assert_eq!(
         code(core_events.list(&ListParams::default()).await),
         403,
@@ -494,39 +367,36 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
 
 #[tokio::test]
 async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_its_crd() {
-    let cluster = Cluster::start(Authorization::Rbac).await;
-    cluster.kubectl(&["create", "namespace", "apps"]).await;
-    let mut args = vec!["install", RELEASE];
-    let chart = chart_arg();
-    args.push(&chart);
-    args.extend([
-        "-n",
-        NAMESPACE,
-        "--create-namespace",
-        "--set",
-        "watchNamespace=apps",
-        "--set",
-        "installCRD=true",
-    ]);
+    let cluster = Cluster::shared("chart-scoped").await;
+    let apps = cluster.namespace("chart-apps").await;
+    let elsewhere = cluster.namespace("chart-other").await;
+    let watch = format!("watchNamespace={apps}");
+    let mut args = vec!["--set", &watch, "--set", "installCRD=true"];
     args.extend_from_slice(MINIMAL);
-    cluster.helm(&args).await;
+    cluster.helm_release("install", &args).await;
     let admin = cluster.admin().await;
-    create_session(admin.clone(), "apps", "mine").await;
-    create_session(admin.clone(), "default", "theirs").await;
-    let sa = cluster.operator_client().await;
+    create_session(admin.clone(), &apps, "mine").await;
+    create_session(admin.clone(), &elsewhere, "theirs").await;
+    let sa = cluster.service_account().await;
 
-    let apps = qodsessions(sa.clone(), Some("apps"));
+    let sessions = qodsessions(sa.clone(), Some(&apps));
     assert_eq!(
-        apps.list(&ListParams::default()).await.unwrap().items.len(),
+        sessions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
         1
     );
     let finalizer = Patch::Merge(json!({"metadata": {"finalizers": ["qod.dev/session"]}}));
-    apps.patch("mine", &PatchParams::default(), &finalizer)
+    sessions
+        .patch("mine", &PatchParams::default(), &finalizer)
         .await
         .unwrap();
-    let events: Api<Event> = Api::namespaced(sa.clone(), "apps");
+    let events: Api<Event> = Api::namespaced(sa.clone(), &apps);
     events
-        .create(&PostParams::default(), &event("apps", "mine.1"))
+        .create(&PostParams::default(), &event(&apps, "mine.1"))
         .await
         .unwrap();
 
@@ -539,39 +409,36 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
         403,
         "all namespaces"
     );
-    let default = qodsessions(sa.clone(), Some("default"));
-    assert_eq!(code(default.get("theirs").await), 403, "another namespace");
-    let other_events: Api<Event> = Api::namespaced(sa.clone(), "default");
+    let theirs = qodsessions(sa.clone(), Some(&elsewhere));
+    assert_eq!(code(theirs.get("theirs").await), 403, "another namespace");
+    let other_events: Api<Event> = Api::namespaced(sa.clone(), &elsewhere);
     assert_eq!(
         code(
             other_events
-                .create(&PostParams::default(), &event("default", "x.1"))
+                .create(&PostParams::default(), &event(&elsewhere, "x.1"))
                 .await
         ),
-        403
+        403,
+        "events in another namespace"
     );
 
-    // installCRD: server-side apply of its own CRD (what --install-crd sends), nothing else.
-    // (Its watch until Established is a list/watch with a metadata.name field selector, which
-    // a real API server matches against resourceNames; the emulator does not, so it is not
-    // exercised here.)
+    // installCRD: server-side apply of its own CRD (what --install-crd sends), then its watch
+    // until Established, a list/watch with a metadata.name field selector that the API server
+    // matches against resourceNames; nothing else.
     let crds: Api<CustomResourceDefinition> = Api::all(sa.clone());
     let crd: serde_json::Value = serde_saphyr::from_str(
         &std::fs::read_to_string(repo().join("deploy/crds/qodsessions.qod.dev.yaml")).unwrap(),
     )
     .unwrap();
     crds.patch(
-        "qodsessions.qod.dev",
+        CRD,
         &PatchParams::apply("qod-operator").force(),
         &Patch::Apply(&crd),
     )
     .await
     .unwrap();
-    assert_eq!(
-        code(crds.get("qodsessions.qod.dev").await),
-        403,
-        "get is not used"
-    );
+    await_established(crds.clone()).await;
+    assert_eq!(code(crds.get(CRD).await), 403, "get is not used");
     assert_eq!(
         code(
             crds.patch(
@@ -590,10 +457,7 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
         "list CRDs"
     );
     assert_eq!(
-        code(
-            crds.delete("qodsessions.qod.dev", &DeleteParams::default())
-                .await
-        ),
+        code(crds.delete(CRD, &DeleteParams::default()).await),
         403,
         "delete CRD"
     );
@@ -601,7 +465,9 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
 
 #[tokio::test]
 async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
-    let cluster = Cluster::start(Authorization::AlwaysAllow).await;
+    // The shared control plane: the plain manifests' names (namespace qod-system, release
+    // qod-operator) are used by no other test in it; the examples go to a namespace of their own.
+    let cluster = Cluster::shared("chart-plain").await;
     let deploy = |path: &str| repo().join("deploy").join(path).display().to_string();
     let crd = cluster
         .kubectl(&["apply", "--server-side", "-f", &deploy("crds")])
@@ -611,8 +477,8 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         .kubectl(&[
             "wait",
             "--for=condition=established",
-            "--timeout=10s",
-            "crd/qodsessions.qod.dev",
+            "--timeout=30s",
+            &format!("crd/{CRD}"),
         ])
         .await;
 
@@ -629,12 +495,14 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         "namespace/qod-system created",
         "deployment.apps/qod-operator created",
         "service/qod-operator-webhook created",
+        "clusterrole.rbac.authorization.k8s.io/qod-operator created",
     ] {
         assert!(applied.contains(object), "{object} missing:\n{applied}");
     }
 
+    let namespace = &cluster.namespace;
     let examples = cluster
-        .kubectl(&["apply", "-n", "default", "-f", &deploy("examples")])
+        .kubectl(&["apply", "-n", namespace, "-f", &deploy("examples")])
         .await;
     let mut created: Vec<&str> = examples.lines().collect();
     created.sort_unstable();
@@ -647,7 +515,7 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         ]
     );
     let names = cluster
-        .kubectl(&["get", "qod", "-n", "default", "-o", "name"])
+        .kubectl(&["get", "qod", "-n", namespace, "-o", "name"])
         .await;
     assert_eq!(names.lines().count(), 3, "{names}");
 
@@ -656,7 +524,82 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
     let example = std::fs::read_to_string(deploy("examples/phone-number.yaml")).unwrap();
     std::fs::write(&bad, example.replace("+36721601234567", "36721601234567")).unwrap();
     let error = cluster
-        .kubectl_fails(&["apply", "-n", "default", "-f", &bad.display().to_string()])
+        .kubectl_fails(&["apply", "-n", namespace, "-f", &bad.display().to_string()])
         .await;
     assert!(error.contains("spec.device.phoneNumber"), "{error}");
+}
+
+/// A stand-in for the Prometheus Operator's ServiceMonitor CRD: the kind, any content, so the
+/// API server serves it and helm can map it.
+const SERVICE_MONITOR_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1",
+  "kind": "CustomResourceDefinition",
+  "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+  "spec": {
+    "group": "monitoring.coreos.com",
+    "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+    "scope": "Namespaced",
+    "versions": [{"name": "v1", "served": true, "storage": true,
+      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+  }
+}"#;
+
+#[tokio::test]
+async fn every_optional_feature_is_accepted_by_the_api_server() {
+    // render.rs checks what nondefault.yaml renders; here the API server validates each object
+    // (Ingress with TLS, ServiceMonitor, the chart's Secret, the Role in watchNamespace, ...),
+    // and helm fails on any it refuses. The release and its namespaces are this test's alone.
+    let cluster = Cluster::shared("chart-options").await;
+    let crd = cluster.dir.join("servicemonitors.json");
+    std::fs::write(&crd, SERVICE_MONITOR_CRD).unwrap();
+    cluster
+        .kubectl(&["apply", "--server-side", "-f", &crd.display().to_string()])
+        .await;
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=30s",
+            "crd/servicemonitors.monitoring.coreos.com",
+        ])
+        .await;
+    let apps = cluster.namespace("chart-apps").await;
+    let watch = format!("watchNamespace={apps}");
+    let notes = cluster
+        .helm_release(
+            "install",
+            &["-f", &fixture("nondefault.yaml"), "--set", &watch],
+        )
+        .await;
+    assert!(notes.contains("STATUS: deployed"), "{notes}");
+
+    let fullname = &cluster.fullname;
+    let listed = cluster
+        .kubectl(&[
+            "get",
+            "deployment,ingress,servicemonitor,secret",
+            "-n",
+            &cluster.namespace,
+            "-o",
+            "name",
+        ])
+        .await;
+    for object in [
+        format!("deployment.apps/{fullname}"),
+        format!("ingress.networking.k8s.io/{fullname}-webhook"),
+        format!("servicemonitor.monitoring.coreos.com/{fullname}"),
+        format!("secret/{fullname}-provider"),
+    ] {
+        assert!(
+            listed.lines().any(|l| l == object),
+            "{object} missing:\n{listed}"
+        );
+    }
+    let scoped = cluster
+        .kubectl(&["get", "role,rolebinding", "-n", &apps, "-o", "name"])
+        .await;
+    assert!(
+        scoped.contains(&format!("role.rbac.authorization.k8s.io/{fullname}\n")),
+        "{scoped}"
+    );
 }

@@ -1,9 +1,10 @@
 //! The Helm chart (charts/qod-operator), the plain manifests (deploy/), the examples
-//! (deploy/examples/) and what keeps them in step. helm and kubectl come from
-//! `tests/kube-emulator/install-kubectl.sh` (run on first use); the cluster is the in-memory
-//! API server of tests/kube-emulator.
+//! (deploy/examples/) and what keeps them in step. helm and kubectl come from `support::tools`
+//! (installed on first use); the cluster is a real control plane (tests/control-plane): the
+//! binary's shared one, a release and namespace per test, or one of a test's own.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod files;
 mod harness;
 mod helm3;

@@ -1,9 +1,11 @@
 //! The release binary, started as the chart's two Deployments start it (operator and simulator,
 //! with only addresses and file paths made local), the operator authenticated as the chart's
-//! ServiceAccount against the in-memory API with RBAC on, runs a whole session lifecycle: so
-//! the chart's flags parse, the two find each other, and the RBAC is enough.
+//! ServiceAccount against a real API server with RBAC, runs a whole session lifecycle: so the
+//! chart's flags parse, the two find each other, and the RBAC is enough (the API server's audit
+//! log shows no request of the ServiceAccount refused).
 
 use std::{
+    collections::BTreeSet,
     fs::File,
     net::TcpListener,
     path::{Path, PathBuf},
@@ -12,13 +14,13 @@ use std::{
 };
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube_emulator::Authorization;
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams};
+use serde_json::Value;
 
 use crate::{
+    cluster::Cluster,
     harness::*,
-    install::{Cluster, chart_arg, qodsessions},
+    install::{create_session, qodsessions},
     support::{eventually, tools},
 };
 
@@ -105,12 +107,12 @@ impl Drop for Process {
 /// The operator pod's name, as the downward API would give it.
 const POD: &str = "qod-qod-operator-7d4b9c-x2x7q";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` free ports, all different: each listener stays bound until every port is chosen.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// A Deployment's arguments with the pod's network and files swapped for this machine's:
@@ -156,24 +158,60 @@ fn localize(args: &[String], sim: u16, webhook: u16, probes: u16, hmac_key: &Pat
         .collect()
 }
 
+/// Every request with who made it and the answer, without bodies.
+const AUDIT_POLICY: &str = "\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+";
+
+/// The audit events of one user, once the API server has stopped (and so written them all).
+fn audit_events_of(log: &Path, user: &str) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_else(|e| panic!("audit log {}: {e}", log.display()))
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("an audit event per line"))
+        .filter(|event| event["user"]["username"] == user)
+        .collect()
+}
+
+/// `verb resource[/subresource]` of an audit event.
+fn call(event: &Value) -> String {
+    let target = &event["objectRef"];
+    let mut call = format!(
+        "{} {}",
+        str(event, "/verb"),
+        target["resource"].as_str().unwrap_or("-")
+    );
+    if let Some(sub) = target["subresource"].as_str() {
+        call = format!("{call}/{sub}");
+    }
+    call
+}
+
 #[tokio::test]
 async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
-    // Built before the API server starts on this runtime: the build blocks its thread.
+    // Built before anything else: the build blocks its thread for minutes when cold.
     tokio::task::spawn_blocking(tools::release_operator)
         .await
         .unwrap();
-    let cluster = Cluster::start(Authorization::Rbac).await;
+    // A control plane of its own, for its audit log; and its release is RELEASE in NAMESPACE,
+    // the names the Service URLs that `localize` swaps are made of.
+    let dir = scratch("operator");
+    let policy = dir.join("audit-policy.yaml");
+    std::fs::write(&policy, AUDIT_POLICY).unwrap();
+    let audit_log = dir.join("audit.log");
+    let mut cluster = Cluster::own(
+        "chart-operator",
+        &[
+            &format!("--audit-policy-file={}", policy.display()),
+            &format!("--audit-log-path={}", audit_log.display()),
+        ],
+    );
     cluster
-        .helm(&[
-            "install",
-            RELEASE,
-            &chart_arg(),
-            "-n",
-            NAMESPACE,
-            "--create-namespace",
-            "--set",
-            "simulator.enabled=true",
-        ])
+        .helm_release("install", &["--set", "simulator.enabled=true"])
         .await;
     let admin = cluster.admin().await;
 
@@ -187,10 +225,9 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         .get("qod-qod-operator-hmac")
         .await
         .unwrap();
-    let dir = scratch("operator");
     let key_file = dir.join("hmac-key");
     std::fs::write(&key_file, &secret.data.unwrap()["key"].0).unwrap();
-    let (sim, webhook, probes) = (free_port(), free_port(), free_port());
+    let [sim, webhook, probes] = free_ports();
     let localized = |deployment: &Value| {
         localize(
             &strings(&container(deployment)["args"]),
@@ -214,15 +251,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         .await;
 
     // The operator authenticates with a token issued for the chart's ServiceAccount.
-    let token = cluster
-        .kubectl(&["create", "token", FULLNAME, "-n", NAMESPACE])
-        .await;
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        cluster.emu.kubeconfig_yaml_for_token(token.trim()),
-    )
-    .unwrap();
+    let kubeconfig = cluster.service_account_kubeconfig().await;
     let mut operator = Process::spawn(
         container(&operator_deployment),
         &localized(&operator_deployment),
@@ -253,22 +282,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     // Create: the controller makes the session; the network's AVAILABLE reaches the status
     // through the webhook (lastNotification is written by the webhook only).
     let sessions = qodsessions(admin.clone(), Some("default"));
-    let session: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "qod.dev/v1alpha1",
-        "kind": "QodSession",
-        "metadata": {"name": "camera-uplink", "namespace": "default"},
-        "spec": {
-            "device": {"phoneNumber": "+36721601234567"},
-            "applicationServer": {"ipv4Address": "198.51.100.7"},
-            "qosProfile": "QOS_L",
-            "duration": 600
-        }
-    }))
-    .unwrap();
-    sessions
-        .create(&PostParams::default(), &session)
-        .await
-        .unwrap();
+    create_session(admin.clone(), "default", "camera-uplink").await;
     eventually(
         "AVAILABLE through the webhook",
         Duration::from_secs(20),
@@ -335,12 +349,36 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         .unwrap()
         .holder_identity;
     assert_eq!(holder, None, "the lease is released");
-
-    // A denied call is a 403 whose message says "forbidden"; none may appear, nor any error.
     let log = operator.log();
     let bad = log
         .lines()
         .find(|l| l.to_ascii_lowercase().contains("forbidden") || l.contains(r#""level":"ERROR""#));
     assert!(bad.is_none(), "{bad:?} in the operator's log:\n{log}");
     simulator.assert_running();
+
+    // The API server's word: every request the ServiceAccount made, none refused, and the ones
+    // the lifecycle needs among them (so the check is not vacuous).
+    cluster.stop();
+    let events = audit_events_of(&audit_log, &cluster.service_account_user());
+    let refused: Vec<String> = events
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .map(|e| format!("{} {}", call(e), e["requestURI"]))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the ServiceAccount was refused: {refused:#?}"
+    );
+    let calls: BTreeSet<String> = events.iter().map(call).collect();
+    for needed in [
+        "list qodsessions",
+        "watch qodsessions",
+        "patch qodsessions",
+        "patch qodsessions/status",
+        "create events",
+        "create leases",
+        "patch leases",
+    ] {
+        assert!(calls.contains(needed), "no {needed} in {calls:#?}");
+    }
 }
