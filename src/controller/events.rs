@@ -27,6 +27,13 @@ use serde_json::json;
 /// How long a repeat still joins the earlier Event's series (kube's and client-go's window).
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 
+/// The longest `note` events.k8s.io/v1 accepts, in bytes: the API server refuses the whole
+/// Event beyond it, and a provider's error text (in CreateFailed) can be longer.
+const MAX_NOTE_BYTES: usize = 1024;
+
+/// Ends a note that was cut to fit, so readers know the text goes on.
+const CUT_MARKER: &str = " [… cut]";
+
 /// Resources × reasons remembered for series.
 const REMEMBERED: NonZeroUsize = NonZeroUsize::MIN.saturating_add(1023);
 
@@ -155,7 +162,7 @@ impl Recorder {
             ),
             reason: Some(event.reason.clone()),
             action: Some(event.action.clone()),
-            note: event.note.clone(),
+            note: event.note.as_deref().map(bounded_note),
             regarding: Some(regarding.clone()),
             related: event.secondary.clone(),
             reporting_controller: Some(controller.clone()),
@@ -171,5 +178,49 @@ impl Recorder {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Key, Recorded>> {
         self.recent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `note` as it is when it fits [`MAX_NOTE_BYTES`]; otherwise cut at a char boundary and
+/// marked as cut, within the limit.
+fn bounded_note(note: &str) -> String {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note.to_owned();
+    }
+    let mut end = MAX_NOTE_BYTES - CUT_MARKER.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &note[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_that_fits_is_kept_as_it_is() {
+        let note = "é".repeat(MAX_NOTE_BYTES / 2);
+        assert_eq!(bounded_note(&note), note);
+    }
+
+    #[test]
+    fn a_long_note_is_cut_at_a_char_boundary_and_says_so() {
+        // Multi-byte characters of every width, so the cut lands inside one of them.
+        for unit in ["x", "é", "€", "🔥"] {
+            let note = format!("provider said: {}", unit.repeat(2000));
+            let bounded = bounded_note(&note);
+            assert!(
+                bounded.len() <= MAX_NOTE_BYTES,
+                "{unit}: {} bytes",
+                bounded.len()
+            );
+            assert!(
+                bounded.len() > MAX_NOTE_BYTES - CUT_MARKER.len() - 4,
+                "{unit}"
+            );
+            let kept = bounded.strip_suffix(CUT_MARKER).expect("marked as cut");
+            assert!(note.starts_with(kept), "{unit}: a prefix of the note");
+        }
     }
 }

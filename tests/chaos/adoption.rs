@@ -23,9 +23,9 @@ use crate::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_changed_during_an_interrupted_create_is_applied_after_adoption() {
     let dir = test_dir("adoption");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("adoption").await;
     let (running, sim) = in_process_simulator().await;
-    let setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     let mut operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 

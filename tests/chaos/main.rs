@@ -1,7 +1,8 @@
 //! Reliability under faults: the operator as a process (`qod-operator run`), SIGKILLed and
 //! restarted while the QoD simulator injects errors, rate limits, timeouts, lost answers and
 //! bad notifications; a provider outage; credentials rotated at run time; and a scan of every
-//! log line of a full run for secrets. One test binary, so it links once.
+//! log line of a full run for secrets. Against a real Kubernetes API (tests/control-plane), one
+//! namespace per test. One test binary, so it links once.
 //!
 //! The chaos run is sized for CI (`QOD_CHAOS_SESSIONS`, default 150; `QOD_CHAOS_SECONDS`,
 //! default 50); `QOD_CHAOS_SESSIONS=500 QOD_CHAOS_SECONDS=600` is the long mode, and
@@ -15,6 +16,7 @@ mod support;
 
 mod adoption;
 mod outage;
+mod replace;
 mod run;
 mod secrets;
 // Shared with tests/hostile, which uses other helpers of it.

@@ -26,9 +26,9 @@ const DURING: usize = 6;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_shows_in_ready_backs_off_and_converges_when_the_provider_returns() {
     let dir = test_dir("outage");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("outage").await;
     let (running, sim) = in_process_simulator().await;
-    let setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     let mut operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 

@@ -258,9 +258,9 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
     let mut rng = StdRng::seed_from_u64(seed);
 
     let dir = test_dir("run");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("run").await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     setup.extra_args = [
         "--provider-timeout",
         "2s",

@@ -100,7 +100,7 @@ fn answers(stats: &Value, code: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever_logged() {
     let dir = test_dir("secrets");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("secrets").await;
     let api = &cluster.api;
 
     let (bearer_old, bearer_new) = (secret("bearer"), secret("bearer"));
@@ -159,7 +159,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
         .unwrap();
     assert_ne!(nac.status(), 401, "the API key is accepted");
 
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     setup.hmac_key_file = hmac_current.clone();
     setup.rust_log = "debug";
     setup.extra_args = vec![

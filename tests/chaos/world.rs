@@ -1,7 +1,7 @@
-//! The pieces every test here starts: the in-memory Kubernetes API with the CRD, a QoD
-//! simulator (in-process, or as its own process when its logs matter), and operator processes
-//! that can be SIGKILLed and started again on the same webhook port (the sinks registered with
-//! the provider name that port).
+//! The pieces every test here starts: a real Kubernetes API with the CRD (a namespace of the
+//! test's own on the test binary's control plane), a QoD simulator (in-process, or as its own
+//! process when its logs matter), and operator processes that can be SIGKILLed and started
+//! again on the same webhook port (the sinks registered with the provider name that port).
 
 use std::{
     fs::OpenOptions,
@@ -11,16 +11,14 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::{Api, CustomResourceExt, api::PostParams};
-use kube_emulator::{Emulator, Options, RunningEmulator};
+use kube::{Api, Client};
 use qod_operator::{
     api::{ApplicationServer, Device, QodSession, QodSessionSpec, conditions},
     simulator,
 };
 use serde_json::Value;
 
-use crate::support::eventually;
+use crate::support::{ControlPlane, control_plane, eventually};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -42,27 +40,27 @@ pub fn test_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// The API server with the CRD installed, and a kubeconfig for processes.
+/// The API server with the CRD installed, the test's namespace, and a kubeconfig for
+/// processes.
 pub struct Cluster {
-    pub emulator: RunningEmulator,
+    pub client: Client,
     pub api: Api<QodSession>,
+    pub namespace: String,
     pub kubeconfig: PathBuf,
 }
 
 impl Cluster {
-    pub async fn start(dir: &Path) -> Self {
-        let emulator = Emulator::start(Options::default()).await.unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).unwrap();
-        let client = emulator.client().await.unwrap();
-        Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &QodSession::crd())
-            .await
-            .unwrap();
+    /// A namespace named after `test` on the test binary's shared control plane.
+    pub async fn start(test: &str) -> Self {
+        let control_plane = ControlPlane::shared();
+        let client = control_plane.client().await;
+        control_plane::install_crd(&client).await;
+        let namespace = control_plane.namespace(test).await;
         Self {
-            api: Api::namespaced(client, "default"),
-            emulator,
-            kubeconfig,
+            api: Api::namespaced(client.clone(), &namespace),
+            kubeconfig: control_plane.kubeconfig().to_owned(),
+            client,
+            namespace,
         }
     }
 }
@@ -186,6 +184,9 @@ pub async fn simulator_with(config: simulator::Config) -> (simulator::RunningSim
 #[derive(Clone)]
 pub struct OperatorSetup {
     pub kubeconfig: PathBuf,
+    /// Watched alone (`--namespace`), and named in `POD_NAMESPACE`, so tests on one control
+    /// plane never see each other's resources.
+    pub namespace: String,
     pub provider_url: String,
     pub hmac_key_file: PathBuf,
     /// Fixed for the whole test: the sinks registered at the provider name it.
@@ -198,14 +199,15 @@ pub struct OperatorSetup {
 }
 
 impl OperatorSetup {
-    pub fn new(dir: &Path, kubeconfig: &Path, provider_url: String) -> Self {
+    pub fn new(dir: &Path, cluster: &Cluster, provider_url: String) -> Self {
         let hmac_key_file = dir.join("hmac-key");
         if !hmac_key_file.exists() {
             std::fs::write(&hmac_key_file, "chaos-test-hmac-key-0123456789abcdef\n").unwrap();
         }
         let webhook_port = free_port();
         Self {
-            kubeconfig: kubeconfig.to_owned(),
+            kubeconfig: cluster.kubeconfig.clone(),
+            namespace: cluster.namespace.clone(),
             provider_url,
             hmac_key_file,
             webhook_port,
@@ -247,10 +249,11 @@ impl Operator {
             .arg(&setup.hmac_key_file)
             .arg("--leader-election=false")
             .args(["--requested-refresh", "1s"])
+            .args(["--namespace", &setup.namespace])
             .args(&setup.extra_args)
             .env("KUBECONFIG", &setup.kubeconfig)
             .env("POD_NAME", "qod-operator-chaos")
-            .env("POD_NAMESPACE", "default")
+            .env("POD_NAMESPACE", &setup.namespace)
             .env("RUST_LOG", setup.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -17,35 +17,29 @@ const EXAMPLES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn apply_wait_get_delete_with_kubectl() {
-    let world = World::start("lifecycle").await;
+    // A fresh cluster of its own: the user's first command meets no CRD yet.
+    let world = World::start_own("lifecycle").await;
 
-    // One command, as a user types it. On a fresh cluster kubectl looks the QodSession type up
-    // before the CRD it creates in the same run is served, so the examples may fail the first
-    // time (a real API server says "ensure CRDs are installed first"; the emulator's OpenAPI
-    // answer makes kubectl's validation fail instead); the second run, once it is, applies them.
+    // One command, as a user types it. On a fresh cluster kubectl maps every object before it
+    // creates the CRD in the same run, so the examples fail the first time ("ensure CRDs are
+    // installed first"); the second run, once the CRD is served, applies them.
     let apply = ["apply", "-f", "deploy/crds/", "-f", "deploy/examples/"];
     let first = world.kubectl_output(&apply).await;
-    if !first.status.success() {
-        let stderr = text(&first.stderr);
-        assert!(
-            stderr.lines().all(|l| l.contains("deploy/examples/")),
-            "kubectl apply failed for something else than the examples:\n{stderr}"
-        );
-        assert!(
-            text(&first.stdout).contains("qodsessions.qod.dev"),
-            "the CRD was applied: {}",
-            text(&first.stdout)
-        );
-        world
-            .kubectl(&[
-                "wait",
-                "--for=condition=established",
-                "crd/qodsessions.qod.dev",
-                "--timeout=30s",
-            ])
-            .await;
-        world.kubectl(&apply).await;
-    }
+    assert!(!first.status.success(), "no QodSession type before the CRD");
+    let stderr = text(&first.stderr);
+    assert!(
+        stderr.lines().all(
+            |l| l.contains("deploy/examples/") || l.trim() == "ensure CRDs are installed first"
+        ),
+        "kubectl apply failed for something else than the examples:\n{stderr}"
+    );
+    assert!(
+        text(&first.stdout).contains("qodsessions.qod.dev created"),
+        "the CRD was applied: {}",
+        text(&first.stdout)
+    );
+    world.wait_crd_established().await;
+    world.kubectl(&apply).await;
 
     // The operator is ready once it has listed QodSessions, so it starts after the CRD.
     let mut operator = world.leading_operator("op-lifecycle").await;
@@ -105,11 +99,46 @@ async fn apply_wait_get_delete_with_kubectl() {
         assert!(resources.iter().any(|r| r.uid == sink_uid(session)));
     }
 
+    // `kubectl describe` reads Events through core/v1; the operator writes events.k8s.io/v1
+    // ones, which a real API server serves through both.
+    for resource in &resources {
+        let session_id = resource.session_id.as_str();
+        let (description, events) = eventually(
+            &format!(
+                "the Created event in kubectl describe qod {}",
+                resource.name
+            ),
+            WAIT,
+            || async {
+                let description = world.kubectl(&["describe", "qod", &resource.name]).await;
+                let events = events_section(&description)?;
+                events
+                    .contains(&format!("created session {session_id}"))
+                    .then(|| (description.clone(), events))
+            },
+        )
+        .await;
+        let created = events
+            .lines()
+            .find(|l| l.contains("Created"))
+            .unwrap_or_else(|| panic!("no Created row in\n{description}"));
+        let cells: Vec<&str> = created.split_whitespace().collect();
+        assert_eq!(cells.first(), Some(&"Normal"), "{created}");
+        assert!(
+            created.contains("qod-operator"),
+            "From names the operator: {created}"
+        );
+        assert!(
+            !events.contains("Warning"),
+            "no warning in a clean lifecycle:\n{description}"
+        );
+    }
+
     // kubectl delete waits for the finalizer: when it returns, the sessions have ended.
     world.kubectl(&["delete", "-f", "deploy/examples/"]).await;
     let left = world.provider_sessions().await;
     assert!(left.is_empty(), "sessions left at the provider: {left:#?}");
-    let listed = world.kubectl_output(&["get", "qod", "-A"]).await;
+    let listed = world.kubectl_output(&["get", "qod"]).await;
     assert!(
         text(&listed.stdout).trim().is_empty()
             && text(&listed.stderr).contains("No resources found"),
@@ -119,6 +148,13 @@ async fn apply_wait_get_delete_with_kubectl() {
 
     assert!(operator.terminate().await, "a clean exit on SIGTERM");
     world.stop().await;
+}
+
+/// The `Events:` section of `kubectl describe` (its table, header included); `None` while it
+/// says `<none>`.
+fn events_section(description: &str) -> Option<String> {
+    let (_, rest) = description.split_once("\nEvents:")?;
+    (!rest.trim_start().starts_with("<none>")).then(|| rest.to_owned())
 }
 
 /// `kubectl get` output as name → column → cell (columns split on runs of two spaces or more,

@@ -1,12 +1,15 @@
-//! End to end, as users do it: `kubectl` against the in-memory Kubernetes API
-//! (tests/kube-emulator, in this process), the QoD simulator, and `qod-operator run` as its own
-//! process (the release build, as users run it: `cargo build --release` on first use).
+//! End to end, as users do it: `kubectl` against a real Kubernetes API (kube-apiserver and etcd,
+//! tests/control-plane; one per test binary with a namespace per test, or a fresh cluster of
+//! the test's own), the QoD simulator, and `qod-operator run` as its own process (the release
+//! build, as users run it: `cargo build --release` on first use).
 //!
-//! - [`lifecycle`]: `kubectl apply -f deploy/crds/ -f deploy/examples/`, `kubectl wait` for
-//!   AVAILABLE, `kubectl get qod` columns, `kubectl delete` leaves nothing behind.
+//! - [`lifecycle`]: on a fresh cluster, `kubectl apply -f deploy/crds/ -f deploy/examples/`,
+//!   `kubectl wait` for AVAILABLE, `kubectl get qod` columns, the operator's Events in
+//!   `kubectl describe qod`, `kubectl delete` leaves nothing behind.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
-//!   without a duplicate or an orphaned session.
+//!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
+//!   mid-create, which the same operator process rides out.
 //!
 //! `helm install` of the chart with the operator process standing in for its Deployment (as the
 //! chart's ServiceAccount, under RBAC) is tests/chart/operator.rs; it is not repeated here.

@@ -1,7 +1,8 @@
-//! One test's world: the in-memory Kubernetes API (in this process, reached over HTTP through a
-//! kubeconfig, as kubectl reaches any cluster), the QoD simulator, a scratch folder, and the
-//! operator processes started against them. Everything the tests observe goes through kubectl
-//! or the simulator's `/_sim/` control API.
+//! One test's world: a namespace of its own on the test binary's real control plane
+//! (tests/control-plane, reached through a kubeconfig whose context names that namespace, as
+//! kubectl reaches any cluster), the QoD simulator, a scratch folder, and the operator
+//! processes started against them. Everything the tests observe goes through kubectl or the
+//! simulator's `/_sim/` control API.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,33 +10,64 @@ use std::{
     time::Duration,
 };
 
-use kube_emulator::{Emulator, Options, RunningEmulator};
+use kube::config::Kubeconfig;
 use qod_operator::simulator;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
-use crate::{process::Operator, support::tools};
+use crate::{
+    process::Operator,
+    support::{ControlPlane, tools},
+};
 
 /// How long a step may take before the test fails (never waited out when things work).
 pub const WAIT: Duration = Duration::from_secs(60);
 
 pub struct World {
-    emulator: RunningEmulator,
     sim: simulator::RunningSimulator,
     pub dir: PathBuf,
+    /// The test's namespace, the default one of its kubeconfig.
+    namespace: String,
+    /// A control plane of the test's own, when it needs a fresh cluster.
+    own: Option<ControlPlane>,
     http: reqwest::Client,
 }
 
 impl World {
+    /// A namespace of the test's own on the test binary's shared control plane.
     pub async fn start(test: &str) -> Self {
-        // Built before the API server starts on this runtime: the build blocks its thread.
+        Self::on(test, None).await
+    }
+
+    /// A fresh cluster of the test's own (nothing installed yet, as a user's new cluster).
+    pub async fn start_own(test: &str) -> Self {
+        let own = tokio::task::spawn_blocking({
+            let name = format!("e2e-{test}");
+            move || ControlPlane::start_own(&name)
+        })
+        .await
+        .unwrap();
+        Self::on(test, Some(own)).await
+    }
+
+    async fn on(test: &str, own: Option<ControlPlane>) -> Self {
+        // Built off the runtime's threads: the build blocks for minutes when cold.
         tokio::task::spawn_blocking(tools::release_operator)
             .await
             .unwrap();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let emulator = Emulator::start(Options::default()).await.unwrap();
-        emulator.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
+        let control_plane = match &own {
+            Some(own) => own,
+            None => ControlPlane::shared(),
+        };
+        let namespace = control_plane.namespace(test).await;
+        write_kubeconfig(
+            control_plane.kubeconfig(),
+            &namespace,
+            &dir.join("kubeconfig"),
+        );
         std::fs::write(dir.join("hmac-key"), format!("e2e-{test}-key-0123456789\n")).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = simulator::spawn(
@@ -50,9 +82,10 @@ impl World {
         .await
         .unwrap();
         Self {
-            emulator,
             sim,
             dir,
+            namespace,
+            own,
             http: reqwest::Client::new(),
         }
     }
@@ -64,6 +97,7 @@ impl World {
             tools::release_operator(),
             name,
             &self.dir.join("kubeconfig"),
+            &self.namespace,
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),
             &self.dir.join("hmac-key"),
             &self.dir,
@@ -80,7 +114,7 @@ impl World {
         operator
     }
 
-    /// Runs kubectl off the runtime's threads (the API server runs on them).
+    /// Runs kubectl off the runtime's threads, in the test's namespace.
     pub async fn kubectl_output(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(tools::kubectl());
         cmd.args(args)
@@ -110,9 +144,24 @@ impl World {
         text(&out.stdout)
     }
 
-    /// `kubectl apply -f deploy/crds/`, then waits until the API serves the type.
+    /// `kubectl apply -f deploy/crds/`, then waits until the API serves the type. On the
+    /// shared control plane once per test binary: two kubectl applies creating the CRD at once
+    /// would have one fail with AlreadyExists.
     pub async fn install_crd(&self) {
+        static SHARED: OnceCell<()> = OnceCell::const_new();
+        if self.own.is_some() {
+            self.apply_crd().await;
+        } else {
+            SHARED.get_or_init(|| self.apply_crd()).await;
+        }
+    }
+
+    async fn apply_crd(&self) {
         self.kubectl(&["apply", "-f", "deploy/crds/"]).await;
+        self.wait_crd_established().await;
+    }
+
+    pub async fn wait_crd_established(&self) {
         self.kubectl(&[
             "wait",
             "--for=condition=established",
@@ -124,8 +173,17 @@ impl World {
 
     /// Every session the provider holds (`GET /_sim/sessions`).
     pub async fn provider_sessions(&self) -> Vec<Value> {
+        serde_json::from_value(self.sim_get("/_sim/sessions").await).unwrap()
+    }
+
+    /// The provider's counters (`GET /_sim/stats`).
+    pub async fn provider_stats(&self) -> Value {
+        self.sim_get("/_sim/stats").await
+    }
+
+    async fn sim_get(&self, path: &str) -> Value {
         self.http
-            .get(format!("{}/_sim/sessions", self.sim.base_url()))
+            .get(format!("{}{path}", self.sim.base_url()))
             .send()
             .await
             .unwrap()
@@ -134,6 +192,13 @@ impl World {
             .json()
             .await
             .unwrap()
+    }
+
+    /// The control plane of the test's own ([`World::start_own`]), to kill and restart.
+    pub fn control_plane(&mut self) -> &mut ControlPlane {
+        self.own
+            .as_mut()
+            .expect("a world started with World::start_own")
     }
 
     /// `PUT /_sim/faults`.
@@ -148,13 +213,12 @@ impl World {
             .unwrap();
     }
 
-    /// `namespace/name uid sessionId qosStatus` of every QodSession, through kubectl.
+    /// `name uid sessionId qosStatus` of every QodSession of the test, through kubectl.
     pub async fn resources(&self) -> Vec<Resource> {
         let out = self
             .kubectl(&[
                 "get",
                 "qodsessions",
-                "-A",
                 "-o",
                 r#"jsonpath={range .items[*]}{.metadata.name}{"\t"}{.metadata.uid}{"\t"}{.status.sessionId}{"\t"}{.status.qosStatus}{"\n"}{end}"#,
             ])
@@ -176,7 +240,11 @@ impl World {
 
     pub async fn stop(self) {
         self.sim.shutdown().await;
-        self.emulator.shutdown().await;
+        if let Some(mut own) = self.own {
+            tokio::task::spawn_blocking(move || own.stop())
+                .await
+                .unwrap();
+        }
     }
 }
 
@@ -225,6 +293,19 @@ pub fn assert_one_session_each(resources: &[Resource], at_provider: &[Value]) {
             resource.name
         );
     }
+}
+
+/// A copy of the admin kubeconfig whose context defaults to `namespace`, so every kubectl
+/// command of the test (and `kubectl apply` of manifests without a namespace) stays in it.
+fn write_kubeconfig(admin: &Path, namespace: &str, path: &Path) {
+    let mut config = Kubeconfig::read_from(admin).unwrap();
+    for named in &mut config.contexts {
+        if let Some(context) = named.context.as_mut() {
+            context.namespace = Some(namespace.to_owned());
+        }
+    }
+    // JSON is YAML: kubectl reads it as it is.
+    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
 }
 
 pub fn repo() -> &'static Path {

@@ -169,7 +169,7 @@ async fn streamed(addr: String, path: String, token: String) -> u16 {
 /// An operator started with `webhook_args`, one resource it has made AVAILABLE, and what a
 /// provider needs to notify about that resource.
 struct Target {
-    /// The API server, kept running for the test.
+    /// The test's namespace on the API server, where the resources are.
     cluster: Cluster,
     running: simulator::RunningSimulator,
     operator: Operator,
@@ -182,9 +182,9 @@ struct Target {
 
 async fn available_target(test: &str, webhook_args: &[&str]) -> Target {
     let dir = test_dir(test);
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start(test).await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     setup.extra_args = webhook_args.iter().map(|a| a.to_string()).collect();
     let operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
@@ -508,9 +508,9 @@ async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_finish_their_headers_are_closed() {
     let dir = test_dir("slowloris");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("slowloris").await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, sim.provider_url());
+    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
     setup.extra_args = ["--webhook-request-timeout", "2s"]
         .map(String::from)
         .to_vec();

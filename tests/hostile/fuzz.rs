@@ -1,14 +1,13 @@
 //! Property tests (proptest, in the normal suite): notification parsing never panics on any
-//! bytes or any JSON, and the webhook's router, against the in-memory Kubernetes API, answers
+//! bytes or any JSON, and the webhook's router, against a real Kubernetes API, answers
 //! every request with a documented status code (204, 400, 401, 404, 408, 409, 413, 415, 503)
 //! and never anything else: no panic, no 500, no hang.
 
 use std::time::Duration;
 
 use axum::{body::Body, http::Request};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, CustomResourceExt, ResourceExt,
+    Api, ResourceExt,
     api::{Patch, PatchParams, PostParams},
 };
 use proptest::{
@@ -25,7 +24,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::{support::eventually, world::spec};
+use crate::{
+    support::{ControlPlane, control_plane, eventually},
+    world::spec,
+};
 
 const SESSION: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
 const DOCUMENTED: [u16; 9] = [204, 400, 401, 404, 408, 409, 413, 415, 503];
@@ -201,16 +203,12 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
         .enable_all()
         .build()
         .unwrap();
-    let (_emulator, hook, keys, uid) = runtime.block_on(async {
-        let emulator = kube_emulator::Emulator::start(kube_emulator::Options::default())
-            .await
-            .unwrap();
-        let client = emulator.client().await.unwrap();
-        Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &QodSession::crd())
-            .await
-            .unwrap();
-        let api: Api<QodSession> = Api::namespaced(client.clone(), "default");
+    let (hook, keys, uid) = runtime.block_on(async {
+        let control_plane = ControlPlane::shared();
+        let client = control_plane.client().await;
+        control_plane::install_crd(&client).await;
+        let namespace = control_plane.namespace("fuzz").await;
+        let api: Api<QodSession> = Api::namespaced(client.clone(), &namespace);
         let created = api
             .create(&PostParams::default(), &QodSession::new("target", spec(1, "QOS_M", 600)))
             .await
@@ -229,7 +227,7 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
         let mut config = webhook::Config::new(keys.clone());
         config.limits.max_body_bytes = 16 * 1024;
         config.limits.request_timeout = Duration::from_secs(2);
-        let cache = qod_operator::cache::SessionCache::start(client.clone(), None);
+        let cache = qod_operator::cache::SessionCache::start(client.clone(), Some(&namespace));
         let hook = Webhook::new(client, cache, config, std::sync::Arc::new(Metrics::new()));
         let index = hook.cache();
         let uid = created.uid().unwrap();
@@ -237,7 +235,7 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
             index.by_session(SESSION).is_some().then_some(())
         })
         .await;
-        (emulator, hook, keys, uid)
+        (hook, keys, uid)
     });
     let token = keys.token_for(&uid).expose_secret().to_owned();
     let router = hook.router();

@@ -50,7 +50,7 @@ async fn available(api: &kube::Api<QodSession>, sim: &Sim, name: &str, profile: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_forbids() {
     let dir = test_dir("prism");
-    let cluster = Cluster::start(&dir).await;
+    let cluster = Cluster::start("prism").await;
     // The spec demands credentials: a static bearer token on both sides.
     let token = "prism-lifecycle-token";
     let (running, sim) = simulator_with(simulator::Config {
@@ -62,7 +62,7 @@ async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_for
     .await;
     std::fs::write(dir.join("bearer-token"), token).unwrap();
     let prism = Prism::proxy(&camara_spec("camara-qod-v1.1.0.yaml"), &sim.provider_url()).await;
-    let mut setup = OperatorSetup::new(&dir, &cluster.kubeconfig, prism.url());
+    let mut setup = OperatorSetup::new(&dir, &cluster, prism.url());
     // v1.1 demands https sinks; notifications cannot arrive here (no TLS), so status comes
     // from the operator's reads, which Prism judges too.
     setup.webhook_public_url = format!("https://qod-operator.localhost:{}", setup.webhook_port);

@@ -2,14 +2,15 @@
 //! deep nesting, literals JSON does not allow) are refused by the API server with the CRD's
 //! schema, before the controller could ever see them; the API server stays usable after.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{ApiResource, ListParams, PostParams},
     core::DynamicObject,
 };
 use qod_operator::api::QodSession;
 use serde_json::{Value, json};
+
+use crate::support::{ControlPlane, control_plane};
 
 fn valid() -> Value {
     json!({
@@ -37,12 +38,14 @@ fn nested(depth: usize) -> Value {
     value
 }
 
-/// POSTs raw bytes as a QodSession; the status code of the answer.
-async fn post_raw(client: &Client, body: String) -> u16 {
-    let request = http::Request::post("/apis/qod.dev/v1alpha1/namespaces/default/qodsessions")
-        .header("content-type", "application/json")
-        .body(body.into_bytes())
-        .unwrap();
+/// POSTs raw bytes as a QodSession into `namespace`; the status code of the answer.
+async fn post_raw(client: &Client, namespace: &str, body: String) -> u16 {
+    let request = http::Request::post(format!(
+        "/apis/qod.dev/v1alpha1/namespaces/{namespace}/qodsessions"
+    ))
+    .header("content-type", "application/json")
+    .body(body.into_bytes())
+    .unwrap();
     match client.request_text(request).await {
         Ok(_) => 201,
         Err(kube::Error::Api(status)) => status.code,
@@ -50,28 +53,26 @@ async fn post_raw(client: &Client, body: String) -> u16 {
     }
 }
 
-async fn cluster() -> (kube_emulator::RunningEmulator, Client) {
-    let emulator = kube_emulator::Emulator::start(kube_emulator::Options::default())
-        .await
-        .unwrap();
-    let client = emulator.client().await.unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &QodSession::crd())
-        .await
-        .unwrap();
-    (emulator, client)
+/// The shared control plane with the CRD: a namespace of the test's own, and the QodSessions
+/// API (untyped, so anything can be sent) in it.
+async fn cluster(test: &str) -> (Client, String, Api<DynamicObject>) {
+    let control_plane = ControlPlane::shared();
+    let client = control_plane.client().await;
+    control_plane::install_crd(&client).await;
+    let namespace = control_plane.namespace(test).await;
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &ApiResource::erase::<QodSession>(&()),
+    );
+    (client, namespace, api)
 }
 
 /// Control characters pass `^[^@\s]+@[^@\s]+$` (`\s` is whitespace only), so the identifier
 /// reaches the provider as the user wrote it.
 #[tokio::test]
 async fn control_characters_in_the_network_access_identifier_are_refused() {
-    let (emulator, client) = cluster().await;
-    let api = Api::<DynamicObject>::namespaced_with(
-        client,
-        "default",
-        &ApiResource::erase::<QodSession>(&()),
-    );
+    let (_, _, api) = cluster("schema-nai").await;
     let mut accepted = Vec::new();
     for (index, identifier) in [
         "user@exa\u{0}mple.com",
@@ -91,12 +92,11 @@ async fn control_characters_in_the_network_access_identifier_are_refused() {
         }
     }
     assert!(accepted.is_empty(), "accepted: {accepted:?}");
-    emulator.shutdown().await;
 }
 
 #[tokio::test]
 async fn hostile_manifests_are_refused_by_the_schema() {
-    let (emulator, client) = cluster().await;
+    let (client, namespace, api) = cluster("schema-hostile").await;
     let with = |pointer: &str, value: Value| {
         let mut spec = valid();
         match spec.pointer_mut(pointer) {
@@ -241,11 +241,6 @@ async fn hostile_manifests_are_refused_by_the_schema() {
         ("a spec that is a string", json!("QOS_L for everyone")),
         ("a deeply nested device", with("/device", nested(100))),
     ];
-    let api = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        "default",
-        &ApiResource::erase::<QodSession>(&()),
-    );
     let mut accepted = Vec::new();
     let mut codes = std::collections::BTreeMap::<u16, u32>::new();
     for (index, (what, spec)) in cases.iter().enumerate() {
@@ -290,7 +285,7 @@ async fn hostile_manifests_are_refused_by_the_schema() {
             body.contains("duration") || what.contains("deep"),
             "{what}: {body:.200}"
         );
-        let code = post_raw(&client, body).await;
+        let code = post_raw(&client, &namespace, body).await;
         *codes.entry(code).or_default() += 1;
         if !matches!(code, 400 | 413 | 422) {
             accepted.push(format!("{what}: {code}"));
@@ -313,5 +308,4 @@ async fn hostile_manifests_are_refused_by_the_schema() {
     );
     let object: DynamicObject = serde_json::from_value(manifest("fine", valid())).unwrap();
     api.create(&PostParams::default(), &object).await.unwrap();
-    emulator.shutdown().await;
 }

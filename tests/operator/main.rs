@@ -1,5 +1,6 @@
-//! `qod-operator run` as separate processes against the in-memory Kubernetes API and the
-//! simulator: leader election, failover and shutdown, as a platform team would see them.
+//! `qod-operator run` as separate processes against a real Kubernetes API (tests/control-plane,
+//! one namespace per test) and the simulator: leader election, failover and shutdown, as a
+//! platform team would see them.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -8,4 +9,6 @@
 mod support;
 
 mod failover;
+// Shared with tests/e2e, which uses other helpers of it.
+#[allow(dead_code)]
 mod process;

@@ -1,5 +1,5 @@
-//! An operator process: started with the test's kubeconfig and provider, stopped with SIGTERM or
-//! SIGKILL, observed through its probe port.
+//! An operator process: started with the test's kubeconfig, namespace and provider, stopped with
+//! SIGTERM or SIGKILL, observed through its probe port.
 
 use std::{
     net::TcpListener,
@@ -26,11 +26,14 @@ fn free_port() -> u16 {
 }
 
 impl Operator {
-    /// Starts `binary run` against `kubeconfig` and the provider at `provider_url`.
+    /// Starts `binary run` against `kubeconfig` and the provider at `provider_url`, watching
+    /// `namespace` only and holding its lease there, so tests sharing a control plane never
+    /// see each other's resources or compete for one lease.
     pub fn start(
         binary: &Path,
         name: &str,
         kubeconfig: &Path,
+        namespace: &str,
         provider_url: &str,
         hmac_key_file: &Path,
         log_dir: &Path,
@@ -51,9 +54,10 @@ impl Operator {
             .arg(hmac_key_file)
             .args(["--lease-duration-seconds", "4"])
             .args(["--requested-refresh", "1s"])
+            .args(["--namespace", namespace])
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
-            .env("POD_NAMESPACE", "default")
+            .env("POD_NAMESPACE", namespace)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -106,6 +110,11 @@ impl Operator {
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Whether the process is still running (it has not exited for any reason).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// SIGKILL: no chance to release anything.
