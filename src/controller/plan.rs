@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::{
     api::{FINALIZER, QodSession},
-    qod::QosStatus,
+    qod::{QosStatus, StatusInfo},
 };
 
 /// Timing knobs of the planner.
@@ -156,9 +156,15 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
 
     match qos_status {
         QosStatus::Unavailable => {
-            // The session is over. A new one is wanted if autoExtend says so, or if the spec
-            // changed since the status was written (e.g. a longer duration after expiry).
-            if spec.auto_extend || spec_changed {
+            // The session is over. A new one is wanted if autoExtend says so, if the spec
+            // changed since the status was written (e.g. a longer duration after expiry), or if
+            // the session was deleted (not ended by the network) while the resource still wants
+            // one: a replacement whose outcome was lost, or a delete by another client.
+            let deleted = status
+                .status_info
+                .as_deref()
+                .is_some_and(|info| StatusInfo::from(info) == StatusInfo::DeleteRequested);
+            if spec.auto_extend || spec_changed || deleted {
                 Plan::Delete {
                     session_id,
                     reason: DeleteReason::Renew,

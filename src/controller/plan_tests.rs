@@ -354,6 +354,14 @@ fn every_state_gets_its_step() {
             delete(DeleteReason::Renew),
         ),
         (
+            "a session deleted while the resource still wants one is renewed",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DELETE_REQUESTED"),
+            delete(DeleteReason::Renew),
+        ),
+        (
             "a longer duration after expiry asks for a new session",
             fresh()
                 .finalized()

@@ -35,6 +35,10 @@ use crate::{
 /// the provider extends (autoExtend) keeps notifying until then, and resync covers the rest.
 const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
 
+/// Status writes of an outcome that took effect at the provider, each after a fresh read when
+/// the one before conflicted; more conflicts than this in a row fail the pass (retried).
+const OUTCOME_WRITE_ATTEMPTS: usize = 4;
+
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
@@ -156,11 +160,22 @@ impl Pass<'_> {
         match self.context.provider.create_session(&request).await {
             Ok(info) => {
                 tracing::Span::current().record("session_id", info.session_id.as_str());
-                let mut done = intent.clone();
-                done.create_requested_at = None;
-                done.extension_capped = false;
-                status::record_session(&mut done, &info, self.generation(), self.now);
-                self.write_status(session, &done).await?;
+                let created = |status: &mut QodSessionStatus| {
+                    status.create_requested_at = None;
+                    status.extension_capped = false;
+                    status.session_fingerprint = intent.session_fingerprint.clone();
+                    status.requested_duration = intent.requested_duration;
+                    status.observed_generation = self.generation();
+                    status::record_session(status, &info, self.generation(), self.now);
+                };
+                // Another session recorded meanwhile is not ours to overwrite.
+                let still_ours = |status: &QodSessionStatus| {
+                    status
+                        .session_id
+                        .as_ref()
+                        .is_none_or(|id| *id == info.session_id)
+                };
+                let done = self.record_outcome(session, still_ours, created).await?;
                 self.event(
                     EventType::Normal,
                     "Created",
@@ -388,23 +403,73 @@ impl Pass<'_> {
         if why == DeleteReason::Finalize {
             return self.remove_finalizer().await;
         }
-        let mut next = status::current(self.session);
-        status::forget_session(&mut next);
-        next.observed_generation = self.generation();
         let (why_ready, text) = match why {
             DeleteReason::Replace => (reason::REPLACING, "replacing the session"),
             _ => (reason::CREATING, "creating a new session"),
         };
-        status::set_ready(
-            &mut next,
-            "False",
-            why_ready,
-            text,
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
+        let deleted = |status: &mut QodSessionStatus| {
+            status::forget_session(status);
+            status.observed_generation = self.generation();
+            status::set_ready(
+                status,
+                "False",
+                why_ready,
+                text,
+                self.generation(),
+                self.now,
+            );
+        };
+        let still_ours =
+            |status: &QodSessionStatus| status.session_id.as_deref() == Some(session_id);
+        let next = self
+            .record_outcome(self.session, still_ours, deleted)
+            .await?;
         Ok(self.then(&next))
+    }
+
+    /// Records in status the outcome of a provider call that took effect. A conflict means
+    /// someone wrote the resource in between (the webhook with the network's news, a user
+    /// editing it): the outcome is applied again to a fresh read rather than lost, since a lost
+    /// create leads to a lookup (or, without one, a second billable session) and a lost delete
+    /// leaves status naming a session that no longer exists. Nothing is written when the fresh
+    /// status is no longer about this session (`still_ours`). Returns the status as stored.
+    async fn record_outcome(
+        &self,
+        base: &QodSession,
+        still_ours: impl Fn(&QodSessionStatus) -> bool,
+        apply: impl Fn(&mut QodSessionStatus),
+    ) -> Result<QodSessionStatus, Error> {
+        let mut next = status::current(base);
+        apply(&mut next);
+        let mut written = self.write_status(base, &next).await;
+        for _ in 1..OUTCOME_WRITE_ATTEMPTS {
+            match written {
+                Err(Error::Kube {
+                    source: kube::Error::Api(ref refused),
+                    ..
+                }) if refused.code == 409 => {}
+                other => return other.map(|_| next),
+            }
+            let fresh = self
+                .api
+                .get(&base.name_any())
+                .await
+                .map_err(|source| Error::Kube {
+                    action: "re-read after a conflict",
+                    source,
+                })?;
+            next = status::current(&fresh);
+            if !still_ours(&next) {
+                info!(
+                    recorded = next.session_id.as_deref(),
+                    "status now names another session; this outcome is not recorded"
+                );
+                return Ok(next);
+            }
+            apply(&mut next);
+            written = self.write_status(&fresh, &next).await;
+        }
+        written.map(|_| next)
     }
 
     /// Records a provider failure in status (`Ready`, when to try again) and comes back then.

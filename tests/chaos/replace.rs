@@ -23,8 +23,6 @@ use crate::{
 const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "operator defect, see the report: a Renew delete that fails bumps observedGeneration \
-            and the session is never recreated"]
 async fn a_profile_changed_back_during_its_replacement_still_gets_a_session() {
     let dir = test_dir("replace");
     let cluster = Cluster::start("replace").await;

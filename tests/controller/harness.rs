@@ -116,6 +116,12 @@ impl Harness {
     /// Starts the controller over a cache of one's own (as the leader's controller starts over
     /// the cache the webhook has been keeping).
     pub fn start_controller_on(&mut self, cache: SessionCache) {
+        self.start_controller_with(self.client.clone(), cache);
+    }
+
+    /// Starts the controller with a Kubernetes client of one's own (to see or disturb its
+    /// requests) over `cache`.
+    pub fn start_controller_with(&mut self, client: Client, cache: SessionCache) {
         let mut config = CamaraConfig::new(format!("{}/quality-on-demand/v1", self.sim.base_url()));
         if let Some(token) = self.provider_token {
             config.auth = CamaraAuth::Bearer(SecretSource::Value(SecretString::from(token)));
@@ -124,7 +130,7 @@ impl Harness {
         let sink = Sink::new("http://127.0.0.1:9", Arc::new(TestTokens));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(controller::run(
-            self.client.clone(),
+            client,
             cache,
             provider,
             sink,

@@ -9,6 +9,7 @@
 mod support;
 
 mod cache;
+mod conflicts;
 mod events;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,103 @@
+//! The controller's status writes that the real API server refuses with 409 because someone
+//! wrote the resource in between (the webhook with the network's news, a user's edit): an
+//! outcome that took effect at the provider is applied again to a fresh read, never lost.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use http::{Method, Request};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+    client::Body,
+};
+use qod_operator::{api::QodSession, cache::SessionCache};
+use serde_json::{Value, json};
+
+use crate::harness::{Harness, Setup, qos_status, session_id, sessions_of, spec};
+
+/// A client that, before the first status write recording a session id, has another writer
+/// label the resource: the write still carries the old resourceVersion and the API server
+/// refuses it. `disturbed` tells whether that happened.
+fn edited_before_the_outcome(inner: Client, disturbed: Arc<AtomicBool>) -> Client {
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let inner = inner.clone();
+        let disturbed = Arc::clone(&disturbed);
+        async move {
+            if request.method() != Method::PATCH || !request.uri().path().ends_with("/status") {
+                return inner.send(request).await;
+            }
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect_bytes().await?;
+            let patch: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let records_session = patch["status"]["sessionId"].is_string();
+            if records_session && !disturbed.swap(true, Ordering::SeqCst) {
+                // .../namespaces/{namespace}/qodsessions/{name}/status
+                let path: Vec<&str> = parts.uri.path().split('/').collect();
+                let (namespace, name) = (path[path.len() - 4], path[path.len() - 2]);
+                Api::<QodSession>::namespaced(inner.clone(), namespace)
+                    .patch(
+                        name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"labels": {"edited": "meanwhile"}}})),
+                    )
+                    .await?;
+            }
+            inner
+                .send(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+    });
+    Client::new(service, "default")
+}
+
+fn requests(stats: &Value, operation: &str) -> u64 {
+    stats["apiRequests"][operation]
+        .as_object()
+        .map_or(0, |by_status| {
+            by_status.values().filter_map(Value::as_u64).sum()
+        })
+}
+
+#[tokio::test]
+async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_lookup() {
+    let mut h = Harness::start(Setup {
+        start_controller: false,
+        ..Setup::default()
+    })
+    .await;
+    let disturbed = Arc::new(AtomicBool::new(false));
+    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed));
+    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
+    h.start_controller_with(client, cache);
+
+    let created = h.create("edited", spec("+36721601230301")).await;
+    let uid = created.uid().unwrap();
+    let available = h
+        .wait_for("AVAILABLE", "edited", |s| {
+            qos_status(s) == Some("AVAILABLE")
+        })
+        .await;
+    assert!(disturbed.load(Ordering::SeqCst), "the test's edit happened");
+    assert_eq!(
+        available.labels().get("edited").map(String::as_str),
+        Some("meanwhile")
+    );
+    let at_provider = sessions_of(&h.provider_sessions().await, &uid);
+    assert_eq!(at_provider.len(), 1, "{at_provider:#?}");
+    assert_eq!(
+        session_id(&available),
+        at_provider[0]["sessionId"].as_str(),
+        "status names the one session"
+    );
+    let stats = h.provider_stats().await;
+    assert_eq!(requests(&stats, "create"), 1, "{stats}");
+    assert_eq!(
+        requests(&stats, "retrieve_sessions"),
+        0,
+        "the create's answer was kept, so nothing had to be looked up: {stats}"
+    );
+    h.stop().await;
+}
