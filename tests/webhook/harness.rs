@@ -197,7 +197,15 @@ impl Hook {
             metrics,
             cache,
             base,
-            http: reqwest::Client::new(),
+            // The server closes a keep-alive connection that stays idle for its request timeout
+            // (hyper's header read timeout starts while idle); a client that reuses it at that
+            // moment loses its request (IncompleteMessage). Dropping idle connections sooner
+            // than the shortest timeout a test sets (1.5 s), as any client of such a server
+            // should, removes the race.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_millis(500))
+                .build()
+                .unwrap(),
             shutdown,
         }
     }
