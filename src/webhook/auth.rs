@@ -57,19 +57,36 @@ impl Authenticator {
 
     /// Whether `presented` may notify about the resource with `uid`.
     pub fn check(&self, uid: &str, presented: &Presented<'_>) -> Result<(), Refusal> {
-        let by_static = self
-            .static_token
-            .as_ref()
-            .is_some_and(|token| bool::from(token.expose_secret().as_bytes().ct_eq(presented.0)));
-        if by_static || self.keys.verify_or_reload(uid, presented.0) {
+        if self.is_static(presented) || self.keys.verify_or_reload(uid, presented.0) {
             Ok(())
         } else {
-            Err(Refusal::Unauthorized(
-                "the bearer token is not the one registered for this session".into(),
-            ))
+            Err(wrong_token())
         }
     }
+
+    /// Whether `presented` may learn that no resource holds a session: only the static token,
+    /// good for every session, can be checked without a resource. Anyone else gets the answer
+    /// a wrong token gets, so session ids cannot be probed without credentials.
+    pub fn check_unknown_session(&self, presented: &Presented<'_>) -> Result<(), Refusal> {
+        if self.is_static(presented) {
+            Ok(())
+        } else {
+            Err(wrong_token())
+        }
+    }
+
+    fn is_static(&self, presented: &Presented<'_>) -> bool {
+        self.static_token
+            .as_ref()
+            .is_some_and(|token| bool::from(token.expose_secret().as_bytes().ct_eq(presented.0)))
+    }
 }
+
+fn wrong_token() -> Refusal {
+    Refusal::Unauthorized("the bearer token is not the one registered for this session".into())
+}
+
+impl Authenticator {}
 
 #[cfg(test)]
 mod tests {
@@ -122,5 +139,24 @@ mod tests {
         let with_static = Authenticator::new(keys, Some(SecretString::from("my-token")));
         assert!(check(&with_static, "uid-b", Some("Bearer my-token")).is_ok());
         assert!(check(&with_static, "uid-b", Some("Bearer my-token2")).is_err());
+    }
+
+    #[test]
+    fn only_the_static_token_may_learn_that_a_session_is_unknown() {
+        let keys = SinkKeys::from_bytes(b"key".to_vec(), None).unwrap();
+        let resource_token = format!("Bearer {}", keys.token_for("uid-a").expose_secret());
+        let unknown = |auth: &Authenticator, value: &str| {
+            let headers = headers(Some(value));
+            let presented = Authenticator::presented(&headers).unwrap();
+            auth.check_unknown_session(&presented)
+        };
+        let without_static = Authenticator::new(keys.clone(), None);
+        assert!(matches!(
+            unknown(&without_static, &resource_token),
+            Err(Refusal::Unauthorized(_))
+        ));
+        let with_static = Authenticator::new(keys, Some(SecretString::from("my-token")));
+        assert!(unknown(&with_static, "Bearer my-token").is_ok());
+        assert!(unknown(&with_static, &resource_token).is_err());
     }
 }

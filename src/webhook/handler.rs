@@ -3,7 +3,8 @@
 //! 1. a slot among the requests in flight, else 503 with `Retry-After`;
 //! 2. `Authorization: Bearer <token>` (401): on `/notifications/{uid}` checked against the uid
 //!    before anything else; on `/notifications` its presence first, its value once the event's
-//!    session has led to a resource;
+//!    session has led to a resource (a session no resource holds is answered as a wrong token
+//!    is, unless the token is the static one, so ids cannot be probed);
 //! 3. the media type (415), the size (413) and the time the body takes (408);
 //! 4. parsing every shape providers send ([`crate::qod::event`]; 400 naming the field);
 //! 5. per event, in order: find the resource, drop a duplicate seen recently, read the
@@ -227,14 +228,21 @@ impl Shared {
                 Refusal::NotFound(format!("no QodSession has uid `{uid}`"))
             })?,
             None => {
-                let located = self.cache.by_session(&event.session_id).ok_or_else(|| {
+                let Some(located) = self.cache.by_session(&event.session_id) else {
+                    self.auth
+                        .check_unknown_session(presented)
+                        .inspect_err(|refusal| {
+                            tracing::warn!(session_id = %event.session_id,
+                                "notification refused: {} (no QodSession holds the session)",
+                                refusal.detail());
+                        })?;
                     tracing::info!(session_id = %event.session_id,
                         "notification refused: no QodSession holds this session");
-                    Refusal::NotFound(format!(
+                    return Err(Refusal::NotFound(format!(
                         "no QodSession holds session `{}`",
                         event.session_id
-                    ))
-                })?;
+                    )));
+                };
                 self.auth
                     .check(&located.uid, presented)
                     .inspect_err(|refusal| {
