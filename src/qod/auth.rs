@@ -26,7 +26,10 @@ use tracing::{debug, instrument};
 
 use super::{
     error::{Error, Operation, error_info_from_body},
-    http::{Credentials, RequestAuth, parse_base_url, transport_error},
+    http::{
+        BodyError, Credentials, MAX_BODY_BYTES, RequestAuth, parse_base_url, read_body,
+        transport_error,
+    },
 };
 
 /// Where a secret comes from. Files are read when the secret is needed, not at start-up.
@@ -410,16 +413,23 @@ impl OAuthTokens {
             ClientAuthMethod::RequestBody => request,
         };
         let body = self.token_form(&secret);
-        let response = request
+        let mut response = request
             .body(body)
             .send()
             .await
             .map_err(|e| transport_error(Operation::FetchToken, e))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(Operation::FetchToken, e))?;
+        // Capped as every provider answer is: a token endpoint is just as remote.
+        let body = match read_body(&mut response).await {
+            Ok(body) => body,
+            Err(BodyError::Transport(e)) => return Err(transport_error(Operation::FetchToken, e)),
+            Err(BodyError::TooLarge) => {
+                return Err(Error::Token {
+                    status: status.as_u16(),
+                    message: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                });
+            }
+        };
         debug!(status = status.as_u16(), "token endpoint answered");
         if !status.is_success() {
             return Err(Error::Token {
@@ -782,6 +792,23 @@ mod tests {
         let err = tokens.credentials().await.unwrap_err().to_string();
         assert!(err.contains("`access_token`"), "{err}");
         assert!(!err.contains("12345678"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_token_answer_is_refused_not_read_whole() {
+        let oversized = format!("{{\"access_token\": \"{}\"}}", "t".repeat(MAX_BODY_BYTES));
+        let server = Recorder::start(move |_, _| {
+            Reply::raw(200, &[("content-type", "application/json")], &oversized)
+        })
+        .await;
+        let tokens = token_cache(
+            &server,
+            ClientAuthMethod::Basic,
+            SecretSource::Value(SecretString::from("s")),
+        );
+        let err = tokens.credentials().await.unwrap_err();
+        assert!(matches!(err, Error::Token { status: 200, .. }), "{err:?}");
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
 
 /// Largest answer body read; QoD answers are a few kilobytes, so more means a broken provider.
-const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Time limits of every provider call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +190,7 @@ struct Reply {
     body: Result<Vec<u8>, BodyError>,
 }
 
-enum BodyError {
+pub(crate) enum BodyError {
     Transport(reqwest::Error),
     TooLarge,
 }
@@ -288,7 +288,7 @@ impl Transport {
 }
 
 /// Reads at most [`MAX_BODY_BYTES`] of an answer.
-async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
