@@ -51,7 +51,7 @@ impl Recent {
     pub fn contains(&self, key: &Key) -> bool {
         let mut lru = self.lock();
         if lru.seen.contains_key(key) {
-            lru.touch(key.clone());
+            lru.touch(key.clone(), self.capacity);
             true
         } else {
             false
@@ -61,13 +61,9 @@ impl Recent {
     /// Remembers `key`, forgetting the least recently used key when full.
     pub fn insert(&self, key: Key) {
         let mut lru = self.lock();
-        lru.touch(key);
+        lru.touch(key, self.capacity);
         while lru.seen.len() > self.capacity {
             lru.evict_oldest();
-        }
-        // Superseded touches pile up in `order` when the same keys recur; compact then.
-        if lru.order.len() > self.capacity.saturating_mul(4) {
-            lru.compact();
         }
     }
 
@@ -85,11 +81,16 @@ impl Recent {
 }
 
 impl Lru {
-    fn touch(&mut self, key: Key) {
+    fn touch(&mut self, key: Key, capacity: usize) {
         let stamp = self.next;
         self.next += 1;
         self.seen.insert(key.clone(), stamp);
         self.order.push_back((stamp, key));
+        // Superseded touches pile up in `order` when the same keys recur (a provider retrying
+        // one event is answered from here each time); compact then.
+        if self.order.len() > capacity.saturating_mul(4) {
+            self.compact();
+        }
     }
 
     fn evict_oldest(&mut self) {
@@ -138,6 +139,17 @@ mod tests {
         }
         assert_eq!(recent.len(), 3);
         assert!(recent.lock().order.len() <= 12 + 2);
+    }
+
+    #[test]
+    fn a_storm_of_one_repeated_event_stays_bounded() {
+        let recent = Recent::new(3);
+        recent.insert(key("retried"));
+        for _ in 0..100_000 {
+            assert!(recent.contains(&key("retried")));
+        }
+        assert_eq!(recent.len(), 1);
+        assert!(recent.lock().order.len() <= 12 + 1);
     }
 
     #[test]
