@@ -102,6 +102,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub backoff: backoff::Backoff,
     pub metrics: Arc<Metrics>,
+    /// The shared watch, to tell which resources still exist.
+    pub cache: SessionCache,
 }
 
 /// Why a reconcile pass failed.
@@ -182,6 +184,7 @@ pub async fn run(
         planner: config.planner,
         backoff: backoff::Backoff::default(),
         metrics: config.metrics,
+        cache: cache.clone(),
     });
     info!("controller starting");
     Controller::for_shared_stream(cache.changes(), cache.store())
@@ -212,7 +215,9 @@ fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) 
     }
     let key = session.uid().unwrap_or_default();
     let delay = if error.is_transient() {
-        context.backoff.next(&key, error.retry_after())
+        context.backoff.next(&key, error.retry_after(), |uid| {
+            context.cache.by_uid(uid).is_some()
+        })
     } else {
         backoff::PERMANENT
     };
