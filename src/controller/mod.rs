@@ -23,6 +23,7 @@ use kube::{
     },
 };
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::events::Recorder;
@@ -104,6 +105,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The shared watch, to tell which resources still exist.
     pub cache: SessionCache,
+    /// Cancelled when the controller must stop (shutdown, or leadership lost): passes in
+    /// flight are abandoned at once and none starts, so a replica that no longer leads makes
+    /// no provider call.
+    pub stop: CancellationToken,
 }
 
 /// Why a reconcile pass failed.
@@ -185,11 +190,19 @@ pub async fn run(
         backoff: backoff::Backoff::default(),
         metrics: config.metrics,
         cache: cache.clone(),
+        stop: CancellationToken::new(),
     });
     info!("controller starting");
+    let stopping = {
+        let stop = context.stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        })
+    };
     Controller::for_shared_stream(cache.changes(), cache.store())
         .with_config(controller::Config::default().concurrency(config.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(context.stop.clone().cancelled_owned())
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -200,6 +213,7 @@ pub async fn run(
             }
         })
         .await;
+    stopping.abort();
     info!("controller stopped");
 }
 

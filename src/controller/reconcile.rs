@@ -42,7 +42,16 @@ const OUTCOME_WRITE_ATTEMPTS: usize = 4;
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = pass(&session, &context).await;
+    // Abandoning a pass anywhere is a crash at that point, which every step is safe against
+    // (a create's intent is recorded before it is sent); the next leader carries on.
+    let result = tokio::select! {
+        biased;
+        () = context.stop.cancelled() => {
+            info!("controller stopping: pass abandoned");
+            return Ok(Action::await_change());
+        }
+        result = pass(&session, &context) => result,
+    };
     let outcome = if result.is_ok() { "ok" } else { "error" };
     context.metrics.reconciled(outcome, started.elapsed());
     result

@@ -10,8 +10,9 @@ use kube::{
 use qod_operator::qod::{NotificationTarget, SessionApi, SessionRequest, camara};
 use serde_json::json;
 
-use crate::harness::{
-    Harness, Setup, TestTokens, qos_status, ready, session_id, sessions_of, spec,
+use crate::{
+    harness::{Harness, Setup, TestTokens, WAIT, qos_status, ready, session_id, sessions_of, spec},
+    support::eventually,
 };
 
 fn create_requests(stats: &serde_json::Value) -> u64 {
@@ -169,5 +170,46 @@ async fn a_session_whose_id_was_never_recorded_is_adopted() {
         "adopted, not duplicated: {at_provider:#?}"
     );
     assert_eq!(create_requests(&h.provider_stats().await), 1);
+    h.stop().await;
+}
+
+/// A controller that must stop (shutdown, or its replica lost the lease) abandons the provider
+/// calls in flight instead of waiting for their answers, and the next one adopts what they did.
+#[tokio::test]
+async fn stopping_abandons_calls_in_flight_and_the_next_controller_adopts_their_sessions() {
+    let mut h = Harness::start(Setup::default()).await;
+    // The provider creates at once and holds its answer back far longer than the test waits.
+    h.faults(json!({"answerDelayMs": 20_000})).await;
+    let names = ["held-1", "held-2", "held-3"];
+    let mut uids = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let created = h.create(name, spec(&format!("+3672160123040{i}"))).await;
+        uids.push(created.uid().unwrap());
+    }
+    eventually(
+        "the creates to take effect at the provider",
+        WAIT,
+        || async { (h.provider_sessions().await.len() == names.len()).then_some(()) },
+    )
+    .await;
+
+    h.stop_controller().await;
+    assert_eq!(
+        create_requests(&h.provider_stats().await),
+        0,
+        "the controller stopped without waiting for an answer"
+    );
+
+    h.faults(json!({})).await;
+    h.start_controller();
+    for (name, uid) in names.iter().zip(&uids) {
+        let available = h
+            .wait_for("AVAILABLE", name, |s| qos_status(s) == Some("AVAILABLE"))
+            .await;
+        let held = sessions_of(&h.provider_sessions().await, uid);
+        assert_eq!(held.len(), 1, "{name}: {held:#?}");
+        assert_eq!(held[0]["sessionId"].as_str(), session_id(&available));
+    }
+    assert_eq!(h.provider_stats().await["sessionsCreated"], names.len());
     h.stop().await;
 }
