@@ -26,22 +26,39 @@ pub fn current(session: &QodSession) -> QodSessionStatus {
     session.status.clone().unwrap_or_default()
 }
 
-/// The provider's view of a session, recorded as the network's words.
+/// The provider's view of a session, recorded as the network's words, unless the status holds
+/// newer words for the same session: an answer given before a notification the webhook has
+/// already written (a create answered REQUESTED, a read that crossed the AVAILABLE event) must
+/// not move status backwards. Then only what the answer adds (times, device) is taken, and the
+/// status does not count as synced, so the planner reads the session again for the rest.
 pub fn record_session(
     status: &mut QodSessionStatus,
     info: &SessionInfo,
     generation: Option<i64>,
     now: Timestamp,
 ) {
+    let same_session = status.session_id.as_deref() == Some(info.session_id.as_str());
+    let held_stage = status
+        .qos_status
+        .as_deref()
+        .map(QosStatus::from)
+        .and_then(|held| held.stage());
+    let behind = same_session
+        && matches!((held_stage, info.qos_status.stage()), (Some(held), Some(answer)) if answer < held);
     status.session_id = Some(info.session_id.clone());
-    status.qos_status = Some(info.qos_status.as_str().to_owned());
-    status.status_info = info.status_info.as_ref().map(|s| s.as_str().to_owned());
-    status.started_at = info.started_at.map(Time);
-    status.expires_at = info.expires_at.map(Time);
+    if behind {
+        status.started_at = info.started_at.map(Time).or(status.started_at.take());
+        status.expires_at = info.expires_at.map(Time).or(status.expires_at.take());
+    } else {
+        status.qos_status = Some(info.qos_status.as_str().to_owned());
+        status.status_info = info.status_info.as_ref().map(|s| s.as_str().to_owned());
+        status.started_at = info.started_at.map(Time);
+        status.expires_at = info.expires_at.map(Time);
+        status.last_synced_at = Some(Time(now));
+    }
     if let Some(device) = info.device.as_ref().and_then(device_label) {
         status.device = Some(device);
     }
-    status.last_synced_at = Some(Time(now));
     clear_failures(status);
     set_ready_from_network(status, generation, now);
 }
@@ -243,12 +260,62 @@ mod tests {
         status.status_info = Some("NETWORK_TERMINATED".into());
         record_session(
             &mut status,
-            &info(json!({"sessionId": "s-1", "qosStatus": "REQUESTED"})),
+            &info(json!({"sessionId": "s-1", "qosStatus": "UNAVAILABLE"})),
             Some(3),
             now(),
         );
         assert_eq!(status.status_info, None);
         assert_eq!(status.started_at, None);
+    }
+
+    #[test]
+    fn an_answer_behind_the_status_never_moves_it_backwards() {
+        // The webhook wrote AVAILABLE before the create's REQUESTED answer was recorded.
+        let notified = Time(now() - SignedDuration::from_secs(1));
+        let mut status = QodSessionStatus {
+            session_id: Some("s-1".into()),
+            qos_status: Some("AVAILABLE".into()),
+            last_synced_at: Some(Time(now() - SignedDuration::from_secs(60))),
+            ..QodSessionStatus::default()
+        };
+        record_session(
+            &mut status,
+            &info(json!({"sessionId": "s-1", "qosStatus": "REQUESTED",
+                         "device": {"phoneNumber": "+36721601234567"}})),
+            Some(2),
+            now(),
+        );
+        assert_eq!(status.qos_status.as_deref(), Some("AVAILABLE"));
+        let ready = conditions::find(&status.conditions, conditions::READY).unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(status.device.as_deref(), Some("+36721601234567"));
+        assert!(
+            status.last_synced_at.as_ref().unwrap().0 < notified.0,
+            "not counted as a sync, so the session is read again"
+        );
+
+        // UNAVAILABLE is final: an AVAILABLE read that crossed the notification changes nothing.
+        status.qos_status = Some("UNAVAILABLE".into());
+        status.status_info = Some("NETWORK_TERMINATED".into());
+        record_session(
+            &mut status,
+            &info(json!({"sessionId": "s-1", "qosStatus": "AVAILABLE",
+                         "expiresAt": "2026-11-24T12:09:00Z"})),
+            Some(2),
+            now(),
+        );
+        assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
+        assert_eq!(status.status_info.as_deref(), Some("NETWORK_TERMINATED"));
+
+        // Another session's words are always taken.
+        record_session(
+            &mut status,
+            &info(json!({"sessionId": "s-2", "qosStatus": "REQUESTED"})),
+            Some(2),
+            now(),
+        );
+        assert_eq!(status.qos_status.as_deref(), Some("REQUESTED"));
+        assert_eq!(status.status_info, None);
     }
 
     #[test]

@@ -75,6 +75,21 @@ open_string_enum!(
     }
 );
 
+impl QosStatus {
+    /// Where this status stands in a session's life: REQUESTED, then AVAILABLE, then
+    /// UNAVAILABLE (final). A session never moves back, so news behind the stage a status
+    /// already holds is reordered or stale, whoever brings it. Words outside CAMARA's three
+    /// have no stage.
+    pub fn stage(&self) -> Option<u8> {
+        match self {
+            Self::Requested => Some(0),
+            Self::Available => Some(1),
+            Self::Unavailable => Some(2),
+            Self::Other(_) => None,
+        }
+    }
+}
+
 open_string_enum!(
     /// `statusInfo`: why a session became `UNAVAILABLE`.
     StatusInfo {

@@ -52,18 +52,6 @@ pub struct StatusUpdate {
     pub ready: Condition,
 }
 
-/// Where a status stands in a session's life: REQUESTED, then AVAILABLE, then UNAVAILABLE
-/// (final). A session never moves back, so an event behind the current stage is a reordered,
-/// stale one. Words outside CAMARA's three have no stage and are ordered by time alone.
-fn stage(status: &QosStatus) -> Option<u8> {
-    match status {
-        QosStatus::Requested => Some(0),
-        QosStatus::Available => Some(1),
-        QosStatus::Unavailable => Some(2),
-        QosStatus::Other(_) => None,
-    }
-}
-
 fn whole_seconds(time: Timestamp) -> i64 {
     time.as_second()
 }
@@ -102,8 +90,8 @@ pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> D
             .as_deref()
             .map(QosStatus::from)
             .as_ref()
-            .and_then(stage),
-        stage(&event.qos_status),
+            .and_then(QosStatus::stage),
+        event.qos_status.stage(),
     ) && incoming < current
     {
         return Decision::Stale("the session has already moved past this status");
