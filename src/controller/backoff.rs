@@ -3,7 +3,9 @@
 //! failures are counted in the resource's status (they survive restarts, and our own status
 //! writes cannot re-trigger a retry early); Kubernetes API failures are counted here, in memory.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::time::Duration;
+
+use super::per_resource::PerResource;
 
 /// The first retry of a transient failure.
 pub const FIRST: Duration = Duration::from_millis(500);
@@ -27,77 +29,29 @@ pub fn delay(failures: u32, transient: bool, retry_after: Option<Duration>) -> D
     (base + jitter).max(retry_after.unwrap_or_default())
 }
 
-/// Entries kept before the first sweep of resources that no longer exist.
-const SWEEP_AT: usize = 1024;
-
 /// Consecutive Kubernetes API failures per resource (by uid).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Backoff {
-    inner: Mutex<Failures>,
-}
-
-#[derive(Debug)]
-struct Failures {
-    by_key: HashMap<String, u32>,
-    /// The size at which entries of resources that are gone are swept out: a resource deleted
-    /// while its last pass failed is never reset by a success.
-    sweep_at: usize,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::new(Failures {
-                by_key: HashMap::new(),
-                sweep_at: SWEEP_AT,
-            }),
-        }
-    }
+    failures: PerResource<u32>,
 }
 
 impl Backoff {
-    /// The wait before retrying `key` once more. `exists` tells whether a resource still
-    /// exists, for the occasional sweep (amortised: the next one waits until the map doubles).
+    /// The wait before retrying `key` once more; `exists` tells which resources still exist.
     pub fn next(
         &self,
         key: &str,
         retry_after: Option<Duration>,
         exists: impl Fn(&str) -> bool,
     ) -> Duration {
-        let attempt = {
-            let mut failures = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let count = failures.by_key.entry(key.to_owned()).or_insert(0);
-            *count = count.saturating_add(1);
-            let attempt = *count;
-            if failures.by_key.len() > failures.sweep_at {
-                failures.by_key.retain(|k, _| k == key || exists(k));
-                failures.sweep_at = SWEEP_AT.max(failures.by_key.len() * 2);
-            }
-            attempt
-        };
+        let attempt = self
+            .failures
+            .update(key, exists, |count| *count = count.saturating_add(1));
         delay(attempt, true, retry_after)
     }
 
     /// Forgets the failures of `key` after a success.
     pub fn reset(&self, key: &str) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_key
-            .remove(key);
-    }
-
-    /// Resources with failures remembered.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_key
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.failures.remove(key);
     }
 }
 
@@ -121,28 +75,6 @@ mod tests {
 
     fn all(_: &str) -> bool {
         true
-    }
-
-    #[test]
-    fn failures_of_deleted_resources_are_swept_out() {
-        let backoff = Backoff::default();
-        // 10,000 resources that failed once and were then deleted; five still exist.
-        let alive = |k: &str| k.ends_with("-alive");
-        for i in 0..10_000 {
-            let key = if i % 2000 == 0 {
-                format!("{i}-alive")
-            } else {
-                format!("{i}-deleted")
-            };
-            backoff.next(&key, None, alive);
-        }
-        assert!(backoff.len() <= SWEEP_AT + 1, "{}", backoff.len());
-        let mut survivors: Vec<_> = (0..10_000)
-            .step_by(2000)
-            .map(|i| format!("{i}-alive"))
-            .collect();
-        survivors.retain(|k| backoff.inner.lock().unwrap().by_key.contains_key(k));
-        assert_eq!(survivors.len(), 5, "the living keep their counts");
     }
 
     #[test]

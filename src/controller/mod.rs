@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod events;
+mod per_resource;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
@@ -109,6 +110,9 @@ pub struct Context {
     /// flight are abandoned at once and none starts, so a replica that no longer leads makes
     /// no provider call.
     pub stop: CancellationToken,
+    /// Our last write of each resource, as (the resourceVersion written over, the one written),
+    /// so a pass never plans from a cached copy that does not have it yet.
+    pub own_writes: per_resource::PerResource<(String, String)>,
 }
 
 /// Why a reconcile pass failed.
@@ -191,6 +195,7 @@ pub async fn run(
         metrics: config.metrics,
         cache: cache.clone(),
         stop: CancellationToken::new(),
+        own_writes: per_resource::PerResource::default(),
     });
     info!("controller starting");
     let stopping = {

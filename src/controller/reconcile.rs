@@ -15,7 +15,7 @@ use kube::{
     },
 };
 use serde_json::json;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
     Context, Error,
@@ -59,6 +59,17 @@ pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Resul
 
 async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> {
     let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
+    if let Some((over, written)) = context.own_writes.get(&uid) {
+        if predates(session.resource_version().as_deref(), &over, &written) {
+            // The cache lags behind our own last write: planning from this copy would repeat
+            // what that write recorded (a second delete, a lookup for a create already
+            // recorded). The write's watch event brings the resource back; the requeue is a
+            // fallback.
+            debug!("the cached copy predates our last write; waiting for it");
+            return Ok(Action::requeue(OWN_WRITE_PENDING));
+        }
+        context.own_writes.remove(&uid);
+    }
     let now = Timestamp::now();
     let step = plan(session, now, &context.planner);
     let span = info_span!(
@@ -83,6 +94,22 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
     .await?;
     context.backoff.reset(&uid);
     Ok(action)
+}
+
+/// How soon a pass skipped for a lagging cache looks again, should no watch event come.
+const OWN_WRITE_PENDING: Duration = Duration::from_secs(1);
+
+/// Whether a copy at resourceVersion `cached` is older than our write that turned `over` into
+/// `written`. etcd's resourceVersions are increasing integers, compared as such; should they
+/// not parse (they are opaque by contract), only the version written over is known to be older.
+fn predates(cached: Option<&str>, over: &str, written: &str) -> bool {
+    let Some(cached) = cached else {
+        return false;
+    };
+    match (cached.parse::<u64>(), written.parse::<u64>()) {
+        (Ok(cached), Ok(written)) => cached < written,
+        _ => cached == over,
+    }
 }
 
 fn step_name(step: &Plan) -> &'static str {
@@ -563,6 +590,10 @@ impl Pass<'_> {
                 &Patch::Merge(&patch),
             )
             .await
+            .map(|stored| {
+                self.wrote(self.session, &stored);
+                stored
+            })
             .map_err(|source| Error::Kube { action, source })
     }
 
@@ -595,11 +626,25 @@ impl Pass<'_> {
             field_manager: Some(CONTROLLER_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        self.api
+        let stored = self
+            .api
             .patch_status(&base.name_any(), &params, &Patch::Merge(&patch))
             .await
-            .map(Some)
-            .map_err(|source| Error::Kube { action, source })
+            .map_err(|source| Error::Kube { action, source })?;
+        self.wrote(base, &stored);
+        Ok(Some(stored))
+    }
+
+    /// Remembers our write of `stored` over `base` for the next pass (see [`predates`]).
+    fn wrote(&self, base: &QodSession, stored: &QodSession) {
+        if let (Some(over), Some(written)) = (base.resource_version(), stored.resource_version()) {
+            let cache = &self.context.cache;
+            self.context.own_writes.update(
+                self.uid,
+                |uid| cache.by_uid(uid).is_some(),
+                |entry| *entry = (over, written),
+            );
+        }
     }
 
     fn session_request(&self) -> SessionRequest {
@@ -640,5 +685,25 @@ impl Pass<'_> {
         if let Err(error) = self.context.recorder.publish(&event, &reference).await {
             warn!(error = %error, "could not record an Event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predates;
+
+    #[test]
+    fn a_copy_predates_our_write_by_resource_version() {
+        assert!(predates(Some("41"), "41", "42"));
+        assert!(
+            predates(Some("40"), "41", "42"),
+            "older than what we wrote over"
+        );
+        assert!(!predates(Some("42"), "41", "42"));
+        assert!(!predates(Some("57"), "41", "42"));
+        assert!(!predates(None, "41", "42"));
+        // Opaque versions: only the one written over is known to be older.
+        assert!(predates(Some("a"), "a", "b"));
+        assert!(!predates(Some("z"), "a", "b"));
     }
 }

@@ -177,3 +177,40 @@ async fn auto_extend_brings_an_expired_session_back() {
     assert_eq!(at_provider[0]["sessionId"].as_str(), session_id(&renewed));
     h.stop().await;
 }
+
+/// One provider call per intent while the cache lags behind our own writes (the real API
+/// server delivers each write's watch event after the write returns): N creates, N deletes,
+/// no lookup, since no create's answer was lost.
+#[tokio::test]
+async fn a_fault_free_lifecycle_makes_one_provider_call_per_intent() {
+    const COUNT: usize = 100;
+    let h = Harness::start(Setup::default()).await;
+    let names: Vec<String> = (0..COUNT).map(|i| format!("intent-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        h.create(name, spec(&format!("+36721601250{i:03}"))).await;
+    }
+    for name in &names {
+        h.wait_for("AVAILABLE", name, |s| qos_status(s) == Some("AVAILABLE"))
+            .await;
+    }
+    for name in &names {
+        h.api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    for name in &names {
+        h.wait_gone(name).await;
+    }
+    let stats = h.provider_stats().await;
+    let calls = |operation: &str| -> u64 {
+        stats["apiRequests"][operation]
+            .as_object()
+            .map_or(0, |by_status| {
+                by_status.values().filter_map(|n| n.as_u64()).sum()
+            })
+    };
+    assert_eq!(
+        (calls("create"), calls("delete"), calls("retrieve_sessions")),
+        (COUNT as u64, COUNT as u64, 0),
+        "{stats}"
+    );
+    h.stop().await;
+}
