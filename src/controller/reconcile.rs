@@ -590,10 +590,7 @@ impl Pass<'_> {
                 &Patch::Merge(&patch),
             )
             .await
-            .map(|stored| {
-                self.wrote(self.session, &stored);
-                stored
-            })
+            .inspect(|stored| self.wrote(self.session, stored))
             .map_err(|source| Error::Kube { action, source })
     }
 
