@@ -78,6 +78,9 @@ func launch(args []string) error {
 	} else if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return err
 	}
+	// A reader of our stdout that is gone (a test binary that ended) must not kill us with
+	// SIGPIPE on the "stopping" line before the data is removed.
+	signal.Ignore(syscall.SIGPIPE)
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	if o.stdinBound {
