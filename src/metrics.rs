@@ -152,6 +152,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconciliations: Family<OutcomeLabel, Counter>,
     reconcile_errors: Family<ErrorLabel, Counter>,
+    reconcile_conflicts: Counter,
     provider_requests: Family<ProviderLabels, Counter>,
     provider_request_duration: Family<OperationLabel, Histogram>,
     sessions: Family<QosStatusLabel, Gauge>,
@@ -214,6 +215,13 @@ impl Metrics {
             "Failed reconcile passes, by error category",
             reconcile_errors.clone(),
         );
+        let reconcile_conflicts = Counter::default();
+        registry.register(
+            "reconcile_conflicts",
+            "Reconcile passes whose write met a newer resource (409) and that were planned again; \
+             optimistic locking at work, not failures",
+            reconcile_conflicts.clone(),
+        );
 
         let provider_requests = Family::<ProviderLabels, Counter>::default();
         registry.register(
@@ -258,6 +266,7 @@ impl Metrics {
             reconcile_duration,
             reconciliations,
             reconcile_errors,
+            reconcile_conflicts,
             provider_requests,
             provider_request_duration,
             sessions,
@@ -289,6 +298,11 @@ impl Metrics {
     }
 
     /// Counts a failed reconcile pass by its error category (the error's `metric_label`).
+    /// A pass whose write conflicted with a newer version of the resource.
+    pub fn reconcile_conflict(&self) {
+        self.reconcile_conflicts.inc();
+    }
+
     pub fn reconcile_error(&self, error: &'static str) {
         self.reconcile_errors
             .get_or_create(&ErrorLabel { error })
@@ -373,12 +387,13 @@ mod tests {
     use super::*;
 
     /// Every metric name DESIGN.md and the README promise.
-    const NAMES: [&str; 10] = [
+    const NAMES: [&str; 11] = [
         "qod_operator_notifications_total",
         "qod_operator_notification_duration_seconds",
         "qod_operator_reconcile_duration_seconds",
         "qod_operator_reconciliations_total",
         "qod_operator_reconcile_errors_total",
+        "qod_operator_reconcile_conflicts_total",
         "qod_operator_provider_requests_total",
         "qod_operator_provider_request_duration_seconds",
         "qod_operator_sessions",
@@ -391,6 +406,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reconciled("ok", Duration::from_millis(3));
         metrics.reconcile_error("provider_unavailable");
+        metrics.reconcile_conflict();
         metrics.provider_request("create", Some(201), Duration::from_millis(40));
         metrics.provider_request("get", None, Duration::from_secs(5));
         metrics.set_sessions(Some("AVAILABLE"), 2);

@@ -225,13 +225,14 @@ pub async fn run(
 /// Spaces out retries: transient errors back off exponentially (honouring `Retry-After`),
 /// errors that need a human back off long. Never a hot loop.
 fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) -> Action {
-    context.metrics.reconcile_error(error.metric_label());
     if error.is_conflict() {
+        context.metrics.reconcile_conflict();
         // Our cached copy was older than the stored one (often our own previous write): read
         // again shortly. Optimistic locking doing its job, not a failure.
         tracing::debug!(error = %error_chain(error), "stale copy; retrying");
         return Action::requeue(CONFLICT_RETRY);
     }
+    context.metrics.reconcile_error(error.metric_label());
     let key = session.uid().unwrap_or_default();
     let delay = if error.is_transient() {
         context.backoff.next(&key, error.retry_after(), |uid| {

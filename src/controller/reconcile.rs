@@ -52,7 +52,11 @@ pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Resul
         }
         result = pass(&session, &context) => result,
     };
-    let outcome = if result.is_ok() { "ok" } else { "error" };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) if error.is_conflict() => "conflict",
+        Err(_) => "error",
+    };
     context.metrics.reconciled(outcome, started.elapsed());
     result
 }
