@@ -16,7 +16,7 @@ use kube::{
 use qod_operator::{api::QodSession, cache::SessionCache};
 use serde_json::{Value, json};
 
-use crate::harness::{Harness, Setup, qos_status, session_id, sessions_of, spec};
+use crate::harness::{Harness, Setup, provider_calls, qos_status, session_id, sessions_of, spec};
 
 /// A client that, before the first status write recording a session id, has another writer
 /// label the resource: the write still carries the old resourceVersion and the API server
@@ -53,14 +53,6 @@ fn edited_before_the_outcome(inner: Client, disturbed: Arc<AtomicBool>) -> Clien
     Client::new(service, "default")
 }
 
-fn requests(stats: &Value, operation: &str) -> u64 {
-    stats["apiRequests"][operation]
-        .as_object()
-        .map_or(0, |by_status| {
-            by_status.values().filter_map(Value::as_u64).sum()
-        })
-}
-
 #[tokio::test]
 async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_lookup() {
     let mut h = Harness::start(Setup {
@@ -93,9 +85,9 @@ async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_looku
         "status names the one session"
     );
     let stats = h.provider_stats().await;
-    assert_eq!(requests(&stats, "create"), 1, "{stats}");
+    assert_eq!(provider_calls(&stats, "create"), 1, "{stats}");
     assert_eq!(
-        requests(&stats, "retrieve_sessions"),
+        provider_calls(&stats, "retrieve_sessions"),
         0,
         "the create's answer was kept, so nothing had to be looked up: {stats}"
     );

@@ -4,7 +4,9 @@
 use kube::{ResourceExt, api::DeleteParams};
 use serde_json::json;
 
-use crate::harness::{Harness, Setup, qos_status, ready, session_id, sessions_of, spec};
+use crate::harness::{
+    Harness, Setup, provider_calls, qos_status, ready, session_id, sessions_of, spec,
+};
 
 #[tokio::test]
 async fn a_session_becomes_available_and_deleting_the_resource_deletes_it() {
@@ -200,13 +202,7 @@ async fn a_fault_free_lifecycle_makes_one_provider_call_per_intent() {
         h.wait_gone(name).await;
     }
     let stats = h.provider_stats().await;
-    let calls = |operation: &str| -> u64 {
-        stats["apiRequests"][operation]
-            .as_object()
-            .map_or(0, |by_status| {
-                by_status.values().filter_map(|n| n.as_u64()).sum()
-            })
-    };
+    let calls = |operation: &str| provider_calls(&stats, operation);
     assert_eq!(
         (calls("create"), calls("delete"), calls("retrieve_sessions")),
         (COUNT as u64, COUNT as u64, 0),

@@ -11,17 +11,12 @@ use qod_operator::qod::{NotificationTarget, SessionApi, SessionRequest, camara};
 use serde_json::json;
 
 use crate::{
-    harness::{Harness, Setup, TestTokens, WAIT, qos_status, ready, session_id, sessions_of, spec},
+    harness::{
+        Harness, Setup, TestTokens, WAIT, provider_calls, qos_status, ready, session_id,
+        sessions_of, spec,
+    },
     support::eventually,
 };
-
-fn create_requests(stats: &serde_json::Value) -> u64 {
-    stats["apiRequests"]["create"]
-        .as_object()
-        .map_or(0, |by_status| {
-            by_status.values().filter_map(|n| n.as_u64()).sum()
-        })
-}
 
 #[tokio::test]
 async fn refused_credentials_say_so_and_do_not_loop() {
@@ -45,10 +40,10 @@ async fn refused_credentials_say_so_and_do_not_loop() {
     assert!(status.session_id.is_none());
 
     // The next attempt is ten minutes away: over a second of watching, nothing more is sent.
-    let before = create_requests(&h.provider_stats().await);
+    let before = provider_calls(&h.provider_stats().await, "create");
     assert_eq!(before, 1, "one create, no blind retry");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(create_requests(&h.provider_stats().await), before);
+    assert_eq!(provider_calls(&h.provider_stats().await, "create"), before);
     h.stop().await;
 }
 
@@ -169,7 +164,7 @@ async fn a_session_whose_id_was_never_recorded_is_adopted() {
         1,
         "adopted, not duplicated: {at_provider:#?}"
     );
-    assert_eq!(create_requests(&h.provider_stats().await), 1);
+    assert_eq!(provider_calls(&h.provider_stats().await, "create"), 1);
     h.stop().await;
 }
 
@@ -195,7 +190,7 @@ async fn stopping_abandons_calls_in_flight_and_the_next_controller_adopts_their_
 
     h.stop_controller().await;
     assert_eq!(
-        create_requests(&h.provider_stats().await),
+        provider_calls(&h.provider_stats().await, "create"),
         0,
         "the controller stopped without waiting for an answer"
     );
