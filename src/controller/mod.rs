@@ -25,7 +25,7 @@ use kube::{
 };
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::events::Recorder;
 use crate::{api::QodSession, cache::SessionCache, metrics::Metrics, qod, telemetry::error_chain};
@@ -110,9 +110,9 @@ pub struct Context {
     /// flight are abandoned at once and none starts, so a replica that no longer leads makes
     /// no provider call.
     pub stop: CancellationToken,
-    /// Our last write of each resource, as (the resourceVersion written over, the one written),
-    /// so a pass never plans from a cached copy that does not have it yet.
-    pub own_writes: per_resource::PerResource<(String, String)>,
+    /// Our last write of each resource, so a pass never plans from a cached copy that does not
+    /// have it yet.
+    pub own_writes: per_resource::PerResource<reconcile::OwnWrite>,
 }
 
 /// Why a reconcile pass failed.
@@ -213,6 +213,10 @@ pub async fn run(
             if let Err(error) = result {
                 match error {
                     controller::Error::ReconcilerFailed(..) => {}
+                    // Deleted before its queued pass ran: nothing left to do.
+                    controller::Error::ObjectNotFound(object) => {
+                        debug!(object = %object, "deleted before its pass");
+                    }
                     other => warn!(error = %other, "controller"),
                 }
             }
@@ -229,7 +233,7 @@ fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) 
         context.metrics.reconcile_conflict();
         // Our cached copy was older than the stored one (often our own previous write): read
         // again shortly. Optimistic locking doing its job, not a failure.
-        tracing::debug!(error = %error_chain(error), "stale copy; retrying");
+        debug!(error = %error_chain(error), "stale copy; retrying");
         return Action::requeue(CONFLICT_RETRY);
     }
     context.metrics.reconcile_error(error.metric_label());

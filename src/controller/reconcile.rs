@@ -63,8 +63,8 @@ pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Resul
 
 async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> {
     let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
-    if let Some((over, written)) = context.own_writes.get(&uid) {
-        if predates(session.resource_version().as_deref(), &over, &written) {
+    if let Some(last) = context.own_writes.get(&uid) {
+        if last.is_missing_from(session) {
             // The cache lags behind our own last write: planning from this copy would repeat
             // what that write recorded (a second delete, a lookup for a create already
             // recorded). The write's watch event brings the resource back; the requeue is a
@@ -102,6 +102,33 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
 
 /// How soon a pass skipped for a lagging cache looks again, should no watch event come.
 const OWN_WRITE_PENDING: Duration = Duration::from_secs(1);
+
+/// Our last write of a resource, remembered until the cache has caught up with it.
+#[derive(Clone, Debug, Default)]
+pub enum OwnWrite {
+    #[default]
+    None,
+    /// A write that turned resourceVersion `over` into `written`.
+    Wrote { over: String, written: String },
+    /// Our finalizer was removed from a resource being deleted. The API server answers a
+    /// removal that lets the deletion proceed with the object as it was before, old
+    /// resourceVersion included, so versions cannot tell; but no finalizer can be added to a
+    /// resource being deleted, so every copy that still holds ours is older.
+    FinalizerRemoved,
+}
+
+impl OwnWrite {
+    /// Whether `copy` is older than this write.
+    fn is_missing_from(&self, copy: &QodSession) -> bool {
+        match self {
+            Self::None => false,
+            Self::Wrote { over, written } => {
+                predates(copy.resource_version().as_deref(), over, written)
+            }
+            Self::FinalizerRemoved => copy.finalizers().iter().any(|f| f == FINALIZER),
+        }
+    }
+}
 
 /// Whether a copy at resourceVersion `cached` is older than our write that turned `over` into
 /// `written`. etcd's resourceVersions are increasing integers, compared as such; should they
@@ -550,26 +577,43 @@ impl Pass<'_> {
         Ok(Action::requeue(Duration::ZERO))
     }
 
+    /// Removes our finalizer by a JSON patch that first tests it is still at the index we saw.
+    /// Unlike a resourceVersion guard, this does not conflict with the status writes that
+    /// follow a deletion (the provider's notification, through the webhook), which would
+    /// otherwise send the pass round again to a second DELETE; the test still keeps a
+    /// finalizer list that someone else changed meanwhile from being cut at the wrong place.
     async fn remove_finalizer(&self) -> Result<Action, Error> {
-        let kept: Vec<String> = self
+        let action = "remove the finalizer from";
+        let Some(index) = self
             .session
             .finalizers()
             .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
+            .position(|f| f == FINALIZER)
+        else {
+            return Ok(Action::await_change());
+        };
+        let path = format!("/metadata/finalizers/{index}");
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": path, "value": FINALIZER},
+            {"op": "remove", "path": path},
+        ]))
+        .map_err(|e| Error::Kube {
+            action,
+            source: kube::Error::SerdeError(e),
+        })?;
         match self
-            .set_finalizers(&kept, "remove the finalizer from")
+            .api
+            .patch(
+                &self.session.name_any(),
+                &PatchParams::default(),
+                &Patch::Json::<()>(patch),
+            )
             .await
         {
+            Ok(_) => self.remember(OwnWrite::FinalizerRemoved),
             // Already gone: nothing left to hold.
-            Err(Error::Kube {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.code == 404 => {}
-            other => {
-                other?;
-            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => return Err(Error::Kube { action, source }),
         }
         Ok(Action::await_change())
     }
@@ -636,16 +680,20 @@ impl Pass<'_> {
         Ok(Some(stored))
     }
 
-    /// Remembers our write of `stored` over `base` for the next pass (see [`predates`]).
+    /// Remembers our write of `stored` over `base` for the next pass (see [`OwnWrite`]).
     fn wrote(&self, base: &QodSession, stored: &QodSession) {
         if let (Some(over), Some(written)) = (base.resource_version(), stored.resource_version()) {
-            let cache = &self.context.cache;
-            self.context.own_writes.update(
-                self.uid,
-                |uid| cache.by_uid(uid).is_some(),
-                |entry| *entry = (over, written),
-            );
+            self.remember(OwnWrite::Wrote { over, written });
         }
+    }
+
+    fn remember(&self, write: OwnWrite) {
+        let cache = &self.context.cache;
+        self.context.own_writes.update(
+            self.uid,
+            |uid| cache.by_uid(uid).is_some(),
+            |entry| *entry = write,
+        );
     }
 
     fn session_request(&self) -> SessionRequest {
@@ -691,7 +739,28 @@ impl Pass<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::predates;
+    use super::{FINALIZER, OwnWrite, predates};
+    use crate::api::QodSession;
+
+    #[test]
+    fn after_the_finalizer_is_removed_every_copy_holding_it_is_stale() {
+        let mut copy = QodSession::new(
+            "s",
+            serde_json::from_value(serde_json::json!({
+                "device": {"phoneNumber": "+3670000000"},
+                "applicationServer": {"ipv4Address": "198.51.100.7"},
+                "qosProfile": "QOS_L", "duration": 600
+            }))
+            .unwrap(),
+        );
+        // The version the API server answered the removal with: the one before it.
+        copy.metadata.resource_version = Some("202".into());
+        copy.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert!(OwnWrite::FinalizerRemoved.is_missing_from(&copy));
+        copy.metadata.finalizers = Some(vec!["other.dev/keep".into()]);
+        assert!(!OwnWrite::FinalizerRemoved.is_missing_from(&copy));
+        assert!(!OwnWrite::None.is_missing_from(&copy));
+    }
 
     #[test]
     fn a_copy_predates_our_write_by_resource_version() {

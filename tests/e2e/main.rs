@@ -6,6 +6,8 @@
 //! - [`lifecycle`]: on a fresh cluster, `kubectl apply -f deploy/crds/ -f deploy/examples/`,
 //!   `kubectl wait` for AVAILABLE, `kubectl get qod` columns, the operator's Events in
 //!   `kubectl describe qod`, `kubectl delete` leaves nothing behind.
+//! - [`intents`]: 300 sessions applied, 100 replaced, 100 extended, all deleted: exactly one
+//!   provider call per intent and no reconcile error, counted by the provider and the operator.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -25,6 +27,7 @@ mod support;
 #[path = "../operator/process.rs"]
 mod process;
 
+mod intents;
 mod invalid;
 mod lifecycle;
 mod restart;

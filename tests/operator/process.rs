@@ -58,7 +58,11 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
             .env("POD_NAMESPACE", namespace)
-            .env("RUST_LOG", "info")
+            // QOD_TEST_OPERATOR_LOG=debug (any RUST_LOG filter) to see more of a failing test.
+            .env(
+                "RUST_LOG",
+                std::env::var("QOD_TEST_OPERATOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -74,34 +78,49 @@ impl Operator {
 
     /// Whether this process holds the lease, as its `/metrics` says; `None` when it does not answer.
     pub async fn leads(&self) -> Option<bool> {
-        let text = self
-            .http
-            .get(format!("http://127.0.0.1:{}/metrics", self.probe_port))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = self.metrics().await?;
         text.lines()
             .find_map(|line| line.strip_prefix("qod_operator_leader "))
             .map(|value| value.trim() == "1")
     }
 
-    /// The value of one series of `/metrics` (`name{labels}` exactly as exposed).
-    pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self
-            .http
+    async fn metrics(&self) -> Option<String> {
+        self.http
             .get(format!("http://127.0.0.1:{}/metrics", self.probe_port))
             .send()
             .await
             .ok()?
             .text()
             .await
-            .ok()?;
+            .ok()
+    }
+
+    /// The value of one series of `/metrics` (`name{labels}` exactly as exposed).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await?;
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
+    }
+
+    /// The sum of every series of the metric `name` whose labels contain `labels` (such as
+    /// `operation="create"`; empty for all), or `None` when the process does not answer.
+    pub async fn metric_sum(&self, name: &str, labels: &str) -> Option<f64> {
+        let text = self.metrics().await?;
+        Some(
+            text.lines()
+                .filter_map(|line| {
+                    let rest = line.strip_prefix(name)?;
+                    let (series_labels, value) = match rest.strip_prefix('{') {
+                        Some(labelled) => labelled.split_once("} ")?,
+                        None => ("", rest.strip_prefix(' ')?),
+                    };
+                    series_labels.contains(labels).then_some(value)
+                })
+                .filter_map(|value| value.trim().parse::<f64>().ok())
+                // Not `sum()`: an empty sum of floats is -0.
+                .fold(0.0, |total, value| total + value),
+        )
     }
 
     pub async fn ready(&self) -> bool {
