@@ -2,6 +2,7 @@
 //! (`/proc/<pid>/status` VmHWM, VmRSS) and CPU time (`/proc/<pid>/stat` utime + stime).
 
 use std::{
+    collections::BTreeMap,
     net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
@@ -113,6 +114,52 @@ impl Operator {
             .sum();
         // USER_HZ is 100 on Linux.
         Ok(Duration::from_millis(ticks * 10))
+    }
+
+    /// Prints the provider calls the operator made, per operation, and its reconcile errors
+    /// and conflicts so far, from its own `/metrics`.
+    pub async fn print_calls(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let text = http
+            .get(format!("{}/metrics", self.probe))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut calls: BTreeMap<String, f64> = BTreeMap::new();
+        let (mut errors, mut conflicts) = (0.0, 0.0);
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if let Some(labels) = series.strip_prefix("qod_operator_provider_requests_total{") {
+                let operation = labels
+                    .split(',')
+                    .find_map(|l| l.strip_prefix("operation=\""))
+                    .and_then(|l| l.strip_suffix('"'))
+                    .unwrap_or("?");
+                *calls.entry(operation.to_owned()).or_default() += value;
+            } else if series.starts_with("qod_operator_reconcile_errors_total") {
+                errors += value;
+            } else if series == "qod_operator_reconcile_conflicts_total" {
+                conflicts += value;
+            }
+        }
+        let calls: Vec<String> = calls
+            .iter()
+            .map(|(operation, n)| format!("{operation} {n}"))
+            .collect();
+        println!(
+            "  provider calls: {}; reconcile errors {errors}, conflicts {conflicts}",
+            if calls.is_empty() {
+                "none".to_owned()
+            } else {
+                calls.join(", ")
+            }
+        );
+        Ok(())
     }
 
     pub fn print_memory(&self, what: &str) -> anyhow::Result<()> {

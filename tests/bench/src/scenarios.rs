@@ -85,6 +85,7 @@ pub async fn reconcile(setup: &Setup, sessions: usize) -> anyhow::Result<()> {
         cpu_down.as_secs_f64()
     );
     operator.print_memory("at the end")?;
+    operator.print_calls(&world.http).await?;
     drop(operator);
     world.stop().await;
     Ok(())
@@ -199,12 +200,12 @@ pub async fn webhook(
     // Reconcile passes include the set-up's; a webhook write should add none that call out.
     for line in metrics.lines().filter(|l| {
         (l.starts_with("qod_operator_notifications_total")
-            || l.starts_with("qod_operator_reconciliations_total")
-            || l.starts_with("qod_operator_provider_requests_total"))
+            || l.starts_with("qod_operator_reconciliations_total"))
             && !l.ends_with(" 0")
     }) {
         println!("  {line}");
     }
+    operator.print_calls(&world.http).await?;
     operator.print_memory(&format!("with {sessions} sessions"))?;
     drop(operator);
     world.stop().await;
@@ -253,6 +254,7 @@ pub async fn memory(setup: &Setup, steps: &[usize]) -> anyhow::Result<()> {
         wait_available(&world, have, Duration::from_secs(900)).await?;
         operator.print_memory(&format!("with {have} sessions AVAILABLE"))?;
     }
+    operator.print_calls(&world.http).await?;
     drop(operator);
     world.stop().await;
     Ok(())
