@@ -9,6 +9,7 @@ mod per_resource;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod provider_health;
 pub mod reconcile;
 pub mod status;
 
@@ -99,6 +100,8 @@ impl Default for Config {
 pub struct Context {
     pub client: Client,
     pub provider: Arc<dyn qod::SessionApi>,
+    /// Observes every answer of `provider`.
+    pub provider_health: Arc<provider_health::ProviderHealth>,
     pub sink: Sink,
     pub planner: plan::Settings,
     pub recorder: Recorder,
@@ -185,10 +188,15 @@ pub async fn run(
         controller: "qod-operator".into(),
         instance: config.instance.clone(),
     };
+    let provider_health = Arc::new(provider_health::ProviderHealth::default());
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        provider,
+        provider: Arc::new(provider_health::Observed {
+            inner: provider,
+            health: provider_health.clone(),
+        }),
+        provider_health,
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),

@@ -550,7 +550,14 @@ impl Pass<'_> {
         error: qod::Error,
     ) -> Result<Action, Error> {
         next.observed_generation = self.generation();
-        let wait = status::record_error(&mut next, action, &error, self.generation(), self.now);
+        let wait = status::record_error(
+            &mut next,
+            action,
+            &error,
+            self.context.provider_health.failures_in_a_row(),
+            self.generation(),
+            self.now,
+        );
         warn!(
             error = %error_chain(&error),
             retry_in = ?wait,

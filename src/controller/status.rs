@@ -138,17 +138,25 @@ pub fn forget_session(status: &mut QodSessionStatus) {
 }
 
 /// A provider error: `Ready` with a reason that says who must act, and when to try again.
-/// Returns that wait.
+/// Returns that wait. `provider_failures` is the provider's current run of provider-wide
+/// failures across all resources (see [`super::provider_health`]): the wait after such a
+/// failure grows with the shorter of that run and this resource's own.
 pub fn record_error(
     status: &mut QodSessionStatus,
     action: &str,
     error: &qod::Error,
+    provider_failures: u32,
     generation: Option<i64>,
     now: Timestamp,
 ) -> std::time::Duration {
     status.consecutive_failures = status.consecutive_failures.saturating_add(1);
     let transient = error.is_retryable() || error.may_have_created() || error.status() == Some(409);
-    let wait = super::backoff::delay(status.consecutive_failures, transient, error.retry_after());
+    let run = if super::provider_health::is_provider_wide(error) {
+        status.consecutive_failures.min(provider_failures.max(1))
+    } else {
+        status.consecutive_failures
+    };
+    let wait = super::backoff::delay(run, transient, error.retry_after());
     let wait_span = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
     status.next_attempt_at = Some(Time(now.saturating_add(wait_span).unwrap_or(now)));
     let why = match error.status() {
@@ -343,6 +351,48 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_wide_failure_backs_off_by_the_providers_run_when_it_is_shorter() {
+        let unavailable = qod::Error::Api {
+            operation: qod::Operation::Create,
+            info: qod::model::ErrorInfo::new(503, "UNAVAILABLE", "busy"),
+            retry_after: None,
+        };
+        let after_eight = |provider_failures: u32| {
+            let mut s = QodSessionStatus {
+                consecutive_failures: 7,
+                ..QodSessionStatus::default()
+            };
+            record_error(
+                &mut s,
+                "create",
+                &unavailable,
+                provider_failures,
+                Some(1),
+                now(),
+            )
+        };
+        let jittered = |n: u32| super::super::backoff::delay(n, true, None).mul_f64(1.25);
+        // An unlucky resource of a provider that answers most calls retries soon...
+        assert!(after_eight(2) <= jittered(2));
+        // ...and every resource of a provider that is down backs off by its own run.
+        assert!(after_eight(500) >= super::super::backoff::FIRST * 128);
+        // A refusal of this request is about this resource alone.
+        let mut s = QodSessionStatus {
+            consecutive_failures: 7,
+            ..QodSessionStatus::default()
+        };
+        let conflict = qod::Error::Api {
+            operation: qod::Operation::Create,
+            info: qod::model::ErrorInfo::new(409, "CONFLICT", "taken"),
+            retry_after: None,
+        };
+        assert!(
+            record_error(&mut s, "create", &conflict, 0, Some(1), now())
+                >= super::super::backoff::FIRST * 128
+        );
+    }
+
+    #[test]
     fn errors_name_who_must_act() {
         let api = |status: u16| qod::Error::Api {
             operation: qod::Operation::Create,
@@ -358,7 +408,7 @@ mod tests {
             (503, reason::PROVIDER_UNAVAILABLE),
         ] {
             let mut s = QodSessionStatus::default();
-            record_error(&mut s, "create", &api(status), Some(1), now());
+            record_error(&mut s, "create", &api(status), 1, Some(1), now());
             let ready = conditions::find(&s.conditions, conditions::READY).unwrap();
             assert_eq!(ready.reason, why, "{status}");
             assert!(

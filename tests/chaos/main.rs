@@ -1,6 +1,7 @@
 //! Reliability under faults: the operator as a process (`qod-operator run`), SIGKILLed and
 //! restarted while the QoD simulator injects errors, rate limits, timeouts, lost answers and
-//! bad notifications; a provider outage; credentials rotated at run time; and a scan of every
+//! bad notifications, and the control plane itself is SIGKILLed and restarted; a provider
+//! outage; credentials rotated at run time; and a scan of every
 //! log line of a full run for secrets. Against a real Kubernetes API (tests/control-plane), one
 //! namespace per test. One test binary, so it links once.
 //!

@@ -225,7 +225,9 @@ impl ControlPlane {
             Some(self.port),
             self.apiserver_args.clone(),
         );
-        *self = again;
+        let mut old = std::mem::replace(self, again);
+        // Its folder and data are the new one's now: not for its Drop to remove.
+        old.data_dir = None;
     }
 
     /// SIGTERM, and waits for the launcher to stop its servers.
