@@ -1,5 +1,6 @@
 //! Two operator processes against one API and one provider: one leads; when it dies the other
-//! takes over within the lease duration and finishes what was pending, without duplicates.
+//! takes over within the lease duration and finishes what was pending, without duplicates,
+//! also when it dies in the middle of 500 creates.
 
 use std::{path::Path, time::Duration};
 
@@ -86,6 +87,17 @@ impl World {
         all.into_iter()
             .filter(|s| s["sink"].as_str().is_some_and(|sink| sink.ends_with(uid)))
             .collect()
+    }
+
+    async fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/stats", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn faults(&self, faults: Value) {
@@ -289,5 +301,139 @@ async fn sigterm_releases_the_lease_and_the_other_replica_takes_over() {
         "took {:?}; the lease lasts 4 s",
         stopping.elapsed()
     );
+    world.stop().await;
+}
+
+/// Sessions created at once for the failover under load.
+const UNDER_LOAD: usize = 500;
+
+/// The leader SIGKILLed in the middle of 500 creates (half of them made at the provider, some
+/// with their answers on the way): the other replica takes over, adopts what the dead leader
+/// made but could not record, and finishes the rest; the provider made exactly one session per
+/// resource. Prints how soon the new leader made its first provider call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_in_the_middle_of_500_creates_leaves_no_duplicate() {
+    let world = World::start("failover-load").await;
+    let mut operators = [world.operator("op-e"), world.operator("op-f")];
+    let leader = the_leader(&[&operators[0], &operators[1]]).await;
+    let survivor = 1 - leader;
+    eventually(
+        "the replica that does not lead to be ready",
+        WAIT,
+        || async { operators[survivor].ready().await.then_some(()) },
+    )
+    .await;
+    // Answers held back a while, so creates are in flight when the leader dies.
+    world.faults(json!({"answerDelayMs": 400})).await;
+
+    let mut uids = Vec::with_capacity(UNDER_LOAD);
+    for i in 0..UNDER_LOAD {
+        let mut spec = spec();
+        spec.device.phone_number = Some(format!("+3672160124{i:04}"));
+        let created = world
+            .api
+            .create(
+                &PostParams::default(),
+                &QodSession::new(&format!("load-{i}"), spec),
+            )
+            .await
+            .unwrap();
+        uids.push(created.uid().unwrap());
+    }
+    let made_before = eventually(
+        "half the sessions made at the provider",
+        WAIT * 4,
+        || async {
+            let made = world.stats().await["sessionsCreated"].as_u64().unwrap();
+            (made >= UNDER_LOAD as u64 / 2).then_some(made)
+        },
+    )
+    .await;
+    operators[leader].kill();
+    let killed = std::time::Instant::now();
+    let pending = world
+        .api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.create_requested_at.is_some() && s.session_id.is_none())
+        })
+        .count();
+    world.faults(json!({})).await;
+
+    let new_leader = &operators[survivor];
+    let led_after = eventually("the survivor to lead", WAIT, || async {
+        (new_leader.leads().await == Some(true)).then(|| killed.elapsed())
+    })
+    .await;
+    let first_call_after = eventually("the new leader's first provider call", WAIT, || async {
+        let calls = new_leader
+            .metric_sum("qod_operator_provider_requests_total", "")
+            .await?;
+        (calls > 0.0).then(|| killed.elapsed())
+    })
+    .await;
+    let all_available = eventually("every session AVAILABLE", WAIT * 4, || async {
+        let list = world.api.list(&Default::default()).await.ok()?;
+        let available = list
+            .items
+            .iter()
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.qos_status.as_deref() == Some("AVAILABLE"))
+            })
+            .count();
+        (available == UNDER_LOAD).then(|| killed.elapsed())
+    })
+    .await;
+    let stats = world.stats().await;
+    let lookups = new_leader
+        .metric_sum(
+            "qod_operator_provider_requests_total",
+            r#"operation="retrieve_sessions""#,
+        )
+        .await
+        .unwrap();
+    println!(
+        "failover under load: leader SIGKILLed with {made_before} of {UNDER_LOAD} sessions made at \
+         the provider and {pending} creates unrecorded; the survivor led after {:.2} s, made its \
+         first provider call after {:.2} s ({lookups} lookups), all AVAILABLE after {:.2} s; \
+         sessions created {}",
+        led_after.as_secs_f64(),
+        first_call_after.as_secs_f64(),
+        all_available.as_secs_f64(),
+        stats["sessionsCreated"]
+    );
+    assert_eq!(
+        stats["sessionsCreated"].as_u64(),
+        Some(UNDER_LOAD as u64),
+        "one session per resource, ever: {stats}"
+    );
+    for uid in &uids {
+        let theirs = world.sessions_of(uid).await;
+        assert_eq!(theirs.len(), 1, "{uid}: {theirs:#?}");
+    }
+    assert!(
+        lookups >= pending as f64,
+        "each of the {pending} unrecorded creates was looked up before anything else ({lookups})"
+    );
+
+    world
+        .api
+        .delete_collection(&DeleteParams::default(), &Default::default())
+        .await
+        .unwrap();
+    eventually("every resource gone", WAIT * 4, || async {
+        let left = world.api.list(&Default::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(world.stats().await["liveSessions"], 0);
     world.stop().await;
 }
