@@ -405,15 +405,25 @@ impl Pass<'_> {
             .await
         {
             Ok(info) => {
+                // Recorded through conflicts: a lost record would extend a second time.
                 let requested = next
                     .requested_duration
                     .unwrap_or(self.spec().duration)
                     .saturating_add(seconds);
-                next.requested_duration = Some(requested);
-                // The provider caps a session at its profile's maximum; asking again is futile.
-                next.extension_capped = info.duration.is_some_and(|granted| granted < requested);
-                status::record_session(&mut next, &info, self.generation(), self.now);
-                self.write_status(self.session, &next).await?;
+                let extended = |status: &mut QodSessionStatus| {
+                    status.observed_generation = self.generation();
+                    status.requested_duration = Some(requested);
+                    // The provider caps a session at its profile's maximum; asking again is
+                    // futile.
+                    status.extension_capped =
+                        info.duration.is_some_and(|granted| granted < requested);
+                    status::record_session(status, &info, self.generation(), self.now);
+                };
+                let still_ours =
+                    |status: &QodSessionStatus| status.session_id.as_deref() == Some(session_id);
+                let next = self
+                    .record_outcome(self.session, still_ours, extended)
+                    .await?;
                 let why = match why {
                     ExtendReason::DurationRaised => "duration raised",
                     ExtendReason::AutoExtend => "autoExtend",

@@ -18,10 +18,14 @@ use serde_json::{Value, json};
 
 use crate::harness::{Harness, Setup, provider_calls, qos_status, session_id, sessions_of, spec};
 
-/// A client that, before the first status write recording a session id, has another writer
-/// label the resource: the write still carries the old resourceVersion and the API server
-/// refuses it. `disturbed` tells whether that happened.
-fn edited_before_the_outcome(inner: Client, disturbed: Arc<AtomicBool>) -> Client {
+/// A client that, before the first status write whose merge patch satisfies `outcome`, has
+/// another writer label the resource: the write still carries the old resourceVersion and the
+/// API server refuses it. `disturbed` tells whether that happened.
+fn edited_before_the_outcome(
+    inner: Client,
+    disturbed: Arc<AtomicBool>,
+    outcome: fn(&Value) -> bool,
+) -> Client {
     let service = tower::service_fn(move |request: Request<Body>| {
         let inner = inner.clone();
         let disturbed = Arc::clone(&disturbed);
@@ -32,8 +36,7 @@ fn edited_before_the_outcome(inner: Client, disturbed: Arc<AtomicBool>) -> Clien
             let (parts, body) = request.into_parts();
             let bytes = body.collect_bytes().await?;
             let patch: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let records_session = patch["status"]["sessionId"].is_string();
-            if records_session && !disturbed.swap(true, Ordering::SeqCst) {
+            if outcome(&patch) && !disturbed.swap(true, Ordering::SeqCst) {
                 // .../namespaces/{namespace}/qodsessions/{name}/status
                 let path: Vec<&str> = parts.uri.path().split('/').collect();
                 let (namespace, name) = (path[path.len() - 4], path[path.len() - 2]);
@@ -54,6 +57,43 @@ fn edited_before_the_outcome(inner: Client, disturbed: Arc<AtomicBool>) -> Clien
 }
 
 #[tokio::test]
+async fn an_extension_whose_status_write_conflicts_is_not_asked_for_twice() {
+    let mut h = Harness::start(Setup {
+        start_controller: false,
+        ..Setup::default()
+    })
+    .await;
+    let disturbed = Arc::new(AtomicBool::new(false));
+    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
+        patch["status"]["requestedDuration"] == 900
+    });
+    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
+    h.start_controller_with(client, cache);
+
+    let uid = h
+        .create("extended", spec("+36721601230302"))
+        .await
+        .uid()
+        .unwrap();
+    h.wait_for("AVAILABLE", "extended", |s| {
+        qos_status(s) == Some("AVAILABLE")
+    })
+    .await;
+    h.patch_spec("extended", json!({"duration": 900})).await;
+    h.wait_for("the extension to be recorded", "extended", |s| {
+        s.status.as_ref().and_then(|st| st.requested_duration) == Some(900)
+    })
+    .await;
+    assert!(disturbed.load(Ordering::SeqCst), "the test's edit happened");
+    let at_provider = sessions_of(&h.provider_sessions().await, &uid);
+    assert_eq!(at_provider.len(), 1, "{at_provider:#?}");
+    assert_eq!(at_provider[0]["duration"], 900, "extended once, by 300 s");
+    let stats = h.provider_stats().await;
+    assert_eq!(provider_calls(&stats, "extend"), 1, "{stats}");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_lookup() {
     let mut h = Harness::start(Setup {
         start_controller: false,
@@ -61,7 +101,9 @@ async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_looku
     })
     .await;
     let disturbed = Arc::new(AtomicBool::new(false));
-    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed));
+    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
+        patch["status"]["sessionId"].is_string()
+    });
     let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
     h.start_controller_with(client, cache);
 
