@@ -56,6 +56,54 @@ fn edited_before_the_outcome(
     Client::new(service, "default")
 }
 
+/// A pass whose write meets a newer resource (here the create's intent) ends as a conflict:
+/// counted as such, not as an error, and the next pass, on the fresh copy, carries on.
+#[tokio::test]
+async fn a_pass_that_meets_a_newer_resource_counts_as_a_conflict_not_an_error() {
+    let mut h = Harness::start(Setup {
+        start_controller: false,
+        ..Setup::default()
+    })
+    .await;
+    let disturbed = Arc::new(AtomicBool::new(false));
+    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
+        patch["status"]["createRequestedAt"].is_string()
+    });
+    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
+    h.start_controller_with(client, cache);
+
+    h.create("intent", spec("+36721601230303")).await;
+    h.wait_for("AVAILABLE", "intent", |s| {
+        qos_status(s) == Some("AVAILABLE")
+    })
+    .await;
+    assert!(disturbed.load(Ordering::SeqCst), "the test's edit happened");
+    let metrics = h.metrics.encode();
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // At least the one provoked; a pass that ran before the cache saw the edit meets it too.
+    assert!(
+        value("qod_operator_reconcile_conflicts_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value(r#"qod_operator_reconciliations_total{outcome="conflict"}"#) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("qod_operator_reconcile_errors_total{"),
+        "no error counted: {metrics}"
+    );
+    let stats = h.provider_stats().await;
+    assert_eq!(provider_calls(&stats, "create"), 1, "{stats}");
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn an_extension_whose_status_write_conflicts_is_not_asked_for_twice() {
     let mut h = Harness::start(Setup {

@@ -11,6 +11,7 @@ use qod_operator::{
     api::{ApplicationServer, Device, QodSession, QodSessionSpec},
     cache::SessionCache,
     controller::{self, Sink, SinkTokens, plan},
+    metrics::Metrics,
     qod::{
         auth::SecretSource,
         camara::{CamaraAuth, CamaraClient, CamaraConfig},
@@ -65,6 +66,8 @@ pub struct Harness {
     pub http: reqwest::Client,
     provider_token: Option<&'static str>,
     controller: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// The controller's metrics, as its `/metrics` would expose them.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Fast timing, so lost notifications are repaired within a test's patience.
@@ -99,6 +102,7 @@ impl Harness {
             http: reqwest::Client::new(),
             provider_token: setup.provider_token,
             controller: None,
+            metrics: Arc::new(Metrics::new()),
         };
         if setup.start_controller {
             harness.start_controller();
@@ -136,6 +140,7 @@ impl Harness {
             sink,
             controller::Config {
                 planner: planner(),
+                metrics: Arc::clone(&self.metrics),
                 ..controller::Config::default()
             },
             shutdown.clone().cancelled_owned(),
