@@ -5,13 +5,15 @@
 //! in this process.
 //!
 //! Scenarios: `reconcile` (sessions applied at once until AVAILABLE, then deleted), `webhook`
-//! (notifications over concurrent connections, each ending in a status write), `startup`
+//! (notifications over concurrent connections, each ending in a status write),
+//! `webhook-vs-limit` (the same against a minimal client's status writes), `startup`
 //! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
 
 // Shared with the integration tests, which use more of it.
 #[allow(dead_code)]
 #[path = "../../support/control_plane.rs"]
 mod control_plane;
+mod limit;
 mod operator;
 mod scenarios;
 mod world;
@@ -47,6 +49,16 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         connections: usize,
         /// QodSessions the notifications are spread over.
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+    },
+    /// The webhook against the floor the API server sets: the same status writes by a minimal
+    /// client (one watch, server-side apply with resourceVersion), one after the other.
+    WebhookVsLimit {
+        #[arg(long, default_value_t = 20_000)]
+        notifications: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
         #[arg(long, default_value_t = 1000)]
         sessions: usize,
     },
@@ -97,6 +109,11 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 sessions,
             } => scenarios::webhook(&setup, notifications, connections, sessions).await,
+            Scenario::WebhookVsLimit {
+                notifications,
+                connections,
+                sessions,
+            } => scenarios::webhook_vs_limit(&setup, notifications, connections, sessions).await,
             Scenario::Startup { runs } => scenarios::startup(&setup, runs).await,
             Scenario::Memory { sessions } => scenarios::memory(&setup, &sessions).await,
         }

@@ -11,7 +11,10 @@ use qod_operator::webhook::SinkKeys;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::world::{Setup, World, until};
+use crate::{
+    limit::{Load, MinimalClient, write_statuses},
+    world::{Setup, World, until},
+};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -97,16 +100,104 @@ pub async fn webhook(
     connections: usize,
     sessions: usize,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(connections > 0 && sessions >= connections);
     let world = World::start("webhook").await?;
     let operator = world.operator(setup).await?;
     world.create_sessions(0, sessions).await?;
     wait_available(&world, sessions, Duration::from_secs(600)).await?;
+    let cpu_before = operator.cpu()?;
+    let load = notify(&world, &operator, notifications, connections).await?;
+    let cpu = operator.cpu()? - cpu_before;
+    println!("  notifications: {}", load.summary());
+    println!(
+        "  operator CPU: {:.2} s ({:.0}% of one core)",
+        cpu.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / load.elapsed.as_secs_f64()
+    );
+    let metrics = world
+        .http
+        .get(format!("{}/metrics", operator.probe))
+        .send()
+        .await?
+        .text()
+        .await?;
+    // Reconcile passes include the set-up's; a webhook write should add none that call out.
+    for line in metrics.lines().filter(|l| {
+        (l.starts_with("qod_operator_notifications_total")
+            || l.starts_with("qod_operator_reconciliations_total"))
+            && !l.ends_with(" 0")
+    }) {
+        println!("  {line}");
+    }
+    operator.print_calls(&world.http).await?;
+    operator.print_memory(&format!("with {sessions} sessions"))?;
+    drop(operator);
+    world.stop().await;
+    Ok(())
+}
+
+/// The webhook against the floor: the same number of status writes to the same resources by
+/// the minimal client, at the same concurrency, on the same control plane, one after the other.
+pub async fn webhook_vs_limit(
+    setup: &Setup,
+    notifications: usize,
+    connections: usize,
+    sessions: usize,
+) -> anyhow::Result<()> {
+    let world = World::start("webhook-vs-limit").await?;
+    let operator = world.operator(setup).await?;
+    world.create_sessions(0, sessions).await?;
+    wait_available(&world, sessions, Duration::from_secs(600)).await?;
+    let webhook = notify(&world, &operator, notifications, connections).await?;
+    operator.print_calls(&world.http).await?;
+    // Its controller would react to the client's writes: the floor is measured alone.
+    drop(operator);
+    let names: Vec<String> = world
+        .sessions()
+        .await?
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    let client = MinimalClient::start(world.api.clone(), &world.namespace).await?;
+    let limit = write_statuses(&client, &names, connections, webhook.latencies.len()).await?;
+    println!(
+        "  webhook (each notification a status write): {}",
+        webhook.summary()
+    );
+    println!(
+        "  limit (one watch, server-side apply with resourceVersion, {connections} writers): {}; {} conflicts",
+        limit.summary(),
+        client.conflicts.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!(
+        "  p99: webhook {:.2} ms, limit {:.2} ms ({:.2}x)",
+        webhook.ms(0.99),
+        limit.ms(0.99),
+        webhook.ms(0.99) / limit.ms(0.99)
+    );
+    println!(
+        "webhook/limit ratio: {:.2}",
+        webhook.per_second() / limit.per_second()
+    );
+    drop(client);
+    world.stop().await;
+    Ok(())
+}
+
+/// Sends `notifications` over `connections` connections to the operator's webhook, spread
+/// over every resource (no two connections write the same resource, as a provider notifies
+/// one session at a time).
+async fn notify(
+    world: &World,
+    operator: &crate::operator::Operator,
+    notifications: usize,
+    connections: usize,
+) -> anyhow::Result<Load> {
     let keys = SinkKeys::from_files(&world.dir.join("hmac-key"), None)?;
-    // (uid, session id, token) of every resource, dealt out to the connections so no two
-    // connections write the same resource (as a provider notifies one session at a time).
+    let resources = world.sessions().await?;
+    anyhow::ensure!(connections > 0 && resources.len() >= connections);
+    // (uid, session id, token) of every resource, dealt out to the connections.
     let mut targets: Vec<Vec<(String, String, String)>> = vec![Vec::new(); connections];
-    for (i, s) in world.sessions().await?.iter().enumerate() {
+    for (i, s) in resources.iter().enumerate() {
         let uid = s.uid().context("no uid")?;
         let id = s
             .status
@@ -117,12 +208,12 @@ pub async fn webhook(
         targets[i % connections].push((uid, id, token));
     }
     let per_connection = notifications / connections;
-    let total = per_connection * connections;
     println!(
-        "webhook: {total} notifications over {connections} connections to {sessions} QodSessions"
+        "webhook: {} notifications over {connections} connections to {} QodSessions",
+        per_connection * connections,
+        resources.len()
     );
     let base = Arc::new(operator.webhook.clone());
-    let cpu_before = operator.cpu()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for mine in targets {
@@ -155,61 +246,22 @@ pub async fn webhook(
                     .await?;
                 let status = answer.status();
                 let _ = answer.bytes().await?;
-                latencies.push(sent.elapsed());
-                if status.as_u16() != 204 {
+                if status.as_u16() == 204 {
+                    latencies.push(sent.elapsed());
+                } else {
                     refused += 1;
                 }
             }
             anyhow::Ok((latencies, refused))
         }));
     }
-    let mut latencies = Vec::with_capacity(total);
-    let mut refused = 0;
+    let (mut latencies, mut refused) = (Vec::new(), 0);
     for task in tasks {
         let (mine, bad) = task.await??;
         latencies.extend(mine);
         refused += bad;
     }
-    let elapsed = start.elapsed();
-    let cpu = operator.cpu()? - cpu_before;
-    latencies.sort();
-    let pct = |p: f64| {
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[i].as_secs_f64() * 1000.0
-    };
-    println!(
-        "  {:.2} s: {:.0} notifications/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {refused} not 204",
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64(),
-        pct(0.50),
-        pct(0.99),
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    );
-    println!(
-        "  operator CPU: {:.2} s ({:.0}% of one core)",
-        cpu.as_secs_f64(),
-        100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64()
-    );
-    let metrics = world
-        .http
-        .get(format!("{}/metrics", operator.probe))
-        .send()
-        .await?
-        .text()
-        .await?;
-    // Reconcile passes include the set-up's; a webhook write should add none that call out.
-    for line in metrics.lines().filter(|l| {
-        (l.starts_with("qod_operator_notifications_total")
-            || l.starts_with("qod_operator_reconciliations_total"))
-            && !l.ends_with(" 0")
-    }) {
-        println!("  {line}");
-    }
-    operator.print_calls(&world.http).await?;
-    operator.print_memory(&format!("with {sessions} sessions"))?;
-    drop(operator);
-    world.stop().await;
-    Ok(())
+    Ok(Load::new(start.elapsed(), latencies, refused))
 }
 
 pub async fn startup(setup: &Setup, runs: usize) -> anyhow::Result<()> {
