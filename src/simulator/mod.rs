@@ -45,7 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use auth::ClientCredentials;
-pub use faults::Faults;
+pub use faults::{Faults, MAX_LATENCY_MS};
 pub use notifier::RetryPolicy;
 pub use profiles::{PROFILES, ProfileStatus, QosProfile};
 pub use reply::ApiVersion;
