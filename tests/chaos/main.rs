@@ -18,6 +18,7 @@ mod adoption;
 mod outage;
 mod provider_down;
 mod replace;
+mod rotation;
 mod run;
 mod secrets;
 // Shared with tests/hostile, which uses other helpers of it.

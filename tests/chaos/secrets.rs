@@ -3,7 +3,7 @@
 //! every log line of that run (operator at `RUST_LOG=debug`, simulator process too) free of
 //! any credential, key or sink token.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use kube::{
     ResourceExt,
@@ -25,7 +25,7 @@ use crate::{
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A secret that cannot appear in a log by accident.
-fn secret(kind: &str) -> String {
+pub fn secret(kind: &str) -> String {
     format!("{kind}-{}", Uuid::new_v4().simple())
 }
 
@@ -47,7 +47,7 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
+pub async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
     eventually(&format!("{name} AVAILABLE"), WAIT, || async {
         let resource = api.get(name).await.unwrap();
         (qos_status(&resource) == Some("AVAILABLE")).then_some(resource)
@@ -56,7 +56,7 @@ async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
 }
 
 /// How many answers of `code` the provider gave, all operations together.
-fn answers(stats: &Value, code: &str) -> u64 {
+pub fn answers(stats: &Value, code: &str) -> u64 {
     stats["apiRequests"]
         .as_object()
         .into_iter()
@@ -276,13 +276,19 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
             secrets.push(("sink token", keys.token_for(uid).expose_secret().to_owned()));
         }
     }
+    assert_no_secret_logged(&dir, &secrets);
+}
+
+/// Every log of the run in `dir` (operator and simulator, written at debug level) is free of
+/// every one of `secrets`.
+pub fn assert_no_secret_logged(dir: &Path, secrets: &[(&str, String)]) {
     let mut scanned = 0;
     for log in ["operator.log", "simulator.log"] {
         let raw = std::fs::read_to_string(dir.join(log)).unwrap();
         let text = strip_ansi(&raw);
         assert!(text.contains("DEBUG"), "{log} was written at debug level");
         scanned += text.len();
-        for (what, value) in &secrets {
+        for (what, value) in secrets {
             assert!(
                 !text.contains(value.as_str()),
                 "{log} contains the {what}: line {:?}",
