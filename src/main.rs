@@ -86,12 +86,13 @@ struct SimulatorArgs {
     #[arg(long, requires = "client_secret_file", env = "QOD_CLIENT_ID")]
     client_id: Option<String>,
 
-    /// File holding the client secret for --client-id.
+    /// File holding the client secret for --client-id; re-read while running (a rotated Secret
+    /// takes effect without a restart, and the old secret is refused from then on).
     #[arg(long, requires = "client_id", env = "QOD_CLIENT_SECRET_FILE")]
     client_secret_file: Option<PathBuf>,
 
-    /// File holding the X-RapidAPI-Key that Network-as-Code calls must carry. Without it any
-    /// key is accepted.
+    /// File holding the X-RapidAPI-Key that Network-as-Code calls must carry; re-read while
+    /// running, like --client-secret-file. Without it any key is accepted.
     #[arg(long, env = "QOD_API_KEY_FILE")]
     api_key_file: Option<PathBuf>,
 
@@ -135,6 +136,9 @@ impl SimulatorArgs {
             bearer_token: read("bearer token", &self.bearer_token_file)?,
             client_credentials,
             api_key: read("API key", &self.api_key_file)?,
+            // Re-read while running, so rotating the mounted Secret needs no restart.
+            client_secret_file: self.client_secret_file,
+            api_key_file: self.api_key_file,
             terminated_retention: self.terminated_retention,
             notification_retry: RetryPolicy {
                 attempts: self.notification_attempts,

@@ -408,7 +408,7 @@ mod tests {
 
     use super::*;
     use crate::qod::{
-        ApplicationServer, DeviceIpv4Address, PortRange, PortsSpec, QosStatus,
+        ApplicationServer, DeviceIpv4Address, PortRange, PortsSpec, QosStatus, TransportFailure,
         http::testing::{Recorder, Reply, Seen, closed_port_url},
     };
 
@@ -865,6 +865,8 @@ mod tests {
         assert!(!err.is_retryable());
         assert!(err.may_have_created());
         assert_eq!(server.seen().len(), 1, "sent exactly once");
+        // The cause leads the message, not buried in the transport's chain.
+        assert!(err.to_string().contains("timed out"), "{err}");
 
         for err in [
             client.get_session(SESSION_ID).await.unwrap_err(),
@@ -877,6 +879,12 @@ mod tests {
         ] {
             assert!(matches!(err, Error::NoAnswer { .. }), "{err:?}");
             assert!(err.is_retryable());
+            assert!(
+                err.to_string().ends_with(
+                    "no complete answer from the QoD provider: timed out waiting for the answer"
+                ),
+                "{err}"
+            );
         }
     }
 
@@ -897,6 +905,10 @@ mod tests {
             "{err:?}"
         );
         assert!(err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "create: could not reach the QoD provider: connection refused"
+        );
         let err = client.get_session(SESSION_ID).await.unwrap_err();
         assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
     }
@@ -938,6 +950,7 @@ mod tests {
                 err,
                 Error::Unreachable {
                     operation: Operation::Create,
+                    cause: TransportFailure::ConnectTimedOut,
                     ..
                 }
             ),

@@ -36,6 +36,65 @@ impl fmt::Display for Operation {
     }
 }
 
+/// What happened on the wire, in a few words. The transport's own error says it too, but deep
+/// in a long chain after the URL; `Ready` should name the cause where a human looks first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// Nothing listens at the provider's address (its process is down).
+    ConnectionRefused,
+    /// The connection was not established within the connect timeout.
+    ConnectTimedOut,
+    /// The provider took longer than the request timeout to answer.
+    TimedOut,
+    /// The connection failed otherwise (DNS, TLS, network unreachable).
+    ConnectFailed,
+    /// The connection broke before the whole answer arrived.
+    ConnectionLost,
+}
+
+impl TransportFailure {
+    /// Classifies a reqwest error.
+    pub fn of(error: &reqwest::Error) -> Self {
+        if error.is_timeout() {
+            return if error.is_connect() {
+                Self::ConnectTimedOut
+            } else {
+                Self::TimedOut
+            };
+        }
+        if error.is_connect() {
+            let refused =
+                std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            return if refused {
+                Self::ConnectionRefused
+            } else {
+                Self::ConnectFailed
+            };
+        }
+        Self::ConnectionLost
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionRefused => "connection refused",
+            Self::ConnectTimedOut => "timed out connecting",
+            Self::TimedOut => "timed out waiting for the answer",
+            Self::ConnectFailed => "could not connect",
+            Self::ConnectionLost => "the connection broke before the answer was complete",
+        }
+    }
+}
+
+impl fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Longest provider error text we keep, so a hostile or broken provider cannot bloat status.
 const MAX_MESSAGE_CHARS: usize = 1024;
 
@@ -53,17 +112,19 @@ pub enum Error {
     },
 
     /// The request could not be sent (connect failure, DNS, TLS): nothing reached the provider.
-    #[error("{operation}: could not reach the QoD provider")]
+    #[error("{operation}: could not reach the QoD provider: {cause}")]
     Unreachable {
         operation: Operation,
+        cause: TransportFailure,
         #[source]
         source: reqwest::Error,
     },
 
     /// A request that is safe to repeat timed out or lost its connection after being sent.
-    #[error("{operation}: no complete answer from the QoD provider")]
+    #[error("{operation}: no complete answer from the QoD provider: {cause}")]
     NoAnswer {
         operation: Operation,
+        cause: TransportFailure,
         #[source]
         source: reqwest::Error,
     },
@@ -71,8 +132,9 @@ pub enum Error {
     /// A create was sent but its outcome is unknown (timeout or reset before the answer).
     /// The session may exist: look the device's sessions up before any new create, because a
     /// blind re-POST can make a second, billable session.
-    #[error("create: the outcome is unknown (the request was sent, no answer came back)")]
+    #[error("create: the outcome is unknown (the request was sent, then: {cause})")]
     CreateOutcomeUnknown {
+        cause: TransportFailure,
         #[source]
         source: reqwest::Error,
     },

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::error::{Error, Operation, error_info_from_body, parse_retry_after};
+use super::error::{Error, Operation, TransportFailure, error_info_from_body, parse_retry_after};
 
 /// Default limit for establishing a connection (TCP and TLS).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,9 +210,10 @@ impl Transport {
         }
     }
 
-    /// Makes the call. A 401 makes the credential be refreshed and the call repeated once (the
-    /// provider refused the first attempt, so repeating it, even a create, cannot duplicate
-    /// anything); a second refusal is returned as the error it is.
+    /// Makes the call. A refusal (401, or a 403 for a credential that has since been rotated)
+    /// makes the credential be refreshed and, when the [`RequestAuth`] has a different one, the
+    /// call repeated once (the provider refused the first attempt, so repeating it, even a
+    /// create, cannot duplicate anything); a second refusal is returned as the error it is.
     pub async fn send(&self, call: &Call<'_>) -> Result<Answer, Error> {
         let correlator = self.correlate.then(Uuid::new_v4);
         let credentials = self.auth.credentials().await?;
@@ -227,10 +228,16 @@ impl Transport {
             .auth
             .refused(credentials.generation, reply.status)
             .await;
-        if reply.status != StatusCode::UNAUTHORIZED || !fresh {
+        // Whether a refusal is worth a retry is the credential's call: a new OAuth token helps
+        // only after a 401, a re-read key file after a 401 or a 403 (RapidAPI refuses an
+        // unknown key with 403).
+        if !fresh {
             return judge(call.operation, reply);
         }
-        debug!("credential refused (401); retrying once with a fresh one");
+        debug!(
+            status = reply.status.as_u16(),
+            "credential refused; retrying once with a fresh one"
+        );
         let credentials = self.auth.credentials().await?;
         let reply = self.attempt(call, &credentials, correlator).await?;
         if matches!(
@@ -358,11 +365,22 @@ pub(crate) fn transport_error(operation: Operation, source: reqwest::Error) -> E
             "{operation}: the request could not be built: {source}"
         ))
     } else if source.is_connect() {
-        Error::Unreachable { operation, source }
+        Error::Unreachable {
+            operation,
+            cause: TransportFailure::of(&source),
+            source,
+        }
     } else if operation == Operation::Create {
-        Error::CreateOutcomeUnknown { source }
+        Error::CreateOutcomeUnknown {
+            cause: TransportFailure::of(&source),
+            source,
+        }
     } else {
-        Error::NoAnswer { operation, source }
+        Error::NoAnswer {
+            operation,
+            cause: TransportFailure::of(&source),
+            source,
+        }
     }
 }
 

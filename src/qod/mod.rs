@@ -20,7 +20,7 @@ use secrecy::SecretString;
 
 pub use auth::{ClientAuthMethod, ClientCredentials, SecretSource};
 pub use camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig};
-pub use error::{Error, Operation};
+pub use error::{Error, Operation, TransportFailure};
 pub use http::Timeouts;
 pub use model::{
     ApplicationServer, Device, DeviceIpv4Address, PortRange, PortsSpec, QosStatus, SessionInfo,

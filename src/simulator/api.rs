@@ -108,6 +108,13 @@ async fn serve(
     let dialect = Dialect::of(headers);
     let correlator = headers.get(X_CORRELATOR);
     let echoed = correlator.filter(|value| valid_correlator(value));
+    // Counts the request as abandoned if its client leaves first: the server then drops this
+    // future, so the guard's drop is the only code that runs.
+    let mut abandoned = Abandoned {
+        shared,
+        operation,
+        armed: true,
+    };
     let faults = shared.faults();
     let latency = faults.latency();
     if !latency.is_zero() {
@@ -141,10 +148,26 @@ async fn serve(
             .headers_mut()
             .insert(HeaderName::from_static(X_CORRELATOR), correlator.clone());
     }
+    abandoned.armed = false;
     shared
         .stats
         .api_request(operation, response.status().as_u16());
     response
+}
+
+/// Counts a request whose handling was dropped before its answer.
+struct Abandoned<'a> {
+    shared: &'a Shared,
+    operation: Operation,
+    armed: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.stats.api_request_abandoned(self.operation);
+        }
+    }
 }
 
 /// `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$` (v1.1).

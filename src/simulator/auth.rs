@@ -4,10 +4,17 @@
 //! API calls are accepted with a token this simulator issued (not expired, not revoked), with
 //! the static `--bearer-token-file` token, or with no credentials at all unless
 //! `--require-auth` is set. The static token can be replaced at run time (`PUT /_sim/auth`), as
-//! a provider rotating a client's credential would. NaC calls (`X-RapidAPI-Key`) are checked against `--api-key-file`
-//! when one is configured. Secrets are compared in constant time and never logged.
+//! a provider rotating a client's credential would. NaC calls (`X-RapidAPI-Key`) are checked
+//! against `--api-key-file` when one is configured. The client secret and the API key files are
+//! re-read on every check, so a rotated (re-mounted) Secret takes effect at once and the old
+//! value is refused from then on. Secrets are compared in constant time and never logged.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::{
     Json,
@@ -33,6 +40,45 @@ pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: SecretString,
+}
+
+/// A secret to check against, re-read from its file (when it has one) at every check: the
+/// simulator's checks are few and the file tiny, and reading each time needs no watcher. A file
+/// that cannot be read, or is empty (a writer between truncate and write), keeps the last value.
+#[derive(Debug)]
+pub(super) struct WatchedSecret {
+    what: &'static str,
+    file: Option<PathBuf>,
+    value: Mutex<SecretString>,
+}
+
+impl WatchedSecret {
+    pub fn new(what: &'static str, value: SecretString, file: Option<PathBuf>) -> Self {
+        Self {
+            what,
+            file,
+            value: Mutex::new(value),
+        }
+    }
+
+    /// The value to check against now.
+    pub fn current(&self) -> SecretString {
+        let mut value = self.value.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = &self.file {
+            match super::read_secret_file(self.what, file) {
+                Ok(read) if read.expose_secret() != value.expose_secret() => {
+                    tracing::info!(secret = self.what, "re-read a changed secret file");
+                    *value = read;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
+                    error = %crate::telemetry::error_chain(&error),
+                    "keeping the last {} read", self.what
+                ),
+            }
+        }
+        value.clone()
+    }
 }
 
 /// Tokens issued by the token endpoint, each with its expiry.
@@ -82,12 +128,12 @@ pub(super) fn authorize(
 ) -> Result<(), ApiError> {
     let config = &shared.config;
     if dialect == Dialect::Nac {
-        if let Some(expected) = &config.api_key {
+        if let Some(expected) = &shared.api_key {
             let given = headers
                 .get(X_RAPIDAPI_KEY)
                 .map(HeaderValue::as_bytes)
                 .unwrap_or_default();
-            if !constant_time_eq(given, expected.expose_secret().as_bytes()) {
+            if !constant_time_eq(given, expected.current().expose_secret().as_bytes()) {
                 return Err(ApiError::invalid_api_key());
             }
         }
@@ -176,7 +222,9 @@ fn issue_token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         (Some((id, secret)), _) => (Some(id.as_str()), Some(secret.as_str())),
         (None, id) => (id, field("client_secret")),
     };
-    if let Some(expected) = &shared.config.client_credentials {
+    if let (Some(expected), Some(expected_secret)) =
+        (&shared.config.client_credentials, &shared.client_secret)
+    {
         let Some(client_id) = client_id else {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -187,7 +235,7 @@ fn issue_token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         let secret_ok = client_secret.is_some_and(|secret| {
             constant_time_eq(
                 secret.as_bytes(),
-                expected.client_secret.expose_secret().as_bytes(),
+                expected_secret.current().expose_secret().as_bytes(),
             )
         });
         if client_id != expected.client_id || !secret_ok {
@@ -334,6 +382,28 @@ mod tests {
         assert_eq!(base64_decode("YQ==").unwrap(), b"a");
         assert_eq!(base64_decode("YWI").unwrap(), b"ab");
         assert!(basic_credentials("Bearer x").is_none());
+    }
+
+    #[test]
+    fn a_watched_secret_follows_its_file_and_keeps_the_last_value_when_it_is_unreadable() {
+        let path = std::env::temp_dir().join(format!("qod-sim-secret-{}", Uuid::new_v4()));
+        std::fs::write(&path, "first\n").unwrap();
+        let secret = WatchedSecret::new(
+            "test secret",
+            SecretString::from("first"),
+            Some(path.clone()),
+        );
+        assert_eq!(secret.current().expose_secret(), "first");
+        std::fs::write(&path, "second\n").unwrap();
+        assert_eq!(secret.current().expose_secret(), "second");
+        // Half-written (truncated) or gone: the last good value stays.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(secret.current().expose_secret(), "second");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(secret.current().expose_secret(), "second");
+        let fixed = WatchedSecret::new("test secret", SecretString::from("fixed"), None);
+        assert_eq!(fixed.current().expose_secret(), "fixed");
+        assert!(!format!("{secret:?}{fixed:?}").contains("second"));
     }
 
     #[test]

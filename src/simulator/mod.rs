@@ -45,7 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use auth::ClientCredentials;
-pub use faults::Faults;
+pub use faults::{Faults, MAX_LATENCY_MS};
 pub use notifier::RetryPolicy;
 pub use profiles::{PROFILES, ProfileStatus, QosProfile};
 pub use reply::ApiVersion;
@@ -71,6 +71,11 @@ pub struct Config {
     pub client_credentials: Option<ClientCredentials>,
     /// When set, NaC calls must carry this `X-RapidAPI-Key`.
     pub api_key: Option<SecretString>,
+    /// The file `client_credentials`' secret came from: re-read while running, so a rotated
+    /// (re-mounted) Secret takes effect without a restart, as at a real provider.
+    pub client_secret_file: Option<PathBuf>,
+    /// The file `api_key` came from; re-read likewise.
+    pub api_key_file: Option<PathBuf>,
     /// How long a NETWORK_TERMINATED session is kept before it is removed (CAMARA: at least
     /// 360 s).
     pub terminated_retention: Duration,
@@ -91,6 +96,8 @@ impl Default for Config {
             bearer_token: None,
             client_credentials: None,
             api_key: None,
+            client_secret_file: None,
+            api_key_file: None,
             terminated_retention: Duration::from_secs(360),
             notification_retry: RetryPolicy::default(),
             public_url: None,
@@ -166,6 +173,10 @@ struct Shared {
     /// The static bearer token accepted besides issued ones: `Config::bearer_token` at start,
     /// replaced by `PUT /_sim/auth` (a credential rotation at the provider).
     bearer_token: Mutex<Option<SecretString>>,
+    /// The client secret the token endpoint accepts, when it checks one.
+    client_secret: Option<auth::WatchedSecret>,
+    /// The `X-RapidAPI-Key` NaC calls must carry, when one is configured.
+    api_key: Option<auth::WatchedSecret>,
     stats: stats::Stats,
     /// Wakes the scheduler after a change of deadlines.
     wake: Notify,
@@ -281,6 +292,17 @@ impl SimulatorState {
             faults: Mutex::default(),
             tokens: Mutex::default(),
             bearer_token: Mutex::new(config.bearer_token.clone()),
+            client_secret: config.client_credentials.as_ref().map(|c| {
+                auth::WatchedSecret::new(
+                    "client secret",
+                    c.client_secret.clone(),
+                    config.client_secret_file.clone(),
+                )
+            }),
+            api_key: config
+                .api_key
+                .clone()
+                .map(|key| auth::WatchedSecret::new("API key", key, config.api_key_file.clone())),
             stats: stats::Stats::default(),
             wake: Notify::new(),
             http,

@@ -33,6 +33,10 @@ pub struct StatsSnapshot {
     /// Operation (`create`, `get`, `delete`, `extend`, `retrieve_sessions`) to HTTP status to
     /// count.
     pub api_requests: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// API requests by operation whose client went away before the answer (it timed out
+    /// during `latencyMs` or `answerDelayMs`): never answered, so not in `apiRequests`. Those
+    /// cut off during `latencyMs` did nothing.
+    pub api_requests_abandoned: BTreeMap<&'static str, u64>,
     /// Sessions created, counted when the create takes effect: also those whose answer never
     /// reached the client (it gave up or died during `answerDelayMs`), which the 201s in
     /// `apiRequests` miss.
@@ -64,6 +68,14 @@ impl Stats {
                 .or_default()
                 .entry(status.to_string())
                 .or_default() += 1;
+        });
+    }
+
+    pub fn api_request_abandoned(&self, operation: Operation) {
+        self.with(|s| {
+            *s.api_requests_abandoned
+                .entry(operation.as_str())
+                .or_default() += 1
         });
     }
 
@@ -120,6 +132,7 @@ mod tests {
         stats.api_request(Operation::Create, 201);
         stats.api_request(Operation::Create, 201);
         stats.api_request(Operation::Create, 409);
+        stats.api_request_abandoned(Operation::Get);
         stats.token_issued();
         stats.notification_finished(Outcome::Delivered);
         stats.notification_finished(Outcome::CredentialExpired);
@@ -128,6 +141,7 @@ mod tests {
             value["apiRequests"],
             json!({"create": {"201": 2, "409": 1}})
         );
+        assert_eq!(value["apiRequestsAbandoned"], json!({"get": 1}));
         assert_eq!(value["tokensIssued"], 1);
         assert_eq!(value["notifications"]["delivered"], 1);
         assert_eq!(value["notifications"]["dropped"], 1);

@@ -1,8 +1,9 @@
 //! Reliability under faults: the operator as a process (`qod-operator run`), SIGKILLed and
 //! restarted while the QoD simulator injects errors, rate limits, timeouts, lost answers and
 //! bad notifications, and the control plane itself is SIGKILLed and restarted; a provider
-//! outage; credentials rotated at run time; and a scan of every
-//! log line of a full run for secrets. Against a real Kubernetes API (tests/control-plane), one
+//! outage (503s, a dead process, a hang); credentials rotated at run time (bearer token, OAuth2
+//! client secret, Network-as-Code API key, HMAC key); and a scan of every log line of a full
+//! run for secrets. Against a real Kubernetes API (tests/control-plane), one
 //! namespace per test. One test binary, so it links once.
 //!
 //! The chaos run is sized for CI (`QOD_CHAOS_SESSIONS`, default 150; `QOD_CHAOS_SECONDS`,
@@ -17,7 +18,9 @@ mod support;
 
 mod adoption;
 mod outage;
+mod provider_down;
 mod replace;
+mod rotation;
 mod run;
 mod secrets;
 // Shared with tests/hostile, which uses other helpers of it.

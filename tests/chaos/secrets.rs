@@ -3,11 +3,7 @@
 //! every log line of that run (operator at `RUST_LOG=debug`, simulator process too) free of
 //! any credential, key or sink token.
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use kube::{
     ResourceExt,
@@ -21,44 +17,16 @@ use uuid::Uuid;
 use crate::{
     support::eventually,
     world::{
-        Cluster, Operator, OperatorSetup, Sim, free_port, qos_status, ready, session_id, sink_uid,
-        spec, test_dir,
+        Cluster, Operator, OperatorSetup, SimProcess, free_port, qos_status, ready, session_id,
+        sink_uid, spec, test_dir,
     },
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A secret that cannot appear in a log by accident.
-fn secret(kind: &str) -> String {
+pub fn secret(kind: &str) -> String {
     format!("{kind}-{}", Uuid::new_v4().simple())
-}
-
-/// `qod-operator simulator` as its own process, so its log is its own.
-struct SimProcess(Child);
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_simulator(dir: &Path, port: u16, files: &[(&str, &Path)]) -> SimProcess {
-    let log = std::fs::File::create(dir.join("simulator.log")).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_qod-operator"));
-    command
-        .arg("simulator")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--available-after", "200ms", "--require-auth"])
-        .args(["--client-id", "chaos-client"])
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    for (flag, path) in files {
-        command.arg(flag).arg(path);
-    }
-    SimProcess(command.spawn().unwrap())
 }
 
 /// The text without terminal colour codes (`ESC [ ... m`), which could split a value.
@@ -79,7 +47,7 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
+pub async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
     eventually(&format!("{name} AVAILABLE"), WAIT, || async {
         let resource = api.get(name).await.unwrap();
         (qos_status(&resource) == Some("AVAILABLE")).then_some(resource)
@@ -88,7 +56,7 @@ async fn wait_available(api: &kube::Api<QodSession>, name: &str) -> QodSession {
 }
 
 /// How many answers of `code` the provider gave, all operations together.
-fn answers(stats: &Value, code: &str) -> u64 {
+pub fn answers(stats: &Value, code: &str) -> u64 {
     stats["apiRequests"]
         .as_object()
         .into_iter()
@@ -118,21 +86,21 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     let hmac_current = file("hmac-key", &key_1);
     let hmac_previous = file("hmac-previous-key", &key_0);
 
-    let port = free_port();
-    let _simulator = start_simulator(
+    let (_simulator, sim) = SimProcess::start(
         &dir,
-        port,
-        &[
-            ("--bearer-token-file", &sim_bearer),
-            ("--client-secret-file", &sim_client_secret),
-            ("--api-key-file", &sim_api_key),
+        free_port(),
+        [
+            "--require-auth".as_ref(),
+            "--client-id".as_ref(),
+            "chaos-client".as_ref(),
+            "--bearer-token-file".as_ref(),
+            sim_bearer.as_os_str(),
+            "--client-secret-file".as_ref(),
+            sim_client_secret.as_os_str(),
+            "--api-key-file".as_ref(),
+            sim_api_key.as_os_str(),
         ],
-    );
-    let sim = Sim::new(format!("http://127.0.0.1:{port}"));
-    eventually("the simulator to answer", WAIT, || async {
-        let answer = sim.http.get(format!("{}/healthz", sim.base)).send().await;
-        answer.is_ok_and(|a| a.status().is_success()).then_some(())
-    })
+    )
     .await;
     // The simulator sees the client secret and the API key too, so its log is tested for them.
     let token = sim
@@ -308,13 +276,19 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
             secrets.push(("sink token", keys.token_for(uid).expose_secret().to_owned()));
         }
     }
+    assert_no_secret_logged(&dir, &secrets);
+}
+
+/// Every log of the run in `dir` (operator and simulator, written at debug level) is free of
+/// every one of `secrets`.
+pub fn assert_no_secret_logged(dir: &Path, secrets: &[(&str, String)]) {
     let mut scanned = 0;
     for log in ["operator.log", "simulator.log"] {
         let raw = std::fs::read_to_string(dir.join(log)).unwrap();
         let text = strip_ansi(&raw);
         assert!(text.contains("DEBUG"), "{log} was written at debug level");
         scanned += text.len();
-        for (what, value) in &secrets {
+        for (what, value) in secrets {
             assert!(
                 !text.contains(value.as_str()),
                 "{log} contains the {what}: line {:?}",

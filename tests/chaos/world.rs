@@ -4,6 +4,7 @@
 //! again on the same webhook port (the sinks registered with the provider name that port).
 
 use std::{
+    ffi::OsStr,
     fs::OpenOptions,
     net::TcpListener,
     path::{Path, PathBuf},
@@ -18,7 +19,7 @@ use qod_operator::{
 };
 use serde_json::Value;
 
-use crate::support::{ControlPlane, control_plane, eventually};
+use crate::support::{ControlPlane, control_plane, eventually, metrics};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -127,6 +128,15 @@ impl Sim {
             .unwrap();
     }
 
+    /// Waits until the simulator answers its health check.
+    pub async fn wait_up(&self) {
+        eventually("the simulator to answer", WAIT, || async {
+            let answer = self.http.get(format!("{}/healthz", self.base)).send().await;
+            answer.is_ok_and(|a| a.status().is_success()).then_some(())
+        })
+        .await;
+    }
+
     pub async fn faults(&self, faults: Value) {
         self.put("/_sim/faults", &faults).await;
     }
@@ -183,6 +193,56 @@ pub async fn simulator_with(config: simulator::Config) -> (simulator::RunningSim
     let running = simulator::spawn(listener, config).await.unwrap();
     let sim = Sim::new(running.base_url());
     (running, sim)
+}
+
+/// `qod-operator simulator` as its own process: its log is its own (`simulator.log`, appended
+/// to by every incarnation), and it can be SIGKILLed and started again on the same port, as a
+/// provider that goes down.
+pub struct SimProcess(Child);
+
+impl SimProcess {
+    /// Starts a simulator on 127.0.0.1:`port` that answers AVAILABLE 200 ms after a create and
+    /// logs at debug level, with `args` added; waits until it answers.
+    pub async fn start<I, S>(dir: &Path, port: u16, args: I) -> (Self, Sim)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("simulator.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_qod-operator"))
+            .arg("simulator")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--available-after", "200ms"])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let process = Self(child);
+        let sim = Sim::new(format!("http://127.0.0.1:{port}"));
+        sim.wait_up().await;
+        (process, sim)
+    }
+
+    /// SIGKILL: the port is closed at once (connections refused), and the sessions it held are
+    /// gone with it.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// How to start an operator process.
@@ -287,6 +347,21 @@ impl Operator {
             .await
             .ok()
             .map(|r| r.status().as_u16())
+    }
+
+    /// The sum of the operator's metric `name` over the series whose labels contain `labels`.
+    pub async fn metric_sum(&self, name: &str, labels: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", self.probe_port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics::sum(&text, name, labels)
     }
 
     pub async fn wait_ready(&self) {

@@ -4,6 +4,7 @@
 
 pub mod camara;
 pub mod control_plane;
+pub mod metrics;
 pub mod prism;
 pub mod tools;
 pub mod wait;
