@@ -560,13 +560,15 @@ impl Pass<'_> {
         error: qod::Error,
     ) -> Result<Action, Error> {
         next.observed_generation = self.generation();
+        // The wait starts when the call failed, not when the pass began: a call that timed out
+        // after 30 s must not have used its whole backoff up already.
         let wait = status::record_error(
             &mut next,
             action,
             &error,
             self.context.provider_health.failures_in_a_row(),
             self.generation(),
-            self.now,
+            Timestamp::now(),
         );
         warn!(
             error = %error_chain(&error),

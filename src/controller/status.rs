@@ -158,7 +158,14 @@ pub fn record_error(
     };
     let wait = super::backoff::delay(run, transient, error.retry_after());
     let wait_span = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
-    status.next_attempt_at = Some(Time(now.saturating_add(wait_span).unwrap_or(now)));
+    let next = now.saturating_add(wait_span).unwrap_or(now);
+    // Stored in whole seconds: rounded up, so the retry never comes early.
+    let next = if next.subsec_nanosecond() > 0 {
+        Timestamp::from_second(next.as_second().saturating_add(1)).unwrap_or(next)
+    } else {
+        next
+    };
+    status.next_attempt_at = Some(Time(next));
     let why = match error.status() {
         Some(401 | 403) => reason::UNAUTHORIZED,
         Some(409) => reason::CONFLICT,
@@ -389,6 +396,25 @@ mod tests {
         assert!(
             record_error(&mut s, "create", &conflict, 0, Some(1), now())
                 >= super::super::backoff::FIRST * 128
+        );
+    }
+
+    #[test]
+    fn the_next_attempt_is_never_earlier_than_the_wait() {
+        let now: Timestamp = "2026-11-26T12:00:00.9Z".parse().unwrap();
+        let mut s = QodSessionStatus::default();
+        let unavailable = qod::Error::Api {
+            operation: qod::Operation::Get,
+            info: qod::model::ErrorInfo::new(503, "UNAVAILABLE", "busy"),
+            retry_after: None,
+        };
+        let wait = record_error(&mut s, "read", &unavailable, 1, Some(1), now);
+        let next = s.next_attempt_at.unwrap().0;
+        // Stored in whole seconds (metav1.Time), so rounded up rather than cut.
+        assert_eq!(next.subsec_nanosecond(), 0);
+        assert!(
+            next >= now + jiff::SignedDuration::try_from(wait).unwrap(),
+            "{next}"
         );
     }
 
