@@ -58,8 +58,9 @@ impl MinimalClient {
         }))
     }
 
-    /// The newest resourceVersion we know of `name`: the watch's copy or our own last write.
-    fn newest_version(&self, name: &str) -> Option<String> {
+    /// The newest resourceVersion we know of `name`: `known` (such as the create's answer),
+    /// the watch's copy or our own last write.
+    fn newest_version(&self, name: &str, known: Option<String>) -> Option<String> {
         let watched = self
             .store
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
@@ -71,17 +72,21 @@ impl MinimalClient {
             .get(name)
             .cloned();
         let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
-        if number(&written) > number(&watched) {
-            written
-        } else {
-            watched
-        }
+        [known, written, watched]
+            .into_iter()
+            .max_by_key(number)
+            .flatten()
     }
 
     /// Applies `status` to `name`'s status with the newest resourceVersion known as the
     /// precondition; on a conflict reads the resource and tries again.
-    pub async fn write_status(&self, name: &str, status: &Value) -> anyhow::Result<()> {
-        let mut version = self.newest_version(name);
+    pub async fn write_status(
+        &self,
+        name: &str,
+        known: Option<String>,
+        status: &Value,
+    ) -> anyhow::Result<()> {
+        let mut version = self.newest_version(name, known);
         for _ in 0..8 {
             let body = json!({
                 "apiVersion": "qod.dev/v1alpha1",
@@ -204,7 +209,7 @@ pub async fn write_statuses(
             for n in 0..per_writer {
                 let sent = Instant::now();
                 match client
-                    .write_status(&mine[n % mine.len()], &notified_status())
+                    .write_status(&mine[n % mine.len()], None, &notified_status())
                     .await
                 {
                     Ok(()) => latencies.push(sent.elapsed()),
@@ -221,4 +226,55 @@ pub async fn write_statuses(
         failed += bad;
     }
     Ok(Load::new(start.elapsed(), latencies, failed))
+}
+
+/// Writes to QodSessions the API server has counted (all clients), from its `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApiWrites {
+    /// Requests that write a QodSession or its status (POST, PUT, PATCH, APPLY, DELETE).
+    pub writes: f64,
+    /// Of those, the ones refused for an older resourceVersion (409).
+    pub conflicts: f64,
+}
+
+impl ApiWrites {
+    pub async fn read(client: &kube::Client) -> anyhow::Result<Self> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        let text = client.request_text(request).await?;
+        let mut counted = Self::default();
+        for line in text.lines() {
+            let Some(series) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = series.rsplit_once("} ") else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix("=\""))
+                    .and_then(|v| v.strip_suffix('"'))
+            };
+            let write = matches!(
+                label("verb"),
+                Some("POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
+            );
+            if label("resource") != Some("qodsessions") || !write {
+                continue;
+            }
+            let value: f64 = value.trim().parse().unwrap_or(0.0);
+            counted.writes += value;
+            if label("code") == Some("409") {
+                counted.conflicts += value;
+            }
+        }
+        Ok(counted)
+    }
+
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            writes: self.writes - before.writes,
+            conflicts: self.conflicts - before.conflicts,
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //!
 //! Scenarios: `reconcile` (sessions applied at once until AVAILABLE, then deleted), `webhook`
 //! (notifications over concurrent connections, each ending in a status write),
-//! `webhook-vs-limit` (the same against a minimal client's status writes), `startup`
+//! `webhook-vs-limit` (the same against a minimal client's status writes), `reconcile-vs-floor`
+//! (the operator's time to AVAILABLE against a minimal client's creates and status writes),
+//! `startup`
 //! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
 
 // Shared with the integration tests, which use more of it.
@@ -39,6 +41,13 @@ enum Scenario {
     /// N QodSessions created at once: seconds until all are AVAILABLE, then until all are
     /// deleted at the provider; the operator's CPU time and peak RSS.
     Reconcile {
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+    },
+    /// The operator against the floor the API server sets: time until N QodSessions are
+    /// AVAILABLE against a minimal client creating N and writing one status to each; the
+    /// operator's API writes per session, counted by the API server.
+    ReconcileVsFloor {
         #[arg(long, default_value_t = 1000)]
         sessions: usize,
     },
@@ -109,6 +118,9 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 sessions,
             } => scenarios::webhook(&setup, notifications, connections, sessions).await,
+            Scenario::ReconcileVsFloor { sessions } => {
+                scenarios::reconcile_vs_floor(&setup, sessions).await
+            }
             Scenario::WebhookVsLimit {
                 notifications,
                 connections,

@@ -80,36 +80,36 @@ impl World {
     /// Creates `count` QodSessions (distinct devices), 64 requests at a time.
     pub async fn create_sessions(&self, from: usize, count: usize) -> anyhow::Result<()> {
         stream::iter(from..from + count)
-            .map(|i| {
-                let api = self.api.clone();
-                async move {
-                    let spec = QodSessionSpec {
-                        device: Device {
-                            phone_number: Some(format!("+3670{i:08}")),
-                            ..Device::default()
-                        },
-                        application_server: ApplicationServer {
-                            ipv4_address: Some("198.51.100.7".into()),
-                            ipv6_address: None,
-                        },
-                        device_ports: None,
-                        application_server_ports: None,
-                        qos_profile: "QOS_L".into(),
-                        duration: 3600,
-                        auto_extend: false,
-                    };
-                    api.create(
-                        &PostParams::default(),
-                        &QodSession::new(&format!("bench-{i}"), spec),
-                    )
-                    .await
-                    .map(|_| ())
-                }
-            })
+            .map(|i| async move { self.create_session(i).await.map(|_| ()) })
             .buffer_unordered(64)
             .try_collect::<()>()
             .await
-            .context("creating QodSessions")
+    }
+
+    /// Creates QodSession `bench-<i>` (a device of its own) and returns it as stored.
+    pub async fn create_session(&self, i: usize) -> anyhow::Result<QodSession> {
+        let spec = QodSessionSpec {
+            device: Device {
+                phone_number: Some(format!("+3670{i:08}")),
+                ..Device::default()
+            },
+            application_server: ApplicationServer {
+                ipv4_address: Some("198.51.100.7".into()),
+                ipv6_address: None,
+            },
+            device_ports: None,
+            application_server_ports: None,
+            qos_profile: "QOS_L".into(),
+            duration: 3600,
+            auto_extend: false,
+        };
+        self.api
+            .create(
+                &PostParams::default(),
+                &QodSession::new(&format!("bench-{i}"), spec),
+            )
+            .await
+            .context("creating a QodSession")
     }
 
     /// Every QodSession.
