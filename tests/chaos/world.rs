@@ -52,7 +52,12 @@ pub struct Cluster {
 impl Cluster {
     /// A namespace named after `test` on the test binary's shared control plane.
     pub async fn start(test: &str) -> Self {
-        let control_plane = ControlPlane::shared();
+        Self::on(ControlPlane::shared(), test).await
+    }
+
+    /// A namespace named after `test` on `control_plane` (one the test started with flags
+    /// of its own).
+    pub async fn on(control_plane: &ControlPlane, test: &str) -> Self {
         let client = control_plane.client().await;
         control_plane::install_crd(&client).await;
         let namespace = control_plane.namespace(test).await;
