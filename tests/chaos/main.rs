@@ -6,6 +6,12 @@
 //! run for secrets. Against a real Kubernetes API (tests/control-plane), one
 //! namespace per test. One test binary, so it links once.
 //!
+//! `apiserver` makes the API server the fault, on a control plane of its own with an audit
+//! log that counts the operator's requests: APF answering 429 (the operator waits out
+//! `Retry-After`, loses no notification, converges), and a watch expired by etcd compaction
+//! while a proxy cuts the operator off (410 Gone: it relists, misses no change, and makes no
+//! burst of provider calls).
+//!
 //! The chaos run is sized for CI (`QOD_CHAOS_SESSIONS`, default 150; `QOD_CHAOS_SECONDS`,
 //! default 50); `QOD_CHAOS_SESSIONS=500 QOD_CHAOS_SECONDS=600` is the long mode, and
 //! `QOD_CHAOS_SEED` replays a run's random choices.
@@ -17,6 +23,7 @@
 mod support;
 
 mod adoption;
+mod apiserver;
 mod outage;
 mod provider_down;
 mod replace;

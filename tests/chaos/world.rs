@@ -57,7 +57,7 @@ impl Cluster {
     }
 
     /// A namespace named after `test` on `control_plane` (one of the test's own, to kill and
-    /// restart).
+    /// restart, or started with flags of its own).
     pub async fn on(control_plane: &ControlPlane, test: &str) -> Self {
         let client = control_plane.client().await;
         control_plane::install_crd(&client).await;

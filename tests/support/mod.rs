@@ -2,10 +2,13 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod camara;
 pub mod control_plane;
+pub mod identity;
 pub mod metrics;
 pub mod prism;
+pub mod proxy;
 pub mod tools;
 pub mod wait;
 
