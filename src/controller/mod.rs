@@ -113,8 +113,8 @@ pub struct Context {
     /// flight are abandoned at once and none starts, so a replica that no longer leads makes
     /// no provider call.
     pub stop: CancellationToken,
-    /// Our last write of each resource, so a pass never plans from a cached copy that does not
-    /// have it yet.
+    /// Our last write of each resource, or the copy a write was refused for, so a pass never
+    /// plans from a cached copy known to be stale.
     pub own_writes: per_resource::PerResource<reconcile::OwnWrite>,
 }
 
@@ -239,8 +239,16 @@ pub async fn run(
 fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) -> Action {
     if error.is_conflict() {
         context.metrics.reconcile_conflict();
-        // Our cached copy was older than the stored one (often our own previous write): read
-        // again shortly. Optimistic locking doing its job, not a failure.
+        if let (Some(uid), Some(at)) = (session.uid(), session.resource_version()) {
+            context.own_writes.update(
+                &uid,
+                |uid| context.cache.by_uid(uid).is_some(),
+                |last| *last = reconcile::OwnWrite::Refused { at },
+            );
+        }
+        // Our cached copy was older than the stored one (often our own previous write): plan
+        // again once the watch brings a newer one (the next pass skips this copy). Optimistic
+        // locking doing its job, not a failure.
         debug!(error = %error_chain(error), "stale copy; retrying");
         return Action::requeue(CONFLICT_RETRY);
     }

@@ -103,13 +103,19 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
 /// How soon a pass skipped for a lagging cache looks again, should no watch event come.
 const OWN_WRITE_PENDING: Duration = Duration::from_secs(1);
 
-/// Our last write of a resource, remembered until the cache has caught up with it.
+/// What we know of a resource beyond the cached copy (our last write, or a write the API
+/// server refused), remembered until the cache has caught up with it.
 #[derive(Clone, Debug, Default)]
 pub enum OwnWrite {
     #[default]
     None,
     /// A write that turned resourceVersion `over` into `written`.
     Wrote { over: String, written: String },
+    /// A write based on the copy at this resourceVersion was refused (409): the API server
+    /// holds something newer, so that copy and older ones are stale. Planning from them again
+    /// (while the watch is slow, or down) would only repeat the refused pass, provider calls
+    /// included.
+    Refused { at: String },
     /// Our finalizer was removed from a resource being deleted. The API server answers a
     /// removal that lets the deletion proceed with the object as it was before, old
     /// resourceVersion included, so versions cannot tell; but no finalizer can be added to a
@@ -124,6 +130,13 @@ impl OwnWrite {
             Self::None => false,
             Self::Wrote { over, written } => {
                 predates(copy.resource_version().as_deref(), over, written)
+            }
+            Self::Refused { at } => {
+                let cached = copy.resource_version();
+                match (cached.as_deref().map(str::parse::<u64>), at.parse::<u64>()) {
+                    (Some(Ok(cached)), Ok(at)) => cached <= at,
+                    _ => cached.as_deref() == Some(at.as_str()),
+                }
             }
             Self::FinalizerRemoved => copy.finalizers().iter().any(|f| f == FINALIZER),
         }
@@ -779,6 +792,16 @@ mod tests {
         copy.metadata.finalizers = Some(vec!["other.dev/keep".into()]);
         assert!(!OwnWrite::FinalizerRemoved.is_missing_from(&copy));
         assert!(!OwnWrite::None.is_missing_from(&copy));
+
+        let refused = OwnWrite::Refused { at: "202".into() };
+        assert!(refused.is_missing_from(&copy), "the refused copy itself");
+        copy.metadata.resource_version = Some("201".into());
+        assert!(refused.is_missing_from(&copy));
+        copy.metadata.resource_version = Some("203".into());
+        assert!(
+            !refused.is_missing_from(&copy),
+            "a newer copy is planned from"
+        );
     }
 
     #[test]
