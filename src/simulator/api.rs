@@ -268,8 +268,9 @@ fn create(
 
 fn get(shared: &Shared, version: ApiVersion, raw_id: &str) -> Result<Reply, ApiError> {
     let id = parse_session_id(raw_id)?;
-    let store = shared.store();
-    let session = store.get(&id).ok_or_else(|| session_not_found(&id))?;
+    let mut store = shared.store();
+    let session = store.get_mut(&id).ok_or_else(|| session_not_found(&id))?;
+    session.reads += 1;
     Ok(Reply::Json(
         StatusCode::OK,
         render::session_info(session, version),

@@ -3,7 +3,8 @@
 //! read counters and reset. Never subject to faults or authentication: it is a test harness,
 //! bind the simulator to a trusted interface.
 //!
-//! - `GET /_sim/sessions[?removed=true]`: array of sessions (removed ones only on request)
+//! - `GET /_sim/sessions[?removed=true]`: array of sessions (removed ones only on request), each
+//!   with the `GET`s of it answered so far (`reads`)
 //! - `POST /_sim/sessions/{id}/terminate`: UNAVAILABLE + NETWORK_TERMINATED; answers the session
 //! - `GET|PUT /_sim/faults`: the [`Faults`] JSON
 //! - `POST /_sim/tokens/revoke`: `{"revoked": n}`
@@ -83,6 +84,8 @@ struct SessionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     removed_at: Option<Timestamp>,
     deliveries: &'a [Delivery],
+    /// `GET`s of the session answered so far.
+    reads: u64,
 }
 
 impl<'a> SessionView<'a> {
@@ -111,6 +114,7 @@ impl<'a> SessionView<'a> {
             removed: session.removed_at.is_some(),
             removed_at: session.removed_at,
             deliveries: &session.deliveries,
+            reads: session.reads,
         }
     }
 }

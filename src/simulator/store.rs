@@ -60,6 +60,8 @@ pub struct Session {
     /// The next transition: REQUESTED -> AVAILABLE, AVAILABLE -> expired, UNAVAILABLE -> removed.
     pub deadline: Option<Instant>,
     pub deliveries: Vec<Delivery>,
+    /// `GET`s of this session answered so far, so tests can tell which sessions were re-read.
+    pub reads: u64,
     /// Feeds the session's notifier; dropped when the session is removed.
     pub outbox: Option<UnboundedSender<Outgoing>>,
     pub removed_at: Option<Timestamp>,
@@ -104,6 +106,7 @@ impl Session {
             ended_at: None,
             deadline: Some(now + available_after),
             deliveries: Vec::new(),
+            reads: 0,
             outbox: new.outbox,
             removed_at: None,
         };
@@ -259,6 +262,7 @@ impl Store {
         self.live.insert(session.id, session);
     }
 
+    #[cfg(test)]
     pub fn get(&self, id: &Uuid) -> Option<&Session> {
         self.live.get(id)
     }
