@@ -5,7 +5,7 @@
 //! again). The operator's figures are divided by this client's, measured in the same run.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
@@ -228,20 +228,16 @@ pub async fn write_statuses(
     Ok(Load::new(start.elapsed(), latencies, failed))
 }
 
-/// Writes to QodSessions the API server has counted (all clients), from its `/metrics`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ApiWrites {
-    /// Requests that write a QodSession or its status (POST, PUT, PATCH, APPLY, DELETE).
-    pub writes: f64,
-    /// Of those, the ones refused for an older resourceVersion (409).
-    pub conflicts: f64,
-}
+/// Requests the API server has counted (all clients), from its `/metrics`
+/// (`apiserver_request_total`), by (resource, verb, code).
+#[derive(Clone, Debug, Default)]
+pub struct ApiRequests(BTreeMap<(String, String, String), f64>);
 
-impl ApiWrites {
+impl ApiRequests {
     pub async fn read(client: &kube::Client) -> anyhow::Result<Self> {
         let request = http::Request::get("/metrics").body(Vec::new())?;
         let text = client.request_text(request).await?;
-        let mut counted = Self::default();
+        let mut counted = BTreeMap::new();
         for line in text.lines() {
             let Some(series) = line.strip_prefix("apiserver_request_total{") else {
                 continue;
@@ -254,27 +250,68 @@ impl ApiWrites {
                     .split(',')
                     .find_map(|l| l.strip_prefix(name)?.strip_prefix("=\""))
                     .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or_default()
+                    .to_owned()
             };
-            let write = matches!(
-                label("verb"),
-                Some("POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
-            );
-            if label("resource") != Some("qodsessions") || !write {
-                continue;
+            let mut resource = label("resource");
+            let subresource = label("subresource");
+            if !subresource.is_empty() {
+                resource = format!("{resource}/{subresource}");
             }
-            let value: f64 = value.trim().parse().unwrap_or(0.0);
-            counted.writes += value;
-            if label("code") == Some("409") {
-                counted.conflicts += value;
-            }
+            *counted
+                .entry((resource, label("verb"), label("code")))
+                .or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
         }
-        Ok(counted)
+        Ok(Self(counted))
     }
 
-    pub fn since(self, before: Self) -> Self {
-        Self {
-            writes: self.writes - before.writes,
-            conflicts: self.conflicts - before.conflicts,
+    /// What was counted after `before`.
+    pub fn since(&self, before: &Self) -> Self {
+        Self(
+            self.0
+                .iter()
+                .map(|(key, n)| (key.clone(), n - before.0.get(key).copied().unwrap_or(0.0)))
+                .filter(|(_, n)| *n > 0.0)
+                .collect(),
+        )
+    }
+
+    /// Requests that wrote a QodSession or its status (POST, PUT, PATCH, APPLY, DELETE).
+    pub fn session_writes(&self) -> f64 {
+        self.sum(|resource, verb, _| {
+            resource.starts_with("qodsessions")
+                && matches!(verb, "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
+        })
+    }
+
+    /// Of those, the ones refused for an older resourceVersion (409).
+    pub fn session_conflicts(&self) -> f64 {
+        self.sum(|resource, verb, code| {
+            resource.starts_with("qodsessions")
+                && matches!(verb, "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
+                && code == "409"
+        })
+    }
+
+    fn sum(&self, mut which: impl FnMut(&str, &str, &str) -> bool) -> f64 {
+        self.0
+            .iter()
+            .filter(|((resource, verb, code), _)| which(resource, verb, code))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// One line per resource and verb, largest first.
+    pub fn breakdown(&self) -> String {
+        let mut by: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for ((resource, verb, _), n) in &self.0 {
+            *by.entry((resource.clone(), verb.clone())).or_default() += n;
         }
+        let mut rows: Vec<_> = by.into_iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rows.iter()
+            .map(|((resource, verb), n)| format!("{verb} {resource} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

@@ -127,6 +127,7 @@ impl Operator {
             .await?;
         let mut calls: BTreeMap<String, f64> = BTreeMap::new();
         let (mut errors, mut conflicts) = (0.0, 0.0);
+        let mut notifications = Vec::new();
         for line in text.lines() {
             let Some((series, value)) = line.rsplit_once(' ') else {
                 continue;
@@ -141,6 +142,13 @@ impl Operator {
                     .and_then(|l| l.strip_suffix('"'))
                     .unwrap_or("?");
                 *calls.entry(operation.to_owned()).or_default() += value;
+            } else if let Some(labels) = series.strip_prefix("qod_operator_notifications_total{") {
+                if value > 0.0 {
+                    notifications.push(format!(
+                        "{} {value}",
+                        labels.trim_start_matches("result=").trim_matches('"')
+                    ));
+                }
             } else if series.starts_with("qod_operator_reconcile_errors_total") {
                 errors += value;
             } else if series == "qod_operator_reconcile_conflicts_total" {
@@ -151,13 +159,17 @@ impl Operator {
             .iter()
             .map(|(operation, n)| format!("{operation} {n}"))
             .collect();
-        println!(
-            "  provider calls: {}; reconcile errors {errors}, conflicts {conflicts}",
-            if calls.is_empty() {
+        let none = |list: &[String]| {
+            if list.is_empty() {
                 "none".to_owned()
             } else {
-                calls.join(", ")
+                list.join(", ")
             }
+        };
+        println!(
+            "  provider calls: {}; reconcile errors {errors}, conflicts {conflicts}; notifications: {}",
+            none(&calls),
+            none(&notifications)
         );
         Ok(())
     }
