@@ -298,7 +298,8 @@ impl ApiRequests {
             .iter()
             .filter(|((resource, verb, code), _)| which(resource, verb, code))
             .map(|(_, n)| n)
-            .sum()
+            // Not `sum()`: an empty sum of floats is -0.
+            .fold(0.0, |total, n| total + n)
     }
 
     /// One line per resource and verb, largest first.

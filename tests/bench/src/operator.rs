@@ -46,7 +46,11 @@ impl Operator {
             .args(["--namespace", namespace])
             .args(extra_args)
             .env("KUBECONFIG", dir.join("kubeconfig"))
-            .env("RUST_LOG", "warn")
+            // QOD_BENCH_LOG (a RUST_LOG filter) to see what the operator did; logging costs.
+            .env(
+                "RUST_LOG",
+                std::env::var("QOD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("QOD_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

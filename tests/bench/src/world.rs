@@ -153,7 +153,11 @@ impl World {
 
     pub async fn stop(self) {
         self.sim.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("QOD_BENCH_LOG").is_some() {
+            println!("  operator log kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
