@@ -11,8 +11,13 @@ use super::per_resource::PerResource;
 pub const FIRST: Duration = Duration::from_millis(500);
 /// The longest wait between retries of transient failures.
 pub const CAP: Duration = Duration::from_secs(300);
-/// The wait after an error a human must fix (credentials, an invalid request).
+/// The wait after an error a human must fix in the resource (an invalid request); changing
+/// its spec retries at once.
 pub const PERMANENT: Duration = Duration::from_secs(600);
+/// The wait after the provider refused our credentials (401, 403). The fix is outside the
+/// resource (a rotated Secret, whose new contents reach the mounted file a minute or so after
+/// the provider already refuses the old value), so it is looked for sooner.
+pub const CREDENTIALS: Duration = Duration::from_secs(60);
 
 /// The wait after the `failures`-th failure in a row (1 for the first); at least `retry_after`
 /// when the server asked for it.

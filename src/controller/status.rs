@@ -156,7 +156,10 @@ pub fn record_error(
     } else {
         status.consecutive_failures
     };
-    let wait = super::backoff::delay(run, transient, error.retry_after());
+    let wait = match error.status() {
+        Some(401 | 403) => super::backoff::CREDENTIALS,
+        _ => super::backoff::delay(run, transient, error.retry_after()),
+    };
     let wait_span = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
     let next = now.saturating_add(wait_span).unwrap_or(now);
     // Stored in whole seconds: rounded up, so the retry never comes early.
@@ -434,7 +437,11 @@ mod tests {
             (503, reason::PROVIDER_UNAVAILABLE),
         ] {
             let mut s = QodSessionStatus::default();
-            record_error(&mut s, "create", &api(status), 1, Some(1), now());
+            let wait = record_error(&mut s, "create", &api(status), 1, Some(1), now());
+            if matches!(status, 401 | 403) {
+                // A rotated Secret reaches the file after the provider refuses the old value.
+                assert_eq!(wait, super::super::backoff::CREDENTIALS);
+            }
             let ready = conditions::find(&s.conditions, conditions::READY).unwrap();
             assert_eq!(ready.reason, why, "{status}");
             assert!(
