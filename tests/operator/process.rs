@@ -106,21 +106,11 @@ impl Operator {
     /// The sum of every series of the metric `name` whose labels contain `labels` (such as
     /// `operation="create"`; empty for all), or `None` when the process does not answer.
     pub async fn metric_sum(&self, name: &str, labels: &str) -> Option<f64> {
-        let text = self.metrics().await?;
-        Some(
-            text.lines()
-                .filter_map(|line| {
-                    let rest = line.strip_prefix(name)?;
-                    let (series_labels, value) = match rest.strip_prefix('{') {
-                        Some(labelled) => labelled.split_once("} ")?,
-                        None => ("", rest.strip_prefix(' ')?),
-                    };
-                    series_labels.contains(labels).then_some(value)
-                })
-                .filter_map(|value| value.trim().parse::<f64>().ok())
-                // Not `sum()`: an empty sum of floats is -0.
-                .fold(0.0, |total, value| total + value),
-        )
+        Some(crate::support::metrics::sum(
+            &self.metrics().await?,
+            name,
+            labels,
+        ))
     }
 
     pub async fn ready(&self) -> bool {
