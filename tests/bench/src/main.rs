@@ -75,6 +75,9 @@ enum Scenario {
     Startup {
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// QodSessions in the API, listed before `/readyz` answers.
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
     },
     /// Peak RSS idle, then with each number of sessions (AVAILABLE).
     Memory {
@@ -126,7 +129,9 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 sessions,
             } => scenarios::webhook_vs_limit(&setup, notifications, connections, sessions).await,
-            Scenario::Startup { runs } => scenarios::startup(&setup, runs).await,
+            Scenario::Startup { runs, sessions } => {
+                scenarios::startup(&setup, runs, sessions).await
+            }
             Scenario::Memory { sessions } => scenarios::memory(&setup, &sessions).await,
         }
     })

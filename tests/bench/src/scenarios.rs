@@ -329,11 +329,11 @@ async fn notify(
     Ok(Load::new(start.elapsed(), latencies, refused))
 }
 
-pub async fn startup(setup: &Setup, runs: usize) -> anyhow::Result<()> {
+pub async fn startup(setup: &Setup, runs: usize, sessions: usize) -> anyhow::Result<()> {
     anyhow::ensure!(runs > 0);
     let world = World::start("startup").await?;
-    // A few sessions so readiness includes a real first list.
-    world.create_sessions(0, 10).await?;
+    // Readiness waits for the first list of these.
+    world.create_sessions(0, sessions).await?;
     let mut times = Vec::new();
     for _ in 0..runs {
         let mut operator = crate::operator::Operator::start(
@@ -348,7 +348,7 @@ pub async fn startup(setup: &Setup, runs: usize) -> anyhow::Result<()> {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "startup: process start to /readyz OK over {runs} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        "startup with {sessions} QodSessions in the API: process start to /readyz OK over {runs} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
         ms(times[0]),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1])
