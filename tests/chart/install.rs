@@ -169,7 +169,8 @@ async fn helm_install_with_the_simulator_creates_the_promised_objects_and_keeps_
     assert!(applied.contains("serverside-applied"), "{applied}");
 
     // Uninstall removes the release's objects, cluster-scoped ones too, and keeps the CRD
-    // (so QodSessions outlive it, as the README says).
+    // (so QodSessions outlive it, as the README says) and the HMAC key their sessions'
+    // notification tokens are signed with.
     cluster
         .helm(&["uninstall", &cluster.release, "-n", namespace])
         .await;
@@ -177,6 +178,25 @@ async fn helm_install_with_the_simulator_creates_the_promised_objects_and_keeps_
     assert_eq!(code(cluster_roles.get(fullname).await), 404);
     assert_eq!(code(cluster_role_bindings.get(fullname).await), 404);
     crds.get(CRD).await.unwrap();
+    assert_eq!(
+        key(secrets.get(&hmac).await.unwrap()),
+        before,
+        "uninstall kept the HMAC key"
+    );
+
+    // Installed again under the same name, the release adopts the kept key: notifications for
+    // sessions made before are still accepted.
+    cluster
+        .helm_release("install", &["--set", "simulator.enabled=true"])
+        .await;
+    assert_eq!(
+        key(secrets.get(&hmac).await.unwrap()),
+        before,
+        "a reinstall changed the HMAC key"
+    );
+    cluster
+        .helm(&["uninstall", &cluster.release, "-n", namespace])
+        .await;
 }
 
 /// Waits, as `--install-crd` does, until the CRD is Established.
