@@ -282,56 +282,47 @@ mod tests {
         client.delete_session(SESSION_ID).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_rotated_key_file_is_used_after_a_401() {
+    /// Keys sent when the key file changes after a refusal with `refusal` (the provider
+    /// accepts only the new key): each request's `x-rapidapi-key`, in order.
+    async fn keys_sent_around_a_rotation(refusal: u16) -> Vec<String> {
         let path = std::env::temp_dir().join(format!("qod-nac-key-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "old-key\n").unwrap();
-        let server = Recorder::start(|seen: &Seen, _| {
+        let server = Recorder::start(move |seen: &Seen, _| {
             if seen.header("x-rapidapi-key") == Some("new-key") {
                 Reply::json(200, nokia_session())
             } else {
-                Reply::json(401, json!({"message": "Invalid API key."}))
+                Reply::json(refusal, json!({"message": "Invalid API key."}))
             }
         })
         .await;
         let client = NacClient::new(config(&server, SecretSource::File(path.clone()))).unwrap();
-        client.get_session(SESSION_ID).await.unwrap_err();
+        let err = client.get_session(SESSION_ID).await.unwrap_err();
+        assert_eq!(err.status(), Some(refusal));
         std::fs::write(&path, "new-key\n").unwrap();
         client.get_session(SESSION_ID).await.unwrap();
-        let keys: Vec<_> = server
+        std::fs::remove_file(&path).unwrap();
+        server
             .seen()
             .iter()
             .map(|s| s.header("x-rapidapi-key").unwrap().to_owned())
-            .collect();
-        assert_eq!(keys, ["old-key", "old-key", "new-key"]);
-        std::fs::remove_file(&path).unwrap();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_file_is_used_after_a_401() {
+        assert_eq!(
+            keys_sent_around_a_rotation(401).await,
+            ["old-key", "old-key", "new-key"]
+        );
     }
 
     #[tokio::test]
     async fn a_rotated_key_file_is_used_at_once_after_a_403() {
         // RapidAPI refuses an unknown key with 403: a key file that changed meanwhile is worth
         // the one retry, an unchanged one is not.
-        let path = std::env::temp_dir().join(format!("qod-nac-key-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&path, "old-key\n").unwrap();
-        let server = Recorder::start(|seen: &Seen, _| {
-            if seen.header("x-rapidapi-key") == Some("new-key") {
-                Reply::json(200, nokia_session())
-            } else {
-                Reply::json(403, json!({"message": "Invalid API key."}))
-            }
-        })
-        .await;
-        let client = NacClient::new(config(&server, SecretSource::File(path.clone()))).unwrap();
-        let err = client.get_session(SESSION_ID).await.unwrap_err();
-        assert_eq!(err.status(), Some(403));
-        std::fs::write(&path, "new-key\n").unwrap();
-        client.get_session(SESSION_ID).await.unwrap();
-        let keys: Vec<_> = server
-            .seen()
-            .iter()
-            .map(|s| s.header("x-rapidapi-key").unwrap().to_owned())
-            .collect();
-        assert_eq!(keys, ["old-key", "old-key", "new-key"]);
-        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            keys_sent_around_a_rotation(403).await,
+            ["old-key", "old-key", "new-key"]
+        );
     }
 }

@@ -56,21 +56,27 @@ fn edited_before_the_outcome(
     Client::new(service, "default")
 }
 
-/// A pass whose write meets a newer resource (here the create's intent) ends as a conflict:
-/// counted as such, not as an error, and the next pass, on the fresh copy, carries on.
-#[tokio::test]
-async fn a_pass_that_meets_a_newer_resource_counts_as_a_conflict_not_an_error() {
+/// A harness whose controller's client has the resource edited before its first status write
+/// that satisfies `outcome` (see [`edited_before_the_outcome`]).
+async fn edited_before(outcome: fn(&Value) -> bool) -> (Harness, Arc<AtomicBool>) {
     let mut h = Harness::start(Setup {
         start_controller: false,
         ..Setup::default()
     })
     .await;
     let disturbed = Arc::new(AtomicBool::new(false));
-    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
-        patch["status"]["createRequestedAt"].is_string()
-    });
+    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), outcome);
     let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
     h.start_controller_with(client, cache);
+    (h, disturbed)
+}
+
+/// A pass whose write meets a newer resource (here the create's intent) ends as a conflict:
+/// counted as such, not as an error, and the next pass, on the fresh copy, carries on.
+#[tokio::test]
+async fn a_pass_that_meets_a_newer_resource_counts_as_a_conflict_not_an_error() {
+    let (h, disturbed) =
+        edited_before(|patch| patch["status"]["createRequestedAt"].is_string()).await;
 
     h.create("intent", spec("+36721601230303")).await;
     h.wait_for("AVAILABLE", "intent", |s| {
@@ -106,17 +112,7 @@ async fn a_pass_that_meets_a_newer_resource_counts_as_a_conflict_not_an_error() 
 
 #[tokio::test]
 async fn an_extension_whose_status_write_conflicts_is_not_asked_for_twice() {
-    let mut h = Harness::start(Setup {
-        start_controller: false,
-        ..Setup::default()
-    })
-    .await;
-    let disturbed = Arc::new(AtomicBool::new(false));
-    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
-        patch["status"]["requestedDuration"] == 900
-    });
-    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
-    h.start_controller_with(client, cache);
+    let (h, disturbed) = edited_before(|patch| patch["status"]["requestedDuration"] == 900).await;
 
     let uid = h
         .create("extended", spec("+36721601230302"))
@@ -143,17 +139,7 @@ async fn an_extension_whose_status_write_conflicts_is_not_asked_for_twice() {
 
 #[tokio::test]
 async fn a_create_whose_status_write_conflicts_keeps_its_session_without_a_lookup() {
-    let mut h = Harness::start(Setup {
-        start_controller: false,
-        ..Setup::default()
-    })
-    .await;
-    let disturbed = Arc::new(AtomicBool::new(false));
-    let client = edited_before_the_outcome(h.client.clone(), Arc::clone(&disturbed), |patch| {
-        patch["status"]["sessionId"].is_string()
-    });
-    let cache = SessionCache::start(h.client.clone(), Some(&h.namespace));
-    h.start_controller_with(client, cache);
+    let (h, disturbed) = edited_before(|patch| patch["status"]["sessionId"].is_string()).await;
 
     let created = h.create("edited", spec("+36721601230301")).await;
     let uid = created.uid().unwrap();

@@ -19,20 +19,26 @@ const EXTENDED: std::ops::Range<usize> = 100..200;
 /// How long one phase of 300 sessions may take on a loaded 2-core machine.
 const PHASE: std::time::Duration = std::time::Duration::from_secs(180);
 
+/// Session `i`'s profile and duration, before or after the changes.
+fn wanted(i: usize, changed: bool) -> (&'static str, u64) {
+    let profile = if changed && REPLACED.contains(&i) {
+        "QOS_M"
+    } else {
+        "QOS_L"
+    };
+    let duration = if changed && EXTENDED.contains(&i) {
+        1200
+    } else {
+        600
+    };
+    (profile, duration)
+}
+
 /// The manifests of every session; `changed` applies the profile and duration changes.
 fn manifests(changed: bool) -> String {
     (0..SESSIONS)
         .map(|i| {
-            let profile = if changed && REPLACED.contains(&i) {
-                "QOS_M"
-            } else {
-                "QOS_L"
-            };
-            let duration = if changed && EXTENDED.contains(&i) {
-                1200
-            } else {
-                600
-            };
+            let (profile, duration) = wanted(i, changed);
             format!(
                 "apiVersion: qod.dev/v1alpha1\nkind: QodSession\nmetadata:\n  name: intent-{i}\n\
                  spec:\n  device:\n    phoneNumber: \"+3672170{i:05}\"\n  applicationServer:\n    \
@@ -66,16 +72,7 @@ async fn settled(world: &World, changed: bool) -> bool {
             return false;
         };
         let i: usize = r.name.trim_start_matches("intent-").parse().unwrap();
-        let profile = if changed && REPLACED.contains(&i) {
-            "QOS_M"
-        } else {
-            "QOS_L"
-        };
-        let duration = if changed && EXTENDED.contains(&i) {
-            1200
-        } else {
-            600
-        };
+        let (profile, duration) = wanted(i, changed);
         r.qos_status == "AVAILABLE"
             && session["sessionId"].as_str() == Some(r.session_id.as_str())
             && session["qosProfile"] == profile

@@ -74,6 +74,22 @@ impl World {
         )
     }
 
+    /// Two replicas, once one leads and the other is ready: (both, the leader's index, the
+    /// other's).
+    async fn pair(&self, first: &str, second: &str) -> ([Operator; 2], usize, usize) {
+        let operators = [self.operator(first), self.operator(second)];
+        let leader = the_leader(&[&operators[0], &operators[1]]).await;
+        let survivor = 1 - leader;
+        // Readiness needs only the replica's cache synced, not the lease.
+        eventually(
+            "the replica that does not lead to be ready",
+            WAIT,
+            || async { operators[survivor].ready().await.then_some(()) },
+        )
+        .await;
+        (operators, leader, survivor)
+    }
+
     async fn sessions_of(&self, uid: &str) -> Vec<Value> {
         let all: Vec<Value> = self
             .http
@@ -151,16 +167,7 @@ async fn the_leader(operators: &[&Operator]) -> usize {
 #[tokio::test]
 async fn the_survivor_finishes_a_create_the_leader_died_in() {
     let world = World::start("failover").await;
-    let mut operators = [world.operator("op-a"), world.operator("op-b")];
-    let leader = the_leader(&[&operators[0], &operators[1]]).await;
-    let survivor = 1 - leader;
-    // Readiness needs only the replica's cache synced, not the lease.
-    eventually(
-        "the replica that does not lead to be ready",
-        WAIT,
-        || async { operators[survivor].ready().await.then_some(()) },
-    )
-    .await;
+    let (mut operators, leader, survivor) = world.pair("op-a", "op-b").await;
 
     // The provider creates the session but holds the answer back, so the leader dies with the
     // session made and its id unrecorded: the survivor must find it, not make a second one.
@@ -314,15 +321,7 @@ const UNDER_LOAD: usize = 500;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_in_the_middle_of_500_creates_leaves_no_duplicate() {
     let world = World::start("failover-load").await;
-    let mut operators = [world.operator("op-e"), world.operator("op-f")];
-    let leader = the_leader(&[&operators[0], &operators[1]]).await;
-    let survivor = 1 - leader;
-    eventually(
-        "the replica that does not lead to be ready",
-        WAIT,
-        || async { operators[survivor].ready().await.then_some(()) },
-    )
-    .await;
+    let (mut operators, leader, survivor) = world.pair("op-e", "op-f").await;
     // Answers held back a while, so creates are in flight when the leader dies.
     world.faults(json!({"answerDelayMs": 400})).await;
 
