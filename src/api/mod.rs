@@ -7,6 +7,7 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub mod conditions;
+pub mod intent;
 
 /// The finalizer that keeps a resource until its session is gone at the provider.
 pub const FINALIZER: &str = "qod.dev/session";

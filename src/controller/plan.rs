@@ -1,6 +1,6 @@
 //! The reconcile planner: from a `QodSession` (spec, status, metadata) and the clock, decide the
 //! one next step. Pure: no IO, no Kubernetes or provider calls, so every rule of DESIGN.md's
-//! "Reconcile rules" is covered by table tests. The IO layer (`super::io`) carries the step out
+//! "Reconcile rules" is covered by table tests. The IO layer ([`super::reconcile`]) carries the step out
 //! and records its outcome in status; the next pass plans again from there.
 
 use std::time::Duration;
@@ -62,7 +62,8 @@ pub enum Plan {
     /// A create may have taken effect without its id being recorded: look the device's
     /// sessions up and adopt the one whose sink names this resource.
     Adopt,
-    /// Create a session (the IO layer records the intent first).
+    /// Create a session (the IO layer records the intent first, and adds the finalizer in the
+    /// same write when it is missing).
     Create,
     /// Re-read the session from the provider.
     Refresh { session_id: String },
@@ -90,7 +91,7 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|name| name == FINALIZER));
-    let status = session.status.clone().unwrap_or_default();
+    let status = super::status::current(session);
     let session_id = status.session_id.clone();
     let create_pending = status.create_requested_at.is_some();
 
@@ -117,7 +118,13 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         };
     }
     if !has_finalizer {
-        return Plan::AddFinalizer;
+        // A resource's first create adds the finalizer in the write that records its intent.
+        let first_create = session_id.is_none() && !create_pending && retry_in.is_none();
+        return if first_create {
+            Plan::Create
+        } else {
+            Plan::AddFinalizer
+        };
     }
     if let Some(wait) = retry_in {
         return Plan::Wait(Some(wait.max(MIN_WAIT)));

@@ -9,6 +9,7 @@ use kube::api::ObjectMeta;
 use super::plan::{DeleteReason, ExtendReason, Plan, Settings, plan};
 use crate::api::{
     ApplicationServer, Device, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
+    intent::{CREATE_INTENT, CreateIntent},
 };
 
 const ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
@@ -60,6 +61,7 @@ trait Fixture: Sized {
     fn finalized(self) -> Self;
     fn deleting(self) -> Self;
     fn create_sent(self) -> Self;
+    fn first_create_sent(self) -> Self;
     fn with_session(self, qos_status: &str, synced_seconds_ago: i64) -> Self;
     fn expiring_in(self, seconds: i64) -> Self;
     fn status_info(self, info: &str) -> Self;
@@ -78,6 +80,20 @@ impl Fixture for QodSession {
     }
     fn create_sent(self) -> Self {
         self.status(|s| s.create_requested_at = Some(ago(5)))
+    }
+    fn first_create_sent(mut self) -> Self {
+        let intent = CreateIntent {
+            requested_at: ago(5),
+            session_fingerprint: self.spec.session_fingerprint(),
+            duration: self.spec.duration,
+            generation: self.metadata.generation,
+        };
+        self.metadata.annotations = Some(
+            [(CREATE_INTENT.to_owned(), intent.to_annotation())]
+                .into_iter()
+                .collect(),
+        );
+        self
     }
     fn with_session(self, qos_status: &str, synced_seconds_ago: i64) -> Self {
         let fingerprint = self.spec.session_fingerprint();
@@ -143,8 +159,31 @@ fn every_state_gets_its_step() {
     let cases: Vec<(&str, QodSession, Plan)> = vec![
         // Intent before action.
         (
-            "new resource gets the finalizer first",
+            "new resource creates (the finalizer comes with the intent)",
             fresh(),
+            Plan::Create,
+        ),
+        (
+            "a first create whose intent is in the metadata is looked up, not repeated",
+            fresh().finalized().first_create_sent(),
+            Plan::Adopt,
+        ),
+        (
+            "a first create answered in status is not looked up again",
+            fresh()
+                .finalized()
+                .first_create_sent()
+                .status(|s| s.observed_generation = Some(1)),
+            Plan::Create,
+        ),
+        (
+            "a resource that lost our finalizer while holding a session gets it back",
+            fresh().with_session("AVAILABLE", 0).expiring_in(3000),
+            Plan::AddFinalizer,
+        ),
+        (
+            "a resource that lost our finalizer while a create was in flight gets it back",
+            fresh().create_sent(),
             Plan::AddFinalizer,
         ),
         (

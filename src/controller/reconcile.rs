@@ -26,6 +26,7 @@ use crate::{
     api::{
         CONTROLLER_MANAGER, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
         conditions::reason,
+        intent::{CREATE_INTENT, CreateIntent},
     },
     qod::{self, NotificationTarget, SessionRequest},
     telemetry::error_chain,
@@ -216,7 +217,8 @@ impl Pass<'_> {
     }
 
     /// Creates the session, after recording the intent so a crash before the answer is
-    /// recorded leads to a lookup instead of a second create.
+    /// recorded leads to a lookup instead of a second create. A resource's first create
+    /// records it in the write that adds the finalizer (see [`crate::api::intent`]).
     async fn create(&self) -> Result<Action, Error> {
         let mut intent = status::current(self.session);
         intent.create_requested_at = Some(Time(self.now));
@@ -233,7 +235,11 @@ impl Pass<'_> {
                 self.now,
             );
         }
-        let written = self.write_status(self.session, &intent).await?;
+        let written = if self.has_finalizer() {
+            self.write_status(self.session, &intent).await?
+        } else {
+            Some(self.add_finalizer_with_intent().await?)
+        };
         let session = written.as_ref().unwrap_or(self.session);
 
         let request = self.session_request();
@@ -333,8 +339,10 @@ impl Pass<'_> {
             }
             Err(error) => return Err(error),
         }
-        // Nothing was created: the next pass creates.
+        // Nothing was created: the next pass creates. The generation marks the intent
+        // answered, should it have come from the metadata (see `crate::api::intent`).
         next.create_requested_at = None;
+        next.observed_generation = self.generation();
         self.write_status(self.session, &next).await?;
         Ok(self.then(&next))
     }
@@ -601,12 +609,25 @@ impl Pass<'_> {
         Ok(after.map_or_else(Action::await_change, Action::requeue))
     }
 
+    fn has_finalizer(&self) -> bool {
+        self.session.finalizers().iter().any(|f| f == FINALIZER)
+    }
+
     async fn add_finalizer(&self) -> Result<Action, Error> {
-        let mut finalizers = self.session.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_owned());
-        self.set_finalizers(&finalizers, "add the finalizer to")
-            .await?;
+        self.patch_metadata(None, "add the finalizer to").await?;
         Ok(Action::requeue(Duration::ZERO))
+    }
+
+    /// Adds the finalizer and the first create's intent in one write.
+    async fn add_finalizer_with_intent(&self) -> Result<QodSession, Error> {
+        let intent = CreateIntent {
+            requested_at: Time(self.now),
+            session_fingerprint: self.spec().session_fingerprint(),
+            duration: self.spec().duration,
+            generation: self.generation(),
+        };
+        self.patch_metadata(Some(intent), "add the finalizer and the create intent to")
+            .await
     }
 
     /// Removes our finalizer by a JSON patch that first tests it is still at the index we saw.
@@ -650,19 +671,25 @@ impl Pass<'_> {
         Ok(Action::await_change())
     }
 
-    /// Replaces the finalizer list, guarded by the resourceVersion it was computed from, so a
-    /// finalizer another controller added meanwhile is never dropped.
-    async fn set_finalizers(
+    /// Adds our finalizer (and `intent`, when given), guarded by the resourceVersion the
+    /// finalizer list was read at, so a finalizer another controller added meanwhile is never
+    /// dropped.
+    async fn patch_metadata(
         &self,
-        finalizers: &[String],
+        intent: Option<CreateIntent>,
         action: &'static str,
     ) -> Result<QodSession, Error> {
-        let patch = json!({
+        let mut finalizers = self.session.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_owned());
+        let mut patch = json!({
             "metadata": {
                 "resourceVersion": self.session.resource_version(),
                 "finalizers": finalizers,
             }
         });
+        if let Some(intent) = intent {
+            patch["metadata"]["annotations"] = json!({ CREATE_INTENT: intent.to_annotation() });
+        }
         self.api
             .patch(
                 &self.session.name_any(),

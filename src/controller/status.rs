@@ -21,9 +21,10 @@ use crate::{
     telemetry::error_chain,
 };
 
-/// The status before any write: what the resource holds, or an empty one.
+/// The status before any write: what the resource holds (or an empty one), with a first
+/// create's intent from its metadata (see [`crate::api::intent`]).
 pub fn current(session: &QodSession) -> QodSessionStatus {
-    session.status.clone().unwrap_or_default()
+    crate::api::intent::effective_status(session)
 }
 
 /// The provider's view of a session, recorded as the network's words, unless the status holds

@@ -20,8 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::{
     api::{
-        NotificationRef, QodSession, QodSessionStatus,
+        NotificationRef, QodSession,
         conditions::{self, READY},
+        intent,
     },
     qod::{QosStatus, event::StatusChanged},
 };
@@ -58,8 +59,7 @@ fn whole_seconds(time: Timestamp) -> i64 {
 
 /// Decides what `event` does to `resource` at `now`.
 pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> Decision {
-    let empty = QodSessionStatus::default();
-    let status = resource.status.as_ref().unwrap_or(&empty);
+    let status = &intent::effective_status(resource);
     let held = status.session_id.as_deref().filter(|id| !id.is_empty());
     if held != Some(event.session_id.as_str()) {
         return match held {
@@ -131,7 +131,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        api::{QodSessionSpec, conditions::reason},
+        api::{QodSessionSpec, QodSessionStatus, conditions::reason},
         qod::StatusInfo,
     };
 
@@ -246,6 +246,23 @@ mod tests {
             decide(&resource(creating), &e, now()),
             Decision::SessionPending
         );
+        // A first create's intent lives in the metadata until the controller answers it.
+        let mut first_create = no_status;
+        first_create.metadata.annotations = Some(
+            [(
+                intent::CREATE_INTENT.to_owned(),
+                intent::CreateIntent {
+                    requested_at: Time(now()),
+                    session_fingerprint: "f".into(),
+                    duration: 600,
+                    generation: Some(1),
+                }
+                .to_annotation(),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(decide(&first_create, &e, now()), Decision::SessionPending);
     }
 
     #[test]

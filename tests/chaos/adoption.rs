@@ -9,7 +9,7 @@ use kube::{
     ResourceExt,
     api::{Patch, PatchParams, PostParams},
 };
-use qod_operator::api::QodSession;
+use qod_operator::api::{QodSession, intent::effective_status};
 use serde_json::json;
 
 use crate::{
@@ -56,7 +56,7 @@ async fn a_profile_changed_during_an_interrupted_create_is_applied_after_adoptio
         .await
         .unwrap();
     operator.kill();
-    let pending = api.get("changed").await.unwrap().status.unwrap();
+    let pending = effective_status(&api.get("changed").await.unwrap());
     assert!(pending.session_id.is_none() && pending.create_requested_at.is_some());
     sim.faults(json!({})).await;
 

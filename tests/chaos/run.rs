@@ -16,7 +16,10 @@ use kube::{
     ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
-use qod_operator::{api::QodSession, webhook::SinkKeys};
+use qod_operator::{
+    api::{QodSession, intent::effective_status},
+    webhook::SinkKeys,
+};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -89,9 +92,8 @@ async fn creates_in_flight(api: &kube::Api<QodSession>) -> usize {
             list.items
                 .iter()
                 .filter(|r| {
-                    r.status
-                        .as_ref()
-                        .is_some_and(|s| s.create_requested_at.is_some() && s.session_id.is_none())
+                    let status = effective_status(r);
+                    status.create_requested_at.is_some() && status.session_id.is_none()
                 })
                 .count()
         })

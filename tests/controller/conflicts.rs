@@ -13,12 +13,15 @@ use kube::{
     api::{Patch, PatchParams},
     client::Body,
 };
-use qod_operator::{api::QodSession, cache::SessionCache};
+use qod_operator::{
+    api::{QodSession, intent::CREATE_INTENT},
+    cache::SessionCache,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{Harness, Setup, provider_calls, qos_status, session_id, sessions_of, spec};
 
-/// A client that, before the first status write whose merge patch satisfies `outcome`, has
+/// A client that, before the first write whose merge patch satisfies `outcome`, has
 /// another writer label the resource: the write still carries the old resourceVersion and the
 /// API server refuses it. `disturbed` tells whether that happened.
 fn edited_before_the_outcome(
@@ -30,16 +33,19 @@ fn edited_before_the_outcome(
         let inner = inner.clone();
         let disturbed = Arc::clone(&disturbed);
         async move {
-            if request.method() != Method::PATCH || !request.uri().path().ends_with("/status") {
+            // .../namespaces/{namespace}/qodsessions/{name}[/status]
+            let path: Vec<String> = request.uri().path().split('/').map(str::to_owned).collect();
+            let Some(at) = path.iter().position(|s| s == "qodsessions") else {
+                return inner.send(request).await;
+            };
+            if request.method() != Method::PATCH || path.len() <= at + 1 {
                 return inner.send(request).await;
             }
             let (parts, body) = request.into_parts();
             let bytes = body.collect_bytes().await?;
             let patch: Value = serde_json::from_slice(&bytes).unwrap_or_default();
             if outcome(&patch) && !disturbed.swap(true, Ordering::SeqCst) {
-                // .../namespaces/{namespace}/qodsessions/{name}/status
-                let path: Vec<&str> = parts.uri.path().split('/').collect();
-                let (namespace, name) = (path[path.len() - 4], path[path.len() - 2]);
+                let (namespace, name) = (&path[at - 1], &path[at + 1]);
                 Api::<QodSession>::namespaced(inner.clone(), namespace)
                     .patch(
                         name,
@@ -56,8 +62,8 @@ fn edited_before_the_outcome(
     Client::new(service, "default")
 }
 
-/// A harness whose controller's client has the resource edited before its first status write
-/// that satisfies `outcome` (see [`edited_before_the_outcome`]).
+/// A harness whose controller's client has the resource edited before its first write (of
+/// metadata or status) that satisfies `outcome` (see [`edited_before_the_outcome`]).
 async fn edited_before(outcome: fn(&Value) -> bool) -> (Harness, Arc<AtomicBool>) {
     let mut h = Harness::start(Setup {
         start_controller: false,
@@ -76,7 +82,7 @@ async fn edited_before(outcome: fn(&Value) -> bool) -> (Harness, Arc<AtomicBool>
 #[tokio::test]
 async fn a_pass_that_meets_a_newer_resource_counts_as_a_conflict_not_an_error() {
     let (h, disturbed) =
-        edited_before(|patch| patch["status"]["createRequestedAt"].is_string()).await;
+        edited_before(|patch| patch["metadata"]["annotations"][CREATE_INTENT].is_string()).await;
 
     h.create("intent", spec("+36721601230303")).await;
     h.wait_for("AVAILABLE", "intent", |s| {

@@ -3,11 +3,15 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     ResourceExt,
     api::{Patch, PatchParams},
 };
-use qod_operator::qod::{NotificationTarget, SessionApi, SessionRequest, camara};
+use qod_operator::{
+    api::intent::{CREATE_INTENT, CreateIntent, effective_status},
+    qod::{NotificationTarget, SessionApi, SessionRequest, camara},
+};
 use serde_json::json;
 
 use crate::{
@@ -81,37 +85,70 @@ async fn a_failing_provider_is_retried_until_one_session_exists() {
     h.stop().await;
 }
 
+/// Where the crashed operator had recorded its create's intent.
+#[derive(Clone, Copy)]
+enum IntentIn {
+    /// A resource's first create: in the metadata write that adds the finalizer.
+    Metadata,
+    /// Later creates (after a replace or a renewal): in status.
+    Status,
+}
+
 #[tokio::test]
-async fn a_session_whose_id_was_never_recorded_is_adopted() {
+async fn a_first_session_whose_id_was_never_recorded_is_adopted() {
+    a_session_whose_id_was_never_recorded_is_adopted(IntentIn::Metadata, "+36721601230103").await;
+}
+
+#[tokio::test]
+async fn a_later_session_whose_id_was_never_recorded_is_adopted() {
+    a_session_whose_id_was_never_recorded_is_adopted(IntentIn::Status, "+36721601230104").await;
+}
+
+async fn a_session_whose_id_was_never_recorded_is_adopted(intent_in: IntentIn, phone: &str) {
     let h = Harness::start(Setup {
         start_controller: false,
         ..Setup::default()
     })
     .await;
-    let created = h.create("crashed", spec("+36721601230103")).await;
+    let created = h.create("crashed", spec(phone)).await;
     let uid = created.uid().unwrap();
 
     // The operator's last act before the crash: finalizer and intent recorded, create sent ...
+    let intent = CreateIntent {
+        requested_at: Time("2026-11-24T12:00:00Z".parse().unwrap()),
+        session_fingerprint: created.spec.session_fingerprint(),
+        duration: 600,
+        generation: created.metadata.generation,
+    };
+    let annotations = match intent_in {
+        IntentIn::Metadata => json!({CREATE_INTENT: intent.to_annotation()}),
+        IntentIn::Status => json!({}),
+    };
     h.api
         .patch(
             "crashed",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": ["qod.dev/session"]}})),
-        )
-        .await
-        .unwrap();
-    h.api
-        .patch_status(
-            "crashed",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {
-                "createRequestedAt": "2026-11-24T12:00:00Z",
-                "sessionFingerprint": created.spec.session_fingerprint(),
-                "requestedDuration": 600,
+            &Patch::Merge(json!({"metadata": {
+                "finalizers": ["qod.dev/session"],
+                "annotations": annotations,
             }})),
         )
         .await
         .unwrap();
+    if let IntentIn::Status = intent_in {
+        h.api
+            .patch_status(
+                "crashed",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {
+                    "createRequestedAt": intent.requested_at,
+                    "sessionFingerprint": intent.session_fingerprint,
+                    "requestedDuration": intent.duration,
+                }})),
+            )
+            .await
+            .unwrap();
+    }
     let provider = camara::CamaraClient::new(camara::CamaraConfig::new(format!(
         "{}/quality-on-demand/v1",
         h.sim.base_url()
@@ -146,14 +183,7 @@ async fn a_session_whose_id_was_never_recorded_is_adopted() {
             session_id(s) == Some(lost.session_id.as_str())
         })
         .await;
-    assert!(
-        adopted
-            .status
-            .as_ref()
-            .unwrap()
-            .create_requested_at
-            .is_none()
-    );
+    assert!(effective_status(&adopted).create_requested_at.is_none());
     h.wait_for("AVAILABLE", "crashed", |s| {
         qos_status(s) == Some("AVAILABLE")
     })

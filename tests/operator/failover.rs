@@ -10,7 +10,7 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use qod_operator::{
-    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    api::{ApplicationServer, Device, QodSession, QodSessionSpec, intent::effective_status},
     simulator,
 };
 use serde_json::{Value, json};
@@ -184,7 +184,7 @@ async fn the_survivor_finishes_a_create_the_leader_died_in() {
     .await;
     let made = world.sessions_of(&uid).await[0]["sessionId"].clone();
     operators[leader].kill();
-    let pending = world.api.get("pending").await.unwrap().status.unwrap();
+    let pending = effective_status(&world.api.get("pending").await.unwrap());
     assert!(pending.session_id.is_none() && pending.create_requested_at.is_some());
     world.faults(json!({})).await;
 
@@ -358,9 +358,8 @@ async fn a_leader_killed_in_the_middle_of_500_creates_leaves_no_duplicate() {
         .items
         .iter()
         .filter(|r| {
-            r.status
-                .as_ref()
-                .is_some_and(|s| s.create_requested_at.is_some() && s.session_id.is_none())
+            let status = effective_status(r);
+            status.create_requested_at.is_some() && status.session_id.is_none()
         })
         .count();
     world.faults(json!({})).await;
