@@ -180,6 +180,12 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// The launcher's process id (etcd runs inside it, kube-apiserver as its child), while it
+    /// runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -15,6 +15,7 @@
 #[allow(dead_code)]
 #[path = "../../support/control_plane.rs"]
 mod control_plane;
+mod cpu;
 mod limit;
 mod operator;
 mod scenarios;

@@ -102,22 +102,11 @@ impl Operator {
 
     /// User + system CPU time so far.
     pub fn cpu(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .context("unexpected /proc/<pid>/stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of stat; `rest` starts at field 3.
-        let ticks: u64 = fields
-            .get(11..13)
-            .context("short /proc/<pid>/stat")?
-            .iter()
-            .map(|v| v.parse::<u64>().unwrap_or(0))
-            .sum();
-        // USER_HZ is 100 on Linux.
-        Ok(Duration::from_millis(ticks * 10))
+        crate::cpu::of_process(self.child.id())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Prints the provider calls the operator made, per operation, and its reconcile errors

@@ -1,18 +1,23 @@
 //! The four scenarios. Each prints its figures.
 
 use std::{
+    collections::HashSet,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::ResourceExt;
+use kube::{
+    ResourceExt,
+    runtime::{WatchStreamExt, watcher},
+};
 use qod_operator::webhook::SinkKeys;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::{
+    cpu,
     limit::{ApiRequests, Load, MinimalClient, write_statuses},
     world::{Setup, World, until},
 };
@@ -24,14 +29,34 @@ fn poll_for(count: usize) -> Duration {
     POLL.max(Duration::from_millis(count as u64 / 10))
 }
 
+/// Waits until `count` sessions are AVAILABLE, seen through one watch: polling with lists
+/// would load the API server the operator is measured on (a list of 1,000 costs it as much as
+/// dozens of writes).
 async fn wait_available(world: &World, count: usize, timeout: Duration) -> anyhow::Result<()> {
-    until(
-        "every session AVAILABLE",
-        poll_for(count),
-        timeout,
-        || async { Ok(world.available().await? >= count) },
-    )
-    .await
+    let mut available = HashSet::new();
+    let events = watcher(world.api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    let mut events = std::pin::pin!(events);
+    let watched = async {
+        while let Some(session) = events.try_next().await? {
+            let is_available = session.status.as_ref().is_some_and(|st| {
+                st.qos_status.as_deref() == Some("AVAILABLE") && st.session_id.is_some()
+            });
+            if is_available {
+                available.insert(session.name_any());
+            } else {
+                available.remove(&session.name_any());
+            }
+            if available.len() >= count {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the watch of QodSessions ended")
+    };
+    tokio::time::timeout(timeout, watched).await.map_err(|_| {
+        anyhow::anyhow!("timed out after {timeout:?} waiting for every session AVAILABLE ({count})")
+    })?
 }
 
 pub async fn reconcile(setup: &Setup, sessions: usize) -> anyhow::Result<()> {
@@ -104,10 +129,13 @@ pub async fn reconcile_vs_floor(setup: &Setup, sessions: usize) -> anyhow::Resul
     let operator = world.operator(setup).await?;
     println!("reconcile-vs-floor: {sessions} QodSessions created at once (64 creates in flight)");
     let before = ApiRequests::read(&client).await?;
+    let cpu_before = cpu::Sample::take(Some(operator.pid()), world.control_plane_pid)?;
     let start = Instant::now();
     world.create_sessions(0, sessions).await?;
     wait_available(&world, sessions, Duration::from_secs(600)).await?;
     let operator_time = start.elapsed();
+    let operator_cpu = cpu::Sample::take(Some(operator.pid()), world.control_plane_pid)?
+        .summary_since(&cpu_before, operator_time);
     // Counted by the API server as each request ends; the creates are the bench's own.
     let requests = ApiRequests::read(&client).await?.since(&before);
     let operator_writes = requests.session_writes() - sessions as f64;
@@ -117,6 +145,7 @@ pub async fn reconcile_vs_floor(setup: &Setup, sessions: usize) -> anyhow::Resul
 
     let floor_world = World::start("floor").await?;
     let minimal = MinimalClient::start(floor_world.api.clone(), &floor_world.namespace).await?;
+    let cpu_before = cpu::Sample::take(None, floor_world.control_plane_pid)?;
     let start = Instant::now();
     stream::iter(0..sessions)
         .map(|i| {
@@ -133,6 +162,8 @@ pub async fn reconcile_vs_floor(setup: &Setup, sessions: usize) -> anyhow::Resul
         .try_collect::<()>()
         .await?;
     let floor_time = start.elapsed();
+    let floor_cpu = cpu::Sample::take(None, floor_world.control_plane_pid)?
+        .summary_since(&cpu_before, floor_time);
     println!(
         "  operator: all AVAILABLE {:.2} s after the first create ({:.0} sessions/s); \
          {:.2} API writes per session ({operator_writes} in all, {} conflicts), counted by the API server",
@@ -141,6 +172,7 @@ pub async fn reconcile_vs_floor(setup: &Setup, sessions: usize) -> anyhow::Resul
         operator_writes / sessions as f64,
         requests.session_conflicts()
     );
+    println!("  operator run's {operator_cpu}");
     println!(
         "  every request the API server counted meanwhile (the bench's creates and polls included): {}",
         requests.breakdown()
@@ -150,6 +182,7 @@ pub async fn reconcile_vs_floor(setup: &Setup, sessions: usize) -> anyhow::Resul
         floor_time.as_secs_f64(),
         sessions as f64 / floor_time.as_secs_f64()
     );
+    println!("  floor run's {floor_cpu}");
     println!(
         "reconcile/floor ratio: {:.2}",
         operator_time.as_secs_f64() / floor_time.as_secs_f64()

@@ -33,6 +33,8 @@ pub struct World {
     pub namespace: String,
     pub api: Api<QodSession>,
     pub http: reqwest::Client,
+    /// The control plane's launcher process (see [`crate::cpu::Sample::take`]).
+    pub control_plane_pid: Option<u32>,
 }
 
 impl World {
@@ -62,6 +64,7 @@ impl World {
             sim,
             dir,
             http: reqwest::Client::new(),
+            control_plane_pid: control_plane.pid(),
         })
     }
 
@@ -118,19 +121,6 @@ impl World {
     }
 
     /// How many QodSessions are AVAILABLE with their session id and expiry recorded.
-    pub async fn available(&self) -> anyhow::Result<usize> {
-        Ok(self
-            .sessions()
-            .await?
-            .iter()
-            .filter(|s| {
-                s.status.as_ref().is_some_and(|st| {
-                    st.qos_status.as_deref() == Some("AVAILABLE") && st.session_id.is_some()
-                })
-            })
-            .count())
-    }
-
     pub async fn delete_all(&self) -> anyhow::Result<()> {
         self.api
             .delete_collection(&DeleteParams::default(), &ListParams::default())
