@@ -157,6 +157,7 @@ pub struct Metrics {
     provider_request_duration: Family<OperationLabel, Histogram>,
     sessions: Family<QosStatusLabel, Gauge>,
     leader: Gauge,
+    notifications_awaiting_create: Gauge,
 }
 
 impl fmt::Debug for Metrics {
@@ -245,6 +246,12 @@ impl Metrics {
             "QodSession resources, by the network's qosStatus (`none` before the first status)",
             sessions.clone(),
         );
+        let notifications_awaiting_create = Gauge::default();
+        registry.register(
+            "notifications_awaiting_create",
+            "Notifications the webhook holds until the create they answer is recorded in status",
+            notifications_awaiting_create.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -271,7 +278,20 @@ impl Metrics {
             provider_request_duration,
             sessions,
             leader,
+            notifications_awaiting_create,
         }
+    }
+
+    /// Counts a notification held until its create is recorded, for as long as the guard lives.
+    pub fn awaiting_create(&self) -> impl Drop + use<> {
+        struct Held(Gauge);
+        impl Drop for Held {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        self.notifications_awaiting_create.inc();
+        Held(self.notifications_awaiting_create.clone())
     }
 
     /// Counts one notification outcome.

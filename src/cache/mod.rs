@@ -11,6 +11,7 @@ pub mod index;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
+    time::Duration,
 };
 
 use futures::{Stream, StreamExt};
@@ -22,7 +23,7 @@ use kube::{
         watcher,
     },
 };
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub use index::{Index, Located};
 
@@ -45,6 +46,8 @@ struct Shared {
     index: Index,
     /// Controllers listening for changed objects; dropped receivers are pruned on send.
     listeners: Mutex<Vec<mpsc::UnboundedSender<ObjectRef<QodSession>>>>,
+    /// Wakes every [`SessionCache::newer_than`] waiting when any object changes.
+    changed: Notify,
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -94,6 +97,27 @@ impl SessionCache {
         self.store
             .get(&ObjectRef::new(&located.name).within(&located.namespace))
             .filter(|s| s.metadata.uid.as_deref() == Some(located.uid.as_str()))
+    }
+
+    /// The cached copy of `located` once it is newer than `seen` (another resourceVersion), or
+    /// `None` when none comes `within` that time. Waiting costs nothing while no object changes.
+    pub async fn newer_than(
+        &self,
+        located: &Located,
+        seen: &QodSession,
+        within: Duration,
+    ) -> Option<Arc<QodSession>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            // Created before the check: a change in between still wakes it.
+            let changed = self.shared.changed.notified();
+            if let Some(copy) = self.get(located)
+                && copy.metadata.resource_version != seen.metadata.resource_version
+            {
+                return Some(copy);
+            }
+            tokio::time::timeout_at(deadline, changed).await.ok()?;
+        }
     }
 
     /// Number of resources known.
@@ -175,7 +199,10 @@ async fn keep_in_step(
         writer.apply_watcher_event(&event);
         shared.index.apply(&event);
         match &event {
-            watcher::Event::Apply(session) => shared.notify(&[ObjectRef::from_obj(session)]),
+            watcher::Event::Apply(session) => {
+                shared.notify(&[ObjectRef::from_obj(session)]);
+                shared.changed.notify_waiters();
+            }
             watcher::Event::InitDone => {
                 let keys: Vec<_> = writer
                     .as_reader()

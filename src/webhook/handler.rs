@@ -21,7 +21,10 @@
 //! parsed, and each request refused before that (or timed out) once;
 //! `qod_operator_notification_duration_seconds` observes every request.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -51,6 +54,10 @@ use crate::{
 /// Reads and writes of one event before the webhook gives up on a resource that keeps
 /// changing under it.
 const MAX_ATTEMPTS: usize = 5;
+
+/// How long a notification waits for the cache to show the create it answers (see
+/// `past_pending_create`); well inside the provider's request timeout.
+const PENDING_CREATE_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything the handlers share.
 pub struct Shared {
@@ -271,6 +278,32 @@ impl Shared {
         Ok(result)
     }
 
+    /// The cached copy of the resource, waited for while it shows the resource's create in
+    /// flight. A provider that answers a create quickly can notify before our status write of
+    /// its answer is in the cache; reading the resource then and refusing would cost a read,
+    /// the provider a retry and the session the Retry-After. The wait is bounded: a create
+    /// whose answer is slow to be recorded is still refused with 503.
+    async fn past_pending_create(
+        &self,
+        located: &Located,
+        event: &StatusChanged,
+    ) -> Option<Arc<QodSession>> {
+        let deadline = tokio::time::Instant::now() + PENDING_CREATE_WAIT;
+        let mut cached = self.cache.get(located);
+        while let Some(copy) = &cached {
+            if decide(copy, event, Timestamp::now()) != Decision::SessionPending {
+                break;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let _held = self.metrics.awaiting_create();
+            match self.cache.newer_than(located, copy, left).await {
+                Some(newer) => cached = Some(newer),
+                None => break,
+            }
+        }
+        cached
+    }
+
     /// Decides on the cached resource and writes; on a conflicting write, or when the cached
     /// copy would not take the event, reads the resource and decides again.
     ///
@@ -281,7 +314,7 @@ impl Shared {
     async fn store(&self, located: &Located, event: &StatusChanged) -> EventOutcome {
         let api: Api<QodSession> = Api::namespaced(self.client.clone(), &located.namespace);
         let name = format!("{}/{}", located.namespace, located.name);
-        let mut cached = self.cache.get(located);
+        let mut cached = self.past_pending_create(located, event).await;
         for attempt in 1..=MAX_ATTEMPTS {
             let from_cache = cached.is_some();
             let resource = match cached.take() {

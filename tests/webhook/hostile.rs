@@ -9,7 +9,10 @@ use qod_operator::{api::QodSession, qod::event};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{BATCH, CLOUDEVENTS, Hook, cloud_event};
+use crate::{
+    harness::{BATCH, CLOUDEVENTS, Hook, WAIT, cloud_event},
+    support::eventually,
+};
 
 const SESSION: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
 const OTHER_SESSION: &str = "c0ffee00-2c3a-4f1e-9d6b-5a4c3b2a1f00";
@@ -404,6 +407,53 @@ async fn a_resource_without_a_session_is_404_and_one_creating_its_session_is_ask
             .qos_status
             .as_deref(),
         Some("AVAILABLE")
+    );
+}
+
+/// A provider that notifies before the operator has recorded its create's answer: the webhook
+/// holds the notification until the cache shows the session, and applies it, rather than
+/// answering 503 and costing the provider a retry.
+#[tokio::test]
+async fn a_notification_that_outruns_its_creates_answer_waits_for_it() {
+    let hook = Hook::start().await;
+    let target = hook.resource("outrun", None).await;
+    hook.patch_status(
+        "outrun",
+        json!({"createRequestedAt": Timestamp::now().to_string()}),
+    )
+    .await;
+    let uid = target.metadata.uid.clone().unwrap();
+    eventually("the cache to show the create in flight", WAIT, || async {
+        let located = hook.cache.by_uid(&uid)?;
+        let cached = hook.cache.get(&located)?;
+        cached
+            .status
+            .as_ref()?
+            .create_requested_at
+            .as_ref()
+            .map(|_| ())
+    })
+    .await;
+
+    let event = cloud_event(SESSION, "AVAILABLE", None, "e-1", Timestamp::now());
+    let recorded = async {
+        eventually("the webhook to hold the notification", WAIT, || async {
+            (hook.metric("qod_operator_notifications_awaiting_create") == Some(1.0)).then_some(())
+        })
+        .await;
+        hook.record_session("outrun", SESSION).await;
+    };
+    let (answer, ()) = tokio::join!(hook.notify(&target, &event), recorded);
+    assert_eq!(answer.status, 204, "{answer:?}");
+    assert_eq!(
+        Hook::status(&hook.get("outrun").await)
+            .qos_status
+            .as_deref(),
+        Some("AVAILABLE")
+    );
+    assert_eq!(
+        hook.metric("qod_operator_notifications_awaiting_create"),
+        Some(0.0)
     );
 }
 
