@@ -35,7 +35,8 @@ enum Command {
     /// Serve an in-memory QoD provider (CAMARA QoD v1, v0.11 and v0.10 paths, Nokia Network as
     /// Code behaviour, an OAuth2 token endpoint and test control under /_sim/).
     Simulator(Box<SimulatorArgs>),
-    /// Print the QodSession CustomResourceDefinition as YAML (what deploy/crds/ holds).
+    /// Print the CustomResourceDefinitions (QodSession, QodProvider, ClusterQodProvider) as one
+    /// multi-document YAML stream (what deploy/crds/ holds, one file each).
     Crd,
 }
 
@@ -189,7 +190,7 @@ async fn run_operator(args: RunCommand) -> Result<(), Box<dyn std::error::Error>
 }
 
 fn print_crd() -> Result<(), Box<dyn std::error::Error>> {
-    print!("{}", qod_operator::api::crd_yaml()?);
+    print!("{}", qod_operator::api::crds_yaml()?);
     Ok(())
 }
 

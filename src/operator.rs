@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{Patch, PatchParams},
     runtime::wait::{await_condition, conditions},
 };
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{CONTROLLER_MANAGER, QodSession},
+    api::{self, CONTROLLER_MANAGER},
     cache::SessionCache,
     config::{ConfigError, ControllerArgs, ProviderArgs},
     controller::{self, Sink},
@@ -44,10 +44,14 @@ pub enum RunError {
     Provider(#[source] qod::Error),
     #[error("cannot reach the Kubernetes API (kubeconfig or in-cluster settings)")]
     Kubernetes(#[source] kube::Error),
-    #[error("cannot install the QodSession CRD")]
-    InstallCrd(#[source] kube::Error),
-    #[error("the QodSession CRD was not established within {0:?}")]
-    CrdNotEstablished(Duration),
+    #[error("cannot install the CRD {name}")]
+    InstallCrd {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the CRD {name} was not established within {within:?}")]
+    CrdNotEstablished { name: String, within: Duration },
     #[error("cannot listen on {addr} ({what})")]
     Listen {
         what: &'static str,
@@ -76,7 +80,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
 
     let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
     if args.controller.install_crd {
-        install_crd(&client).await?;
+        install_crds(&client).await?;
     }
 
     let webhook_listener = bind("webhook", args.webhook.webhook_listen).await?;
@@ -218,25 +222,42 @@ async fn start_simulator() -> Result<simulator::RunningSimulator, RunError> {
     Ok(sim)
 }
 
-/// Applies the CRD by server-side apply and waits until the API server serves it.
-async fn install_crd(client: &Client) -> Result<(), RunError> {
+/// Applies every CRD of the operator by server-side apply and waits until the API server serves
+/// them.
+async fn install_crds(client: &Client) -> Result<(), RunError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = QodSession::crd();
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    crds.patch(
-        &name,
-        &PatchParams::apply(CONTROLLER_MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .map_err(RunError::InstallCrd)?;
-    let established = await_condition(crds, &name, conditions::is_crd_established());
-    match tokio::time::timeout(CRD_ESTABLISHED_WITHIN, established).await {
-        Ok(Ok(_)) => {
-            info!(crd = name, "CRD installed");
-            Ok(())
-        }
-        Ok(Err(error)) => Err(RunError::InstallCrd(kube::Error::Service(Box::new(error)))),
-        Err(_) => Err(RunError::CrdNotEstablished(CRD_ESTABLISHED_WITHIN)),
+    for crd in api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply(CONTROLLER_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .map_err(|source| RunError::InstallCrd {
+            name: name.clone(),
+            source,
+        })?;
     }
+    // All applied first, so the API server establishes them in parallel.
+    for crd in api::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(CRD_ESTABLISHED_WITHIN, established).await {
+            Ok(Ok(_)) => info!(crd = name, "CRD installed"),
+            Ok(Err(error)) => {
+                return Err(RunError::InstallCrd {
+                    name,
+                    source: kube::Error::Service(Box::new(error)),
+                });
+            }
+            Err(_) => {
+                return Err(RunError::CrdNotEstablished {
+                    name,
+                    within: CRD_ESTABLISHED_WITHIN,
+                });
+            }
+        }
+    }
+    Ok(())
 }

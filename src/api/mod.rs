@@ -2,12 +2,21 @@
 //! operator and the network report (status). The schema carries every validation rule, so
 //! `kubectl apply` of a bad manifest is refused with a message that names the field.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::{
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub mod conditions;
 pub mod intent;
+pub mod provider;
+
+pub use provider::{
+    ClusterQodProvider, ClusterQodProviderSpec, ProviderKind, ProviderRef, ProviderSpec,
+    ProviderStatus, QodProvider, QodProviderSpec,
+};
 
 /// The finalizer that keeps a resource until its session is gone at the provider.
 pub const FINALIZER: &str = "qod.dev/session";
@@ -36,6 +45,11 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
     printcolumn(name = "QoS", type_ = "string", json_path = ".status.qosStatus"),
     printcolumn(name = "Info", type_ = "string", json_path = ".status.statusInfo"),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(
+        name = "Provider",
+        type_ = "string",
+        json_path = ".spec.providerRef.name"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -66,6 +80,10 @@ pub struct QodSessionSpec {
     /// and, past the provider's maximum, create a new one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_extend: bool,
+    /// The provider to use: a QodProvider of this namespace or a ClusterQodProvider. The
+    /// operator's default provider (its flags) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ref: Option<ProviderRef>,
 }
 
 /// Identifiers of the device. Give at least one.
@@ -318,9 +336,24 @@ impl From<&Ports> for crate::qod::PortsSpec {
     }
 }
 
-/// The CustomResourceDefinition as YAML, as `qod-operator crd` prints it and `deploy/crds/` holds it.
-pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    serde_saphyr::to_string(&QodSession::crd())
+/// Every CustomResourceDefinition of the operator: QodSession, QodProvider, ClusterQodProvider.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        QodSession::crd(),
+        QodProvider::crd(),
+        ClusterQodProvider::crd(),
+    ]
+}
+
+/// One CRD as YAML, as its file in `deploy/crds/` (`<plural>.qod.dev.yaml`) holds it.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string(crd)
+}
+
+/// Every CRD as one multi-document YAML stream, as `qod-operator crd` prints it.
+pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let documents = crds().iter().map(crd_yaml).collect::<Result<Vec<_>, _>>()?;
+    Ok(documents.join("---\n"))
 }
 
 #[cfg(test)]

@@ -173,6 +173,7 @@ mod tests {
                 qos_profile: "QOS_L".into(),
                 duration: 60,
                 auto_extend: false,
+                provider_ref: None,
             },
         );
         s.metadata = ObjectMeta {

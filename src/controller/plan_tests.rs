@@ -41,6 +41,7 @@ fn spec() -> QodSessionSpec {
         qos_profile: "QOS_L".into(),
         duration: 3600,
         auto_extend: false,
+        provider_ref: None,
     }
 }
 

@@ -1,18 +1,14 @@
-//! Credentials of the QoD clients: where secrets come from ([`SecretSource`]), OAuth2 client
-//! credentials with a cached access token, a static bearer token, and Nokia's RapidAPI key.
+//! Credentials of the QoD clients: OAuth2 client credentials with a cached access token, a
+//! static bearer token, and Nokia's RapidAPI key. Where their secrets come from, and how they
+//! are re-read, is [`super::secret`].
 //!
-//! Secrets live in files mounted from a Kubernetes Secret (or come from the environment), so a
-//! rotated Secret must take effect without a restart: a file is re-read whenever the provider
-//! refuses the credential (401/403), and the OAuth client secret is read for every token fetch.
+//! A rotated Secret must take effect without a restart: a static secret is re-read whenever the
+//! provider refuses it (401/403) and every few minutes, and the OAuth client secret is read for
+//! every token fetch.
 //! Secret values are [`SecretString`]s: redacted in `Debug`, sent only as sensitive headers or
 //! form fields, and never logged or copied into an error.
 
-use std::{
-    fmt,
-    path::PathBuf,
-    sync::{Mutex, PoisonError},
-    time::Duration,
-};
+use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use reqwest::{
@@ -24,123 +20,15 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tracing::{debug, instrument};
 
+pub use super::secret::SecretSource;
 use super::{
     error::{Error, Operation, error_info_from_body},
     http::{
         BodyError, Credentials, MAX_BODY_BYTES, RequestAuth, parse_base_url, read_body,
         transport_error,
     },
+    secret::CachedSecret,
 };
-
-/// Where a secret comes from. Files are read when the secret is needed, not at start-up.
-#[derive(Clone, Debug)]
-pub enum SecretSource {
-    /// A file, typically a key of a mounted Secret; trailing whitespace is ignored.
-    File(PathBuf),
-    /// A value given directly (e.g. from an environment variable).
-    Value(SecretString),
-}
-
-impl SecretSource {
-    /// The secret from the environment variable `name`, if it is set.
-    pub fn from_env(name: &str) -> Option<Self> {
-        std::env::var(name)
-            .ok()
-            .map(|value| Self::Value(SecretString::from(value)))
-    }
-
-    /// Reads the secret. `what` names it in the error (never the value).
-    ///
-    /// Files are read with blocking IO: they are tiny and sit on a tmpfs mount, and this
-    /// happens only on the first use and after a refusal.
-    pub fn load(&self, what: &'static str) -> Result<SecretString, Error> {
-        let mut text = match self {
-            Self::File(path) => std::fs::read_to_string(path).map_err(|e| Error::Credential {
-                what,
-                source: std::io::Error::new(e.kind(), format!("{}: {e}", path.display())),
-            })?,
-            Self::Value(value) => value.expose_secret().to_owned(),
-        };
-        text.truncate(text.trim_end().len());
-        if text.is_empty() {
-            return Err(Error::Credential {
-                what,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    match self {
-                        Self::File(path) => format!("{} is empty", path.display()),
-                        Self::Value(_) => "the value is empty".to_owned(),
-                    },
-                ),
-            });
-        }
-        Ok(SecretString::from(text))
-    }
-}
-
-/// A secret loaded once and re-read when the provider refuses it.
-#[derive(Debug)]
-pub(crate) struct CachedSecret {
-    source: SecretSource,
-    what: &'static str,
-    state: Mutex<Option<Loaded>>,
-}
-
-#[derive(Debug)]
-struct Loaded {
-    value: SecretString,
-    generation: u64,
-}
-
-impl CachedSecret {
-    pub fn new(source: SecretSource, what: &'static str) -> Self {
-        Self {
-            source,
-            what,
-            state: Mutex::new(None),
-        }
-    }
-
-    /// The current value and its generation (which changes whenever the value does).
-    pub fn current(&self) -> Result<(SecretString, u64), Error> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(loaded) = state.as_ref() {
-            return Ok((loaded.value.clone(), loaded.generation));
-        }
-        let value = self.source.load(self.what)?;
-        *state = Some(Loaded {
-            value: value.clone(),
-            generation: 1,
-        });
-        Ok((value, 1))
-    }
-
-    /// The value of `generation` was refused: re-read it. Returns whether a different value is
-    /// now there to try. A read failure empties the cache so the next call reports it.
-    pub fn reload(&self, generation: u64) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(loaded) = state.as_mut() else {
-            return false;
-        };
-        if loaded.generation != generation {
-            // Another call re-read it already.
-            return true;
-        }
-        match self.source.load(self.what) {
-            Ok(value) if value.expose_secret() != loaded.value.expose_secret() => {
-                debug!(credential = self.what, "re-read a changed credential");
-                loaded.value = value;
-                loaded.generation += 1;
-                true
-            }
-            Ok(_) => false,
-            Err(_) => {
-                *state = None;
-                false
-            }
-        }
-    }
-}
 
 /// Builds a header value that hyper and our logs treat as sensitive.
 fn sensitive_header(value: &str, what: &'static str) -> Result<HeaderValue, Error> {
@@ -190,7 +78,7 @@ impl StaticBearer {
 #[async_trait]
 impl RequestAuth for StaticBearer {
     async fn credentials(&self) -> Result<Credentials, Error> {
-        let (token, generation) = self.token.current()?;
+        let (token, generation) = self.token.current().await?;
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,
@@ -203,7 +91,7 @@ impl RequestAuth for StaticBearer {
     }
 
     async fn refused(&self, generation: u64, _status: StatusCode) -> bool {
-        self.token.reload(generation)
+        self.token.reload(generation).await
     }
 }
 
@@ -238,7 +126,7 @@ impl RapidApiKey {
 #[async_trait]
 impl RequestAuth for RapidApiKey {
     async fn credentials(&self) -> Result<Credentials, Error> {
-        let (key, generation) = self.key.current()?;
+        let (key, generation) = self.key.current().await?;
         let mut headers = HeaderMap::new();
         headers.insert(
             X_RAPIDAPI_KEY,
@@ -254,7 +142,7 @@ impl RequestAuth for RapidApiKey {
     }
 
     async fn refused(&self, generation: u64, _status: StatusCode) -> bool {
-        self.key.reload(generation)
+        self.key.reload(generation).await
     }
 }
 
@@ -391,7 +279,11 @@ impl OAuthTokens {
     #[instrument(skip_all, fields(operation = "fetch_token"))]
     async fn fetch(&self) -> Result<(SecretString, Duration), Error> {
         // Read for every fetch, so a rotated client secret is used from the next fetch on.
-        let secret = self.config.client_secret.load("OAuth2 client secret")?;
+        let secret = self
+            .config
+            .client_secret
+            .load("OAuth2 client secret")
+            .await?;
         let request = self
             .http
             .post(self.token_url.clone())
@@ -542,68 +434,10 @@ mod tests {
         testing::{Recorder, Reply},
     };
 
-    fn temp_file(content: &str) -> PathBuf {
+    fn temp_file(content: &str) -> std::path::PathBuf {
         let path = std::env::temp_dir().join(format!("qod-auth-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, content).unwrap();
         path
-    }
-
-    #[test]
-    fn secrets_are_trimmed_and_empty_ones_refused() {
-        let path = temp_file("s3cr3t-value \n");
-        let loaded = SecretSource::File(path.clone())
-            .load("test secret")
-            .unwrap();
-        assert_eq!(loaded.expose_secret(), "s3cr3t-value");
-
-        std::fs::write(&path, " \n").unwrap();
-        let err = SecretSource::File(path.clone())
-            .load("test secret")
-            .unwrap_err();
-        assert!(matches!(err, Error::Credential { .. }), "{err:?}");
-        assert_eq!(err.to_string(), "could not load the test secret");
-        std::fs::remove_file(&path).unwrap();
-
-        let missing = SecretSource::File(path.clone())
-            .load("test secret")
-            .unwrap_err();
-        let source = std::error::Error::source(&missing).unwrap().to_string();
-        assert!(source.contains(&path.display().to_string()), "{source}");
-
-        let err = SecretSource::Value(SecretString::from("\t"))
-            .load("test secret")
-            .unwrap_err();
-        assert!(matches!(err, Error::Credential { .. }));
-    }
-
-    #[test]
-    fn secret_values_are_redacted_in_debug() {
-        let source = SecretSource::Value(SecretString::from("hunter2-very-secret"));
-        assert!(!format!("{source:?}").contains("hunter2"));
-        let cached = CachedSecret::new(source, "x");
-        cached.current().unwrap();
-        assert!(!format!("{cached:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn a_refused_file_secret_is_re_read_and_a_new_value_reported() {
-        let path = temp_file("old-key\n");
-        let cached = CachedSecret::new(SecretSource::File(path.clone()), "key");
-        let (value, generation) = cached.current().unwrap();
-        assert_eq!(value.expose_secret(), "old-key");
-        assert!(!cached.reload(generation), "unchanged file: nothing new");
-
-        std::fs::write(&path, "new-key\n").unwrap();
-        assert!(cached.reload(generation));
-        let (value, newer) = cached.current().unwrap();
-        assert_eq!(value.expose_secret(), "new-key");
-        assert_ne!(newer, generation);
-        // A late refusal of the old value does not re-read again.
-        assert!(cached.reload(generation));
-
-        std::fs::remove_file(&path).unwrap();
-        assert!(!cached.reload(newer));
-        assert!(matches!(cached.current(), Err(Error::Credential { .. })));
     }
 
     #[test]

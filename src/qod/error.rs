@@ -4,7 +4,7 @@ use std::{fmt, time::Duration};
 
 use serde::Deserialize;
 
-use super::model::ErrorInfo;
+use super::{model::ErrorInfo, secret::SecretProblem};
 
 /// What the client was doing; a bounded label for logs and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,6 +171,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A credential's key of a Kubernetes Secret cannot be used: the Secret or the key is
+    /// missing, the value is empty, the operator may not read it, or the API did not answer.
+    #[error("cannot use the {what} from key `{key}` of Secret {namespace}/{name}: {problem}")]
+    SecretKey {
+        what: &'static str,
+        namespace: String,
+        name: String,
+        key: String,
+        problem: SecretProblem,
+        #[source]
+        source: Option<Box<kube::Error>>,
+    },
+
     /// The OAuth2 token endpoint refused the client credentials or gave an unusable answer.
     #[error("the token endpoint answered {status}: {message}")]
     Token { status: u16, message: String },
@@ -191,6 +204,7 @@ impl Error {
             // done. The caller recovers by looking the session up instead.
             Self::CreateOutcomeUnknown { .. } => false,
             Self::InvalidResponse { status, .. } => *status >= 500,
+            Self::SecretKey { problem, .. } => problem.is_transient(),
             Self::Unsupported { .. }
             | Self::InvalidRequest { .. }
             | Self::Credential { .. }
@@ -208,6 +222,17 @@ impl Error {
                 status,
                 ..
             } => (200..300).contains(status),
+            _ => false,
+        }
+    }
+
+    /// A credential is missing or unreadable (a file, or a Secret or key that does not exist, is
+    /// empty or may not be read): a human must fix it (Ready=False `CredentialsNotFound`). An
+    /// unreachable Kubernetes API is not that: it heals by itself.
+    pub fn credentials_not_found(&self) -> bool {
+        match self {
+            Self::Credential { .. } => true,
+            Self::SecretKey { problem, .. } => !problem.is_transient(),
             _ => false,
         }
     }
@@ -259,7 +284,7 @@ impl Error {
             Self::InvalidResponse { .. } => "invalid_response",
             Self::Unsupported { .. } => "unsupported",
             Self::InvalidRequest { .. } => "invalid_request",
-            Self::Credential { .. } | Self::Token { .. } => "credentials",
+            Self::Credential { .. } | Self::SecretKey { .. } | Self::Token { .. } => "credentials",
             Self::Config(_) => "config",
         }
     }

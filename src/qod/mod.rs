@@ -13,12 +13,13 @@ pub mod metered;
 pub mod model;
 pub mod nac;
 pub mod provider;
+pub mod secret;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
-pub use auth::{ClientAuthMethod, ClientCredentials, SecretSource};
+pub use auth::{ClientAuthMethod, ClientCredentials};
 pub use camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig};
 pub use error::{Error, Operation, TransportFailure};
 pub use http::Timeouts;
@@ -28,6 +29,7 @@ pub use model::{
 };
 pub use nac::{NacClient, NacConfig};
 pub use provider::{Flavour, ProviderConfig};
+pub use secret::{SecretKeyRef, SecretProblem, SecretSource};
 
 /// A session to create, independent of the API version.
 #[derive(Clone, Debug)]

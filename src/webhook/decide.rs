@@ -150,6 +150,7 @@ mod tests {
                 qos_profile: "QOS_L".into(),
                 duration: 60,
                 auto_extend: false,
+                provider_ref: None,
             },
         );
         r.status = Some(status);

@@ -429,6 +429,7 @@ pub fn spec(index: usize, profile: &str, duration: u32) -> QodSessionSpec {
         qos_profile: profile.into(),
         duration,
         auto_extend: false,
+        provider_ref: None,
     }
 }
 

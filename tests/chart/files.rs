@@ -1,4 +1,4 @@
-//! Committed files that must stay in step: the chart's CRD, the plain manifests in deploy/, and
+//! Committed files that must stay in step: the chart's CRDs, the plain manifests in deploy/, and
 //! the values table in the chart README.
 
 use std::collections::BTreeSet;
@@ -15,19 +15,33 @@ fn read(path: &str) -> String {
 }
 
 #[test]
-fn chart_crd_is_the_generated_one() {
-    let generated = read("deploy/crds/qodsessions.qod.dev.yaml");
-    let chart = read("charts/qod-operator/crds/qodsessions.qod.dev.yaml");
-    assert!(
-        chart == generated,
-        "charts/qod-operator/crds/ differs from deploy/crds/; run: \
-         cp deploy/crds/qodsessions.qod.dev.yaml charts/qod-operator/crds/"
+fn chart_crds_are_the_generated_ones() {
+    let files = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(repo().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    let crds = files("charts/qod-operator/crds");
+    assert_eq!(
+        crds,
+        [
+            "clusterqodproviders.qod.dev.yaml",
+            "qodproviders.qod.dev.yaml",
+            "qodsessions.qod.dev.yaml"
+        ]
     );
-    let crds: Vec<_> = std::fs::read_dir(repo().join("charts/qod-operator/crds"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(crds, ["qodsessions.qod.dev.yaml"]);
+    assert_eq!(files("deploy/crds"), crds);
+    for file in &crds {
+        assert!(
+            read(&format!("charts/qod-operator/crds/{file}"))
+                == read(&format!("deploy/crds/{file}")),
+            "charts/qod-operator/crds/{file} differs from deploy/crds/; run: \
+             cp deploy/crds/*.yaml charts/qod-operator/crds/"
+        );
+    }
 }
 
 #[test]

@@ -284,7 +284,11 @@ fn watch_namespace_and_install_crd_switch_the_rbac() {
             rule(
                 &["apiextensions.k8s.io"],
                 &["customresourcedefinitions"],
-                &["qodsessions.qod.dev"],
+                &[
+                    "qodsessions.qod.dev",
+                    "qodproviders.qod.dev",
+                    "clusterqodproviders.qod.dev"
+                ],
                 &["patch", "list", "watch"]
             )
         ]

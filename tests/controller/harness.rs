@@ -278,6 +278,7 @@ pub fn spec(phone: &str) -> QodSessionSpec {
         qos_profile: "QOS_L".into(),
         duration: 600,
         auto_extend: false,
+        provider_ref: None,
     }
 }
 

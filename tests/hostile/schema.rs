@@ -7,7 +7,7 @@ use kube::{
     api::{ApiResource, ListParams, PostParams},
     core::DynamicObject,
 };
-use qod_operator::api::QodSession;
+use qod_operator::api::{ClusterQodProvider, QodProvider, QodSession};
 use serde_json::{Value, json};
 
 use crate::support::{ControlPlane, control_plane};
@@ -308,4 +308,230 @@ async fn hostile_manifests_are_refused_by_the_schema() {
     );
     let object: DynamicObject = serde_json::from_value(manifest("fine", valid())).unwrap();
     api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+/// A provider manifest of `kind` named `name` (namespaced when `namespace` is given).
+fn provider(kind: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "qod.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Bad QodProvider and ClusterQodProvider manifests are refused by the API server, and the
+/// message names the field (or the rule's own words, which name it).
+#[tokio::test]
+async fn bad_provider_manifests_are_refused_naming_the_field() {
+    let (client, namespace, _) = cluster("schema-providers").await;
+    let namespaced = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &ApiResource::erase::<QodProvider>(&()),
+    );
+    let clustered =
+        Api::<DynamicObject>::all_with(client, &ApiResource::erase::<ClusterQodProvider>(&()));
+    let secret = json!({"name": "telco", "key": "client-secret"});
+    let oauth2 = json!({"tokenUrl": "https://auth.telco.example/token", "clientId": "app", "clientSecretSecretRef": secret});
+    let camara = |auth: Value| json!({"url": "https://api.telco.example/quality-on-demand/v1", "auth": auth});
+    let nac =
+        json!({"url": "https://nac.example", "apiKeySecretRef": {"name": "nac", "key": "api-key"}});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "both camara and networkAsCode",
+            json!({"camara": camara(json!({"oauth2": oauth2})), "networkAsCode": nac}),
+            "spec needs exactly one of camara or networkAsCode",
+        ),
+        (
+            "neither camara nor networkAsCode",
+            json!({"maxSessions": 10}),
+            "spec needs exactly one of camara or networkAsCode",
+        ),
+        (
+            "both auth methods",
+            json!({"camara": camara(json!({"oauth2": oauth2, "bearerTokenSecretRef": secret}))}),
+            "auth needs exactly one of oauth2 or bearerTokenSecretRef",
+        ),
+        (
+            "an empty auth",
+            json!({"camara": camara(json!({}))}),
+            "auth needs exactly one of oauth2 or bearerTokenSecretRef",
+        ),
+        (
+            "maxSessions 0",
+            json!({"networkAsCode": nac, "maxSessions": 0}),
+            "spec.maxSessions",
+        ),
+        (
+            "an unknown CAMARA version",
+            json!({"camara": {"url": "https://api.telco.example/qod/v2", "version": "v2"}}),
+            "spec.camara.version",
+        ),
+        (
+            "credentials in the URL",
+            json!({"camara": {"url": "https://user:pass@api.telco.example/quality-on-demand/v1"}}),
+            "spec.camara.url",
+        ),
+        (
+            "a URL that is not http(s)",
+            json!({"networkAsCode": {"url": "ftp://nac.example", "apiKeySecretRef": {"name": "nac", "key": "api-key"}}}),
+            "spec.networkAsCode.url",
+        ),
+        (
+            "a Secret name that Kubernetes would refuse",
+            json!({"networkAsCode": {"url": "https://nac.example", "apiKeySecretRef": {"name": "NAC_KEY", "key": "api-key"}}}),
+            "spec.networkAsCode.apiKeySecretRef.name",
+        ),
+        (
+            "a Secret key with a slash",
+            json!({"camara": camara(json!({"bearerTokenSecretRef": {"name": "telco", "key": "../token"}}))}),
+            "spec.camara.auth.bearerTokenSecretRef.key",
+        ),
+        (
+            "an OAuth2 token URL with a query",
+            json!({"camara": camara(json!({"oauth2": {"tokenUrl": "https://auth.telco.example/token?secret=1", "clientId": "app", "clientSecretSecretRef": secret}}))}),
+            "spec.camara.auth.oauth2.tokenUrl",
+        ),
+        (
+            "an OAuth2 client without a secret",
+            json!({"camara": camara(json!({"oauth2": {"tokenUrl": "https://auth.telco.example/token", "clientId": "app"}}))}),
+            "spec.camara.auth.oauth2.clientSecretSecretRef",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (index, (what, spec, expected)) in cases.iter().enumerate() {
+        for (kind, api) in [
+            ("QodProvider", &namespaced),
+            ("ClusterQodProvider", &clustered),
+        ] {
+            let name = format!("{namespace}-bad-{index}");
+            match api
+                .create(&PostParams::default(), &provider(kind, &name, spec.clone()))
+                .await
+            {
+                Ok(_) => wrong.push(format!("{kind} with {what}: accepted")),
+                Err(kube::Error::Api(status)) if status.message.contains(expected) => {}
+                Err(other) => wrong.push(format!("{kind} with {what}: {other}")),
+            }
+        }
+    }
+
+    let selector_cases = [
+        (
+            "an unknown operator",
+            json!({"matchExpressions": [{"key": "team", "operator": "Equals", "values": ["media"]}]}),
+        ),
+        (
+            "In without values",
+            json!({"matchExpressions": [{"key": "team", "operator": "In"}]}),
+        ),
+        (
+            "Exists with values",
+            json!({"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["x"]}]}),
+        ),
+    ];
+    for (index, (what, selector)) in selector_cases.iter().enumerate() {
+        let spec = json!({"networkAsCode": nac, "namespaceSelector": selector});
+        let name = format!("{namespace}-selector-{index}");
+        match clustered
+            .create(
+                &PostParams::default(),
+                &provider("ClusterQodProvider", &name, spec),
+            )
+            .await
+        {
+            Ok(_) => wrong.push(format!("namespaceSelector with {what}: accepted")),
+            Err(kube::Error::Api(status))
+                if status.message.contains("spec.namespaceSelector")
+                    && status
+                        .message
+                        .contains("operator must be In, NotIn, Exists or DoesNotExist") => {}
+            Err(other) => wrong.push(format!("namespaceSelector with {what}: {other}")),
+        }
+    }
+    // A QodProvider has no namespaceSelector: the API server drops the unknown field.
+    let spec = json!({"networkAsCode": nac, "namespaceSelector": {}});
+    let stored = namespaced
+        .create(
+            &PostParams::default(),
+            &provider("QodProvider", "no-selector", spec),
+        )
+        .await
+        .unwrap();
+    assert!(
+        stored.data["spec"].get("namespaceSelector").is_none(),
+        "{:?}",
+        stored.data
+    );
+    assert!(
+        wrong.is_empty(),
+        "not refused as expected:\n{}",
+        wrong.join("\n")
+    );
+
+    // The example is accepted, and the defaults are applied.
+    let name = format!("{namespace}-telco-a");
+    let spec = json!({
+        "camara": {"url": "https://api.telco-a.example/quality-on-demand/v1", "auth": {"oauth2": oauth2}},
+        "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["media"]}]},
+        "maxSessions": 200,
+    });
+    let stored = clustered
+        .create(
+            &PostParams::default(),
+            &provider("ClusterQodProvider", &name, spec),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.data["spec"]["camara"]["version"], "v1", "defaulted");
+    clustered.delete(&name, &Default::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_ref_names_a_kind_and_a_valid_name() {
+    let (_, _, api) = cluster("schema-provider-ref").await;
+    let mut wrong = Vec::new();
+    for (index, (reference, expected)) in [
+        (
+            json!({"kind": "Issuer", "name": "telco-a"}),
+            "spec.providerRef.kind",
+        ),
+        (
+            json!({"kind": "QodProvider", "name": "Telco_A"}),
+            "spec.providerRef.name",
+        ),
+        (
+            json!({"kind": "QodProvider", "name": "a".repeat(254)}),
+            "spec.providerRef.name",
+        ),
+        (
+            json!({"kind": "ClusterQodProvider"}),
+            "spec.providerRef.name",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut spec = valid();
+        spec["providerRef"] = reference.clone();
+        let object: DynamicObject =
+            serde_json::from_value(manifest(&format!("ref-{index}"), spec)).unwrap();
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => wrong.push(format!("{reference}: accepted")),
+            Err(kube::Error::Api(status)) if status.message.contains(expected) => {}
+            Err(other) => wrong.push(format!("{reference}: {other}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "not refused as expected:\n{}",
+        wrong.join("\n")
+    );
+    let mut spec = valid();
+    spec["providerRef"] = json!({"kind": "ClusterQodProvider", "name": "telco-a"});
+    let object: DynamicObject = serde_json::from_value(manifest("ref-fine", spec)).unwrap();
+    let stored = api.create(&PostParams::default(), &object).await.unwrap();
+    assert_eq!(stored.data["spec"]["providerRef"]["name"], "telco-a");
 }

@@ -147,6 +147,7 @@ fn spec() -> QodSessionSpec {
         qos_profile: "QOS_L".into(),
         duration: 600,
         auto_extend: false,
+        provider_ref: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The QoD provider side, end to end over HTTP: the client, the simulator, and both checked
-//! against the official CAMARA OpenAPI files with Prism. One test binary, so it links once.
+//! against the official CAMARA OpenAPI files with Prism; credentials from Kubernetes Secrets on
+//! a real API server (tests/control-plane). One test binary, so it links once.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,5 +11,6 @@ mod support;
 mod client_prism;
 mod client_simulator;
 mod notification_examples;
+mod secret_credentials;
 mod simulator_api;
 mod simulator_prism;

@@ -284,30 +284,33 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The QodSession CRD, applied (server-side, so every test binary and operator agree on it)
-/// and established.
+/// The operator's CRDs (QodSession, QodProvider, ClusterQodProvider), applied (server-side, so
+/// every test binary and operator agree on them) and established.
 pub async fn install_crd(client: &Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::{
-        CustomResourceExt,
         api::{Patch, PatchParams},
         runtime::wait::{await_condition, conditions},
     };
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = qod_operator::api::QodSession::crd();
-    let name = crd.metadata.name.clone().expect("the CRD has a name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("qod-operator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("applying the CRD: {e}"));
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .expect("the CRD established within 30 s")
-    .expect("watching the CRD");
+    for crd in qod_operator::api::crds() {
+        let name = crd.metadata.name.clone().expect("the CRD has a name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("qod-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying the CRD {name}: {e}"));
+    }
+    for crd in qod_operator::api::crds() {
+        let name = crd.metadata.name.expect("the CRD has a name");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the CRD {name} established within 30 s"))
+        .expect("watching the CRD");
+    }
 }

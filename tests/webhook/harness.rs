@@ -97,6 +97,7 @@ pub fn spec(port: u16) -> QodSessionSpec {
         qos_profile: "QOS_L".into(),
         duration: 3600,
         auto_extend: false,
+        provider_ref: None,
     }
 }
 

@@ -105,6 +105,7 @@ impl World {
             qos_profile: "QOS_L".into(),
             duration: 3600,
             auto_extend: false,
+            provider_ref: None,
         };
         self.api
             .create(
