@@ -32,6 +32,9 @@ pub struct CreateIntent {
     /// The generation of the spec the create was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+    /// The provider the create was sent to (`status.provider`'s form; absent: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl CreateIntent {
@@ -63,6 +66,7 @@ pub fn effective_status(session: &QodSession) -> QodSessionStatus {
         status.session_fingerprint = Some(intent.session_fingerprint);
         status.requested_duration = Some(intent.duration);
         status.observed_generation = intent.generation;
+        status.provider = intent.provider;
     }
     status
 }
@@ -95,6 +99,7 @@ mod tests {
             session_fingerprint: "abc".into(),
             duration: 600,
             generation: Some(1),
+            provider: Some("ClusterQodProvider/telco-a".into()),
         }
     }
 
@@ -106,6 +111,10 @@ mod tests {
         assert_eq!(pending.session_fingerprint.as_deref(), Some("abc"));
         assert_eq!(pending.requested_duration, Some(600));
         assert_eq!(pending.observed_generation, Some(1));
+        assert_eq!(
+            pending.provider.as_deref(),
+            Some("ClusterQodProvider/telco-a")
+        );
 
         // The webhook's write (no observedGeneration) leaves it pending.
         let notified = QodSessionStatus {

@@ -230,10 +230,16 @@ pub struct QodSessionStatus {
     /// The provider granted less than asked: extending this session further is pointless.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extension_capped: bool,
-    /// Digest of the session-defining fields (device, application server, ports, profile) the
-    /// current session was created with; a different digest means the session is replaced.
+    /// Digest of the session-defining fields (device, application server, ports, profile,
+    /// provider) the current session was created with; a different digest means the session is
+    /// replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_fingerprint: Option<String>,
+    /// The provider the current session lives at, as `<kind>/<name>` of its providerRef;
+    /// absent for the operator's default provider (its flags). Reads, extensions and the delete
+    /// go there even after `spec.providerRef` changes (which replaces the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     /// Set just before a create is sent, cleared once its answer is recorded: while set without
     /// a sessionId, the create may have happened and the operator looks for it before creating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,7 +266,7 @@ pub struct QodSessionStatus {
 
 impl QodSessionSpec {
     /// A digest of the fields that define a session at the provider (device, application
-    /// server, ports, profile). Duration and autoExtend are left out: they change a session's
+    /// server, ports, profile, provider). Duration and autoExtend are left out: they change a session's
     /// lifetime, not which session it is.
     pub fn session_fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
@@ -279,10 +285,20 @@ impl QodSessionSpec {
             &self.application_server_ports,
             &self.qos_profile,
         );
-        // Serialising plain structs and strings cannot fail.
-        let bytes = serde_json::to_vec(&defining).unwrap_or_default();
+        // Serialising plain structs and strings cannot fail. The provider counts only when
+        // named, so sessions made before providerRef existed keep their fingerprint.
+        let mut bytes = serde_json::to_vec(&defining).unwrap_or_default();
+        if let Some(provider) = &self.provider_ref {
+            bytes.extend_from_slice(provider.key().as_bytes());
+        }
         let digest = Sha256::digest(&bytes);
         digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The key of the provider this spec asks for (`status.provider`'s form), `None` for the
+    /// default provider.
+    pub fn provider_key(&self) -> Option<String> {
+        self.provider_ref.as_ref().map(ProviderRef::key)
     }
 }
 

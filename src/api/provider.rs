@@ -250,6 +250,13 @@ pub struct ProviderRef {
     pub name: String,
 }
 
+impl ProviderRef {
+    /// `<kind>/<name>`: how status and metrics name the provider.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
 /// The two provider kinds.
 #[derive(
     JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,

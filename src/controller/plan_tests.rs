@@ -8,7 +8,8 @@ use kube::api::ObjectMeta;
 
 use super::plan::{DeleteReason, ExtendReason, Plan, Settings, plan};
 use crate::api::{
-    ApplicationServer, Device, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
+    ApplicationServer, Device, FINALIZER, ProviderKind, ProviderRef, QodSession, QodSessionSpec,
+    QodSessionStatus,
     intent::{CREATE_INTENT, CreateIntent},
 };
 
@@ -88,6 +89,7 @@ impl Fixture for QodSession {
             session_fingerprint: self.spec.session_fingerprint(),
             duration: self.spec.duration,
             generation: self.metadata.generation,
+            provider: None,
         };
         self.metadata.annotations = Some(
             [(CREATE_INTENT.to_owned(), intent.to_annotation())]
@@ -584,4 +586,19 @@ fn the_fingerprint_ignores_lifetime_fields_only() {
         base.session_fingerprint(),
         other_server.session_fingerprint()
     );
+    // A session made before providerRef existed keeps its fingerprint; naming a provider, or
+    // another one, replaces it.
+    assert_eq!(base.session_fingerprint(), "10577a4fe409e9e190253130");
+    let mut at_a = base.clone();
+    at_a.provider_ref = Some(ProviderRef {
+        kind: ProviderKind::ClusterQodProvider,
+        name: "telco-a".into(),
+    });
+    let mut at_b = at_a.clone();
+    at_b.provider_ref = Some(ProviderRef {
+        kind: ProviderKind::QodProvider,
+        name: "telco-a".into(),
+    });
+    assert_ne!(base.session_fingerprint(), at_a.session_fingerprint());
+    assert_ne!(at_a.session_fingerprint(), at_b.session_fingerprint());
 }

@@ -225,6 +225,7 @@ impl Pass<'_> {
         intent.session_fingerprint = Some(self.spec().session_fingerprint());
         intent.requested_duration = Some(self.spec().duration);
         intent.observed_generation = self.generation();
+        intent.provider = self.spec().provider_key();
         if status::current(self.session).session_fingerprint.is_none() {
             status::set_ready(
                 &mut intent,
@@ -250,6 +251,7 @@ impl Pass<'_> {
                     status.create_requested_at = None;
                     status.extension_capped = false;
                     status.session_fingerprint = intent.session_fingerprint.clone();
+                    status.provider = intent.provider.clone();
                     status.requested_duration = intent.requested_duration;
                     status.observed_generation = self.generation();
                     status::record_session(status, &info, self.generation(), self.now);
@@ -625,6 +627,7 @@ impl Pass<'_> {
             session_fingerprint: self.spec().session_fingerprint(),
             duration: self.spec().duration,
             generation: self.generation(),
+            provider: self.spec().provider_key(),
         };
         self.patch_metadata(Some(intent), "add the finalizer and the create intent to")
             .await

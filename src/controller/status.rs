@@ -132,6 +132,7 @@ pub fn forget_session(status: &mut QodSessionStatus) {
     status.requested_duration = None;
     status.extension_capped = false;
     status.session_fingerprint = None;
+    status.provider = None;
     status.create_requested_at = None;
     status.last_synced_at = None;
     status.last_notification = None;

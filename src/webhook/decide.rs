@@ -257,6 +257,7 @@ mod tests {
                     session_fingerprint: "f".into(),
                     duration: 600,
                     generation: Some(1),
+                    provider: None,
                 }
                 .to_annotation(),
             )]

@@ -119,6 +119,7 @@ async fn a_session_whose_id_was_never_recorded_is_adopted(intent_in: IntentIn, p
         session_fingerprint: created.spec.session_fingerprint(),
         duration: 600,
         generation: created.metadata.generation,
+        provider: None,
     };
     let annotations = match intent_in {
         IntentIn::Metadata => json!({CREATE_INTENT: intent.to_annotation()}),
