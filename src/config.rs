@@ -65,6 +65,11 @@ pub struct ProviderArgs {
     /// account needed).
     #[arg(long, env = "QOD_SIMULATOR")]
     pub simulator: bool,
+
+    /// Namespace of the Secrets that ClusterQodProviders name (default: the operator's own,
+    /// POD_NAMESPACE). A QodProvider's Secrets are always in its own namespace.
+    #[arg(long, env = "QOD_CLUSTER_RESOURCE_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
 }
 
 /// Why the settings are unusable; each names the flag.
@@ -85,12 +90,18 @@ pub enum ConfigError {
 }
 
 impl ProviderArgs {
-    /// The provider's settings, for a provider at `url` (the flag's, or the simulator's).
-    pub fn provider_config(&self, url: &str) -> Result<ProviderConfig, ConfigError> {
-        let timeouts = Timeouts {
+    /// The time limits of every provider call, the flags' provider's and the provider
+    /// resources' alike.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             connect: self.provider_connect_timeout,
             request: self.provider_timeout,
-        };
+        }
+    }
+
+    /// The provider's settings, for a provider at `url` (the flag's, or the simulator's).
+    pub fn provider_config(&self, url: &str) -> Result<ProviderConfig, ConfigError> {
+        let timeouts = self.timeouts();
         let secret = |file: &Option<PathBuf>, env: &str| {
             file.clone()
                 .map(SecretSource::File)

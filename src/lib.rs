@@ -10,6 +10,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod probes;
+pub mod providers;
 pub mod qod;
 pub mod simulator;
 pub mod telemetry;

@@ -20,7 +20,9 @@ use crate::{
     controller::{self, Sink},
     leader::{self, LeaderArgs, LeaderError, Term},
     metrics::Metrics,
-    probes, qod, simulator,
+    probes,
+    providers::{self, ClientFactory, ProviderRegistry},
+    qod, simulator,
     webhook::{self, Webhook, args::WebhookArgs},
 };
 
@@ -108,6 +110,20 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         .map_err(RunError::Provider)?;
     let provider: Arc<dyn qod::SessionApi> =
         Arc::new(qod::metered::Metered::new(provider, metrics.clone()));
+    // Every provider resource's client, with the flags' provider as the default. Kept in step
+    // by its watches on every replica; the controller does not consult it yet.
+    let settings = providers::Settings {
+        timeouts: args.provider.timeouts(),
+        cluster_resource_namespace: args
+            .provider
+            .cluster_resource_namespace
+            .clone()
+            .unwrap_or_else(|| args.leader.lease_namespace.clone()),
+    };
+    let registry = Arc::new(ProviderRegistry::new(
+        Box::new(ClientFactory::new(client.clone(), settings)),
+        Some(provider.clone()),
+    ));
     let public_url = match (&args.webhook.webhook_public_url, &simulator) {
         (Some(url), _) => url.clone(),
         // The in-process simulator reaches the webhook on this machine.
@@ -191,8 +207,14 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         shutdown.cancel();
         term
     };
-    let (webhook_result, probes_result, term) =
-        tokio::join!(serve_webhook, serve_probes, run_controller);
+    let watch_providers = providers::watch::run(
+        registry,
+        client.clone(),
+        args.controller.namespace.as_deref(),
+        shutdown.clone(),
+    );
+    let (webhook_result, probes_result, term, ()) =
+        tokio::join!(serve_webhook, serve_probes, run_controller, watch_providers);
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }

@@ -11,6 +11,7 @@ mod support;
 mod client_prism;
 mod client_simulator;
 mod notification_examples;
+mod registry;
 mod secret_credentials;
 mod simulator_api;
 mod simulator_prism;
