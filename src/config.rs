@@ -19,9 +19,11 @@ pub struct ProviderArgs {
     #[arg(long, env = "QOD_PROVIDER", default_value = "camara")]
     pub provider: Flavour,
 
-    /// Base URL of the provider's API including its base path, e.g.
-    /// https://api.example.com/quality-on-demand/v1 (for nac: the RapidAPI host URL).
-    #[arg(long, env = "QOD_PROVIDER_URL", required_unless_present = "simulator")]
+    /// Base URL of the default provider's API including its base path, e.g.
+    /// https://api.example.com/quality-on-demand/v1 (for nac: the RapidAPI host URL). It serves
+    /// the QodSessions without a providerRef; without it (and without --simulator) only
+    /// sessions that name a QodProvider or ClusterQodProvider are served.
+    #[arg(long, env = "QOD_PROVIDER_URL")]
     pub provider_url: Option<String>,
 
     /// CAMARA QoD version the provider speaks: v1 (1.0, 1.1), v0.11 or v0.10.
@@ -75,8 +77,6 @@ pub struct ProviderArgs {
 /// Why the settings are unusable; each names the flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--provider-url is required (or use --simulator)")]
-    MissingProviderUrl,
     #[error("--token-url needs a client secret: --client-secret-file or QOD_CLIENT_SECRET")]
     MissingClientSecret,
     #[error("--provider nac needs an API key: --api-key-file or QOD_API_KEY")]
@@ -137,13 +137,6 @@ impl ProviderArgs {
                 ProviderConfig::Nac(config)
             }
         })
-    }
-
-    /// The provider URL the flags name.
-    pub fn url(&self) -> Result<&str, ConfigError> {
-        self.provider_url
-            .as_deref()
-            .ok_or(ConfigError::MissingProviderUrl)
     }
 }
 
@@ -228,9 +221,10 @@ mod tests {
     }
 
     #[test]
-    fn a_provider_url_or_the_simulator_is_required() {
-        let error = parse(&[]).err().expect("refused");
-        assert!(error.to_string().contains("--provider-url"), "{error}");
+    fn the_default_provider_is_optional() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.provider.provider_url, None);
+        assert!(!cli.provider.simulator);
         assert!(parse(&["--simulator"]).is_ok());
     }
 
@@ -246,7 +240,7 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(
-            cli.provider.provider_config(cli.provider.url().unwrap()),
+            cli.provider.provider_config(cli.provider.provider_url.as_deref().unwrap()),
             Err(ConfigError::MissingClientSecret)
         ));
         let cli = parse(&[
@@ -262,7 +256,7 @@ mod tests {
         .unwrap();
         let config = cli
             .provider
-            .provider_config(cli.provider.url().unwrap())
+            .provider_config(cli.provider.provider_url.as_deref().unwrap())
             .unwrap();
         assert!(matches!(
             config,

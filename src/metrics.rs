@@ -108,12 +108,14 @@ struct ErrorLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
+    provider: String,
     operation: &'static str,
     code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OperationLabel {
+struct ProviderOperationLabels {
+    provider: String,
     operation: &'static str,
 }
 
@@ -154,7 +156,7 @@ pub struct Metrics {
     reconcile_errors: Family<ErrorLabel, Counter>,
     reconcile_conflicts: Counter,
     provider_requests: Family<ProviderLabels, Counter>,
-    provider_request_duration: Family<OperationLabel, Histogram>,
+    provider_request_duration: Family<ProviderOperationLabels, Histogram>,
     sessions: Family<QosStatusLabel, Gauge>,
     leader: Gauge,
     notifications_awaiting_create: Gauge,
@@ -227,15 +229,15 @@ impl Metrics {
         let provider_requests = Family::<ProviderLabels, Counter>::default();
         registry.register(
             "provider_requests",
-            "Calls to the QoD provider, by operation and HTTP status code (`none` when no answer came)",
+            "Calls to QoD providers, by provider (`default` for the flags' one, else `<kind>/[<namespace>/]<name>`), operation and HTTP status code (`none` when no answer came)",
             provider_requests.clone(),
         );
-        let provider_request_duration = Family::<OperationLabel, Histogram>::new_with_constructor(
+        let provider_request_duration = Family::<ProviderOperationLabels, Histogram>::new_with_constructor(
             provider_histogram as fn() -> Histogram,
         );
         registry.register_with_unit(
             "provider_request_duration",
-            "Time of one call to the QoD provider, by operation",
+            "Time of one call to a QoD provider, by provider and operation",
             Unit::Seconds,
             provider_request_duration.clone(),
         );
@@ -332,13 +334,26 @@ impl Metrics {
     /// Records one provider call: the operation (`create`, `get`, `delete`, `extend`,
     /// `find`, `token`...), the HTTP status it got (`None` when no answer came: timeout,
     /// connection failure) and its duration.
-    pub fn provider_request(&self, operation: &'static str, code: Option<u16>, elapsed: Duration) {
+    pub fn provider_request(
+        &self,
+        provider: &str,
+        operation: &'static str,
+        code: Option<u16>,
+        elapsed: Duration,
+    ) {
         let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
         self.provider_requests
-            .get_or_create(&ProviderLabels { operation, code })
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+                operation,
+                code,
+            })
             .inc();
         self.provider_request_duration
-            .get_or_create(&OperationLabel { operation })
+            .get_or_create(&ProviderOperationLabels {
+                provider: provider.to_owned(),
+                operation,
+            })
             .observe(elapsed.as_secs_f64());
     }
 
@@ -427,8 +442,8 @@ mod tests {
         metrics.reconciled("ok", Duration::from_millis(3));
         metrics.reconcile_error("provider_unavailable");
         metrics.reconcile_conflict();
-        metrics.provider_request("create", Some(201), Duration::from_millis(40));
-        metrics.provider_request("get", None, Duration::from_secs(5));
+        metrics.provider_request("default", "create", Some(201), Duration::from_millis(40));
+        metrics.provider_request("ClusterQodProvider/a", "get", None, Duration::from_secs(5));
         metrics.set_sessions(Some("AVAILABLE"), 2);
         metrics.set_leader(true);
         metrics.notification(NotificationResult::Applied);
@@ -443,7 +458,7 @@ mod tests {
         assert!(text.contains(r#"qod_operator_notifications_total{result="applied"} 1"#));
         assert!(text.contains(r#"qod_operator_notifications_total{result="stale"} 0"#));
         assert!(
-            text.contains(r#"qod_operator_provider_requests_total{operation="get",code="none"} 1"#)
+            text.contains(r#"qod_operator_provider_requests_total{provider="ClusterQodProvider/a",operation="get",code="none"} 1"#)
         );
         assert!(text.contains(r#"qod_operator_sessions{qos_status="AVAILABLE"} 2"#));
         assert!(text.contains("qod_operator_leader 1"));

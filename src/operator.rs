@@ -102,16 +102,26 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         None
     };
     let provider_url = match &simulator {
-        Some(sim) => format!("{}/quality-on-demand/v1", sim.base_url()),
-        None => args.provider.url()?.to_owned(),
+        Some(sim) => Some(format!("{}/quality-on-demand/v1", sim.base_url())),
+        None => args.provider.provider_url.clone(),
     };
     let metrics = Arc::new(Metrics::new());
-    let provider = qod::provider::build(args.provider.provider_config(&provider_url)?)
-        .map_err(RunError::Provider)?;
-    let provider: Arc<dyn qod::SessionApi> =
-        Arc::new(qod::metered::Metered::new(provider, metrics.clone()));
+    // The flags' provider serves the QodSessions without a providerRef; without one, only
+    // sessions that name a provider resource are served.
+    let default_provider = match &provider_url {
+        Some(url) => Some(
+            qod::provider::build(args.provider.provider_config(url)?)
+                .map_err(RunError::Provider)?,
+        ),
+        None => {
+            info!(
+                "no --provider-url and no --simulator: only QodSessions with a providerRef are served"
+            );
+            None
+        }
+    };
     // Every provider resource's client, with the flags' provider as the default. Kept in step
-    // by its watches on every replica; the controller does not consult it yet.
+    // by its watches on every replica.
     let settings = providers::Settings {
         timeouts: args.provider.timeouts(),
         cluster_resource_namespace: args
@@ -122,7 +132,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
     };
     let registry = Arc::new(ProviderRegistry::new(
         Box::new(ClientFactory::new(client.clone(), settings)),
-        Some(provider.clone()),
+        default_provider,
     ));
     let public_url = match (&args.webhook.webhook_public_url, &simulator) {
         (Some(url), _) => url.clone(),
@@ -164,13 +174,18 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         shutdown.clone().cancelled_owned(),
     );
     let reconcile = |stop: CancellationToken| {
-        let (client, cache, ready) = (client.clone(), cache.clone(), ready.clone());
+        let (client, cache, ready, providers) = (
+            client.clone(),
+            cache.clone(),
+            ready.clone(),
+            Arc::clone(&registry),
+        );
         async move {
             ready.set_controller_running(true);
             controller::run(
                 client,
                 cache,
-                provider,
+                providers,
                 sink,
                 controller_config,
                 stop.cancelled_owned(),
@@ -208,7 +223,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         term
     };
     let watch_providers = providers::watch::run(
-        registry,
+        Arc::clone(&registry),
         client.clone(),
         args.controller.namespace.as_deref(),
         shutdown.clone(),

@@ -40,6 +40,12 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     /// The provider failed or could not be reached; the operator retries.
     pub const PROVIDER_UNAVAILABLE: &str = "ProviderUnavailable";
+    /// A credential of the provider (a Secret, a key, a file) is missing or unreadable.
+    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
+    /// The provider has `maxSessions` live sessions; retried when one ends.
+    pub const PROVIDER_QUOTA_EXCEEDED: &str = "ProviderQuotaExceeded";
+    // The refusals of `crate::providers::Refusal` (ProviderNotFound, ProviderNotAllowed,
+    // NoProvider, InvalidProvider, ProvidersNotSynced) carry their own reason words.
 }
 
 /// `Ready` as the network's words imply it: status, reason and a message for humans.

@@ -251,9 +251,24 @@ pub struct ProviderRef {
 }
 
 impl ProviderRef {
-    /// `<kind>/<name>`: how status and metrics name the provider.
+    /// `<kind>/<name>`: how `status.provider` names the provider (a QodProvider's namespace is
+    /// the session's).
     pub fn key(&self) -> String {
         format!("{}/{}", self.kind, self.name)
+    }
+
+    /// The reference a [`key`](Self::key) was made from.
+    pub fn from_key(key: &str) -> Option<Self> {
+        let (kind, name) = key.split_once('/')?;
+        let kind = match kind {
+            "QodProvider" => ProviderKind::QodProvider,
+            "ClusterQodProvider" => ProviderKind::ClusterQodProvider,
+            _ => return None,
+        };
+        (!name.is_empty() && !name.contains('/')).then(|| Self {
+            kind,
+            name: name.to_owned(),
+        })
     }
 }
 

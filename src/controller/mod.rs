@@ -9,6 +9,7 @@ mod per_resource;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod provider_choice;
 pub mod provider_health;
 pub mod reconcile;
 pub mod status;
@@ -29,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use self::events::Recorder;
-use crate::{api::QodSession, cache::SessionCache, metrics::Metrics, qod, telemetry::error_chain};
+use crate::{
+    api::QodSession, cache::SessionCache, metrics::Metrics, providers::ProviderRegistry, qod,
+    telemetry::error_chain,
+};
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
 /// session; the webhook checks it. Implemented by the webhook's HMAC keys.
@@ -99,9 +103,8 @@ impl Default for Config {
 /// What every reconcile pass shares.
 pub struct Context {
     pub client: Client,
-    pub provider: Arc<dyn qod::SessionApi>,
-    /// Observes every answer of `provider`.
-    pub provider_health: Arc<provider_health::ProviderHealth>,
+    /// The providers, and which one each step uses.
+    pub providers: provider_choice::Providers,
     pub sink: Sink,
     pub planner: plan::Settings,
     pub recorder: Recorder,
@@ -179,7 +182,7 @@ const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 pub async fn run(
     client: Client,
     cache: SessionCache,
-    provider: Arc<dyn qod::SessionApi>,
+    providers: Arc<ProviderRegistry>,
     sink: Sink,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -188,15 +191,10 @@ pub async fn run(
         controller: "qod-operator".into(),
         instance: config.instance.clone(),
     };
-    let provider_health = Arc::new(provider_health::ProviderHealth::default());
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        provider: Arc::new(provider_health::Observed {
-            inner: provider,
-            health: provider_health.clone(),
-        }),
-        provider_health,
+        providers: provider_choice::Providers::new(providers, Arc::clone(&config.metrics)),
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),

@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::{
     Context, Error,
     plan::{DeleteReason, ExtendReason, Plan, plan},
+    provider_choice::{InUse, Unserved, live_sessions_at},
     status,
 };
 use crate::{
@@ -28,6 +29,7 @@ use crate::{
         conditions::reason,
         intent::{CREATE_INTENT, CreateIntent},
     },
+    cache::Located,
     qod::{self, NotificationTarget, SessionRequest},
     telemetry::error_chain,
 };
@@ -103,6 +105,11 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
 
 /// How soon a pass skipped for a lagging cache looks again, should no watch event come.
 const OWN_WRITE_PENDING: Duration = Duration::from_secs(1);
+
+/// How long a create through a provider with maxSessions holds the provider's lock for the
+/// cache to show its intent; past it the next create may not count this one (the watch is
+/// down), which the cap tolerates rather than stopping every create.
+const QUOTA_CACHE_WAIT: Duration = Duration::from_secs(2);
 
 /// What we know of a resource beyond the cached copy (our last write, or a write the API
 /// server refused), remembered until the cache has caught up with it.
@@ -180,20 +187,53 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     async fn run(&self, step: Plan) -> Result<Action, Error> {
+        let providers = &self.context.providers;
+        let chosen = match &step {
+            Plan::AddFinalizer => return self.add_finalizer().await,
+            Plan::RemoveFinalizer => return self.remove_finalizer().await,
+            Plan::Wait(after) => return self.wait(*after).await,
+            Plan::Create => providers.named(self.session),
+            Plan::Adopt | Plan::Refresh { .. } | Plan::Extend { .. } | Plan::Delete { .. } => {
+                providers.recorded(self.session)
+            }
+        };
+        let provider = match chosen {
+            Ok(provider) => provider,
+            Err(unserved) => return self.unserved(&unserved).await,
+        };
+        let p = &provider;
         match step {
-            Plan::AddFinalizer => self.add_finalizer().await,
-            Plan::Adopt => self.adopt().await,
-            Plan::Create => self.create().await,
-            Plan::Refresh { session_id } => self.refresh(&session_id).await,
+            Plan::Adopt => self.adopt(p).await,
+            Plan::Create => self.create(p).await,
+            Plan::Refresh { session_id } => self.refresh(p, &session_id).await,
             Plan::Extend {
                 session_id,
                 seconds,
                 reason,
-            } => self.extend(&session_id, seconds, reason).await,
-            Plan::Delete { session_id, reason } => self.delete(&session_id, reason).await,
-            Plan::RemoveFinalizer => self.remove_finalizer().await,
-            Plan::Wait(after) => self.wait(after).await,
+            } => self.extend(p, &session_id, seconds, reason).await,
+            Plan::Delete { session_id, reason } => self.delete(p, &session_id, reason).await,
+            // Returned above.
+            Plan::AddFinalizer | Plan::RemoveFinalizer | Plan::Wait(_) => {
+                Ok(Action::await_change())
+            }
         }
+    }
+
+    /// No provider may serve this step now: say why in `Ready`, call none, and look again.
+    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        status::set_ready(
+            &mut next,
+            "False",
+            unserved.reason(),
+            unserved.to_string(),
+            self.generation(),
+            self.now,
+        );
+        info!(reason = unserved.reason(), "{unserved}");
+        self.write_status(self.session, &next).await?;
+        Ok(Action::requeue(unserved.retry_in()))
     }
 
     /// When to come back after a step that left `status`: plan again on it (with the exact
@@ -219,13 +259,33 @@ impl Pass<'_> {
     /// Creates the session, after recording the intent so a crash before the answer is
     /// recorded leads to a lookup instead of a second create. A resource's first create
     /// records it in the write that adds the finalizer (see [`crate::api::intent`]).
-    async fn create(&self) -> Result<Action, Error> {
+    async fn create(&self, provider: &InUse) -> Result<Action, Error> {
+        // With maxSessions, count and record under the provider's lock, and keep it until the
+        // cache shows the intent, so the next create through it counts this one.
+        let slot = self.context.providers.quota_slot(provider).await;
+        if let (Some(max), Some(recorded_as)) = (provider.max_sessions, &provider.recorded_as) {
+            let namespace = self.session.namespace().unwrap_or_default();
+            let live = live_sessions_at(
+                self.context.cache.store().state().iter().map(AsRef::as_ref),
+                &namespace,
+                recorded_as,
+                self.uid,
+            );
+            if live >= max as usize {
+                return self
+                    .unserved(&Unserved::QuotaExceeded {
+                        provider: provider.label().to_owned(),
+                        max,
+                    })
+                    .await;
+            }
+        }
         let mut intent = status::current(self.session);
         intent.create_requested_at = Some(Time(self.now));
         intent.session_fingerprint = Some(self.spec().session_fingerprint());
         intent.requested_duration = Some(self.spec().duration);
         intent.observed_generation = self.generation();
-        intent.provider = self.spec().provider_key();
+        intent.provider = provider.recorded_as.clone();
         if status::current(self.session).session_fingerprint.is_none() {
             status::set_ready(
                 &mut intent,
@@ -239,12 +299,25 @@ impl Pass<'_> {
         let written = if self.has_finalizer() {
             self.write_status(self.session, &intent).await?
         } else {
-            Some(self.add_finalizer_with_intent().await?)
+            Some(self.add_finalizer_with_intent(provider).await?)
         };
         let session = written.as_ref().unwrap_or(self.session);
+        if let (Some(_), Some(written)) = (&slot, &written) {
+            let located = Located {
+                namespace: written.namespace().unwrap_or_default(),
+                name: written.name_any(),
+                uid: self.uid.to_owned(),
+            };
+            let seen = self.session;
+            self.context
+                .cache
+                .newer_than(&located, seen, QUOTA_CACHE_WAIT)
+                .await;
+        }
+        drop(slot);
 
         let request = self.session_request();
-        match self.context.provider.create_session(&request).await {
+        match provider.api.create_session(&request).await {
             Ok(info) => {
                 tracing::Span::current().record("session_id", info.session_id.as_str());
                 let created = |status: &mut QodSessionStatus| {
@@ -280,22 +353,25 @@ impl Pass<'_> {
             }
             Err(error) if error.status() == Some(409) => {
                 // The flow is taken: perhaps by our own earlier create whose answer was lost.
-                if let Some(found) = self.find_ours().await? {
+                if let Some(found) = self.find_ours(provider).await? {
                     return self.adopted(session, intent, found).await;
                 }
-                self.create_failed(session, intent, error, false).await
+                self.create_failed(provider, session, intent, error, false)
+                    .await
             }
             Err(error) => {
                 // Keep the intent while the session may exist; drop it when it surely does not.
                 let may_exist =
                     error.may_have_created() || error.status().is_some_and(|s| s >= 500);
-                self.create_failed(session, intent, error, may_exist).await
+                self.create_failed(provider, session, intent, error, may_exist)
+                    .await
             }
         }
     }
 
     async fn create_failed(
         &self,
+        provider: &InUse,
         session: &QodSession,
         mut intent: QodSessionStatus,
         error: qod::Error,
@@ -311,13 +387,14 @@ impl Pass<'_> {
             error_chain(&error),
         )
         .await;
-        self.provider_failed(session, intent, "create", error).await
+        self.provider_failed(provider, session, intent, "create", error)
+            .await
     }
 
     /// Looks for a session of ours that an interrupted create may have made, and adopts it.
-    async fn adopt(&self) -> Result<Action, Error> {
+    async fn adopt(&self, provider: &InUse) -> Result<Action, Error> {
         let mut next = status::current(self.session);
-        match self.find_ours().await {
+        match self.find_ours(provider).await {
             Ok(Some(found)) => return self.adopted(self.session, next, found).await,
             Ok(None) => {}
             Err(Error::Provider {
@@ -336,7 +413,7 @@ impl Pass<'_> {
             }
             Err(Error::Provider { action, source }) => {
                 return self
-                    .provider_failed(self.session, next, action, source)
+                    .provider_failed(provider, self.session, next, action, source)
                     .await;
             }
             Err(error) => return Err(error),
@@ -350,11 +427,10 @@ impl Pass<'_> {
     }
 
     /// The provider's session whose sink names this resource, if any.
-    async fn find_ours(&self) -> Result<Option<qod::SessionInfo>, Error> {
+    async fn find_ours(&self, provider: &InUse) -> Result<Option<qod::SessionInfo>, Error> {
         let device = qod::Device::from(&self.spec().device);
-        let sessions = self
-            .context
-            .provider
+        let sessions = provider
+            .api
             .sessions_of_device(&device)
             .await
             .map_err(|source| Error::Provider {
@@ -395,17 +471,17 @@ impl Pass<'_> {
         Ok(self.then(&next))
     }
 
-    async fn refresh(&self, session_id: &str) -> Result<Action, Error> {
+    async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
         let mut next = status::current(self.session);
         next.observed_generation = self.generation();
-        match self.context.provider.get_session(session_id).await {
+        match provider.api.get_session(session_id).await {
             Ok(info) => status::record_session(&mut next, &info, self.generation(), self.now),
             Err(error) if error.is_not_found() => {
                 status::record_session_gone(&mut next, self.generation(), self.now);
             }
             Err(error) => {
                 return self
-                    .provider_failed(self.session, next, "read the session", error)
+                    .provider_failed(provider, self.session, next, "read the session", error)
                     .await;
             }
         }
@@ -415,18 +491,14 @@ impl Pass<'_> {
 
     async fn extend(
         &self,
+        provider: &InUse,
         session_id: &str,
         seconds: u32,
         why: ExtendReason,
     ) -> Result<Action, Error> {
         let mut next = status::current(self.session);
         next.observed_generation = self.generation();
-        match self
-            .context
-            .provider
-            .extend_session(session_id, seconds)
-            .await
-        {
+        match provider.api.extend_session(session_id, seconds).await {
             Ok(info) => {
                 // Recorded through conflicts: a lost record would extend a second time.
                 let requested = next
@@ -467,20 +539,25 @@ impl Pass<'_> {
                 Ok(self.then(&next))
             }
             Err(error) => {
-                self.provider_failed(self.session, next, "extend the session", error)
+                self.provider_failed(provider, self.session, next, "extend the session", error)
                     .await
             }
         }
     }
 
-    async fn delete(&self, session_id: &str, why: DeleteReason) -> Result<Action, Error> {
-        match self.context.provider.delete_session(session_id).await {
+    async fn delete(
+        &self,
+        provider: &InUse,
+        session_id: &str,
+        why: DeleteReason,
+    ) -> Result<Action, Error> {
+        match provider.api.delete_session(session_id).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => {}
             Err(error) => {
                 let next = status::current(self.session);
                 return self
-                    .provider_failed(self.session, next, "delete the session", error)
+                    .provider_failed(provider, self.session, next, "delete the session", error)
                     .await;
             }
         }
@@ -577,6 +654,7 @@ impl Pass<'_> {
     /// controller at once, cannot turn a failing call into a hot loop.
     async fn provider_failed(
         &self,
+        provider: &InUse,
         base: &QodSession,
         mut next: QodSessionStatus,
         action: &'static str,
@@ -589,12 +667,13 @@ impl Pass<'_> {
             &mut next,
             action,
             &error,
-            self.context.provider_health.failures_in_a_row(),
+            provider.health.failures_in_a_row(),
             self.generation(),
             Timestamp::now(),
         );
         warn!(
             error = %error_chain(&error),
+            provider = provider.label(),
             retry_in = ?wait,
             failures = next.consecutive_failures,
             "{action} failed"
@@ -621,13 +700,13 @@ impl Pass<'_> {
     }
 
     /// Adds the finalizer and the first create's intent in one write.
-    async fn add_finalizer_with_intent(&self) -> Result<QodSession, Error> {
+    async fn add_finalizer_with_intent(&self, provider: &InUse) -> Result<QodSession, Error> {
         let intent = CreateIntent {
             requested_at: Time(self.now),
             session_fingerprint: self.spec().session_fingerprint(),
             duration: self.spec().duration,
             generation: self.generation(),
-            provider: self.spec().provider_key(),
+            provider: provider.recorded_as.clone(),
         };
         self.patch_metadata(Some(intent), "add the finalizer and the create intent to")
             .await

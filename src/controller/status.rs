@@ -160,6 +160,7 @@ pub fn record_error(
     };
     let wait = match error.status() {
         Some(401 | 403) => super::backoff::CREDENTIALS,
+        _ if error.credentials_not_found() => super::backoff::CREDENTIALS,
         _ => super::backoff::delay(run, transient, error.retry_after()),
     };
     let wait_span = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
@@ -172,6 +173,7 @@ pub fn record_error(
     };
     status.next_attempt_at = Some(Time(next));
     let why = match error.status() {
+        _ if error.credentials_not_found() => reason::CREDENTIALS_NOT_FOUND,
         Some(401 | 403) => reason::UNAUTHORIZED,
         Some(409) => reason::CONFLICT,
         Some(400 | 404 | 422) => reason::REJECTED,

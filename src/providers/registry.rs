@@ -154,6 +154,26 @@ impl ProviderRegistry {
         session_namespace: &str,
         reference: Option<&ProviderRef>,
     ) -> Result<Resolved, Refusal> {
+        self.resolve_with(session_namespace, reference, true)
+    }
+
+    /// The provider a session already lives at, as its status records it: the namespace
+    /// selector is not asked again, so a session made before the selector changed can still be
+    /// read, extended and deleted where it is.
+    pub fn resolve_recorded(
+        &self,
+        session_namespace: &str,
+        reference: Option<&ProviderRef>,
+    ) -> Result<Resolved, Refusal> {
+        self.resolve_with(session_namespace, reference, false)
+    }
+
+    fn resolve_with(
+        &self,
+        session_namespace: &str,
+        reference: Option<&ProviderRef>,
+        check_namespace: bool,
+    ) -> Result<Resolved, Refusal> {
         let Some(reference) = reference else {
             return self
                 .default
@@ -192,6 +212,7 @@ impl ProviderRegistry {
         // The namespace is checked first: a namespace the provider does not serve learns
         // nothing about its spec.
         match &entry.selection {
+            Ok(_) if !check_namespace => {}
             Ok(NamespaceSelection::All) => {}
             Ok(selection) => {
                 let labels = match state.namespaces.get(session_namespace) {

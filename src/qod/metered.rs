@@ -1,5 +1,5 @@
 //! A [`SessionApi`] that records every call of the one it wraps in the operator's metrics
-//! (`qod_operator_provider_requests_total{operation,code}` and its duration histogram), so both
+//! (`qod_operator_provider_requests_total{provider,operation,code}` and its duration histogram), so both
 //! flavours and the simulator are measured the same way, in one place.
 
 use std::{future::Future, sync::Arc, time::Instant};
@@ -12,11 +12,17 @@ use crate::metrics::Metrics;
 pub struct Metered {
     inner: Arc<dyn SessionApi>,
     metrics: Arc<Metrics>,
+    /// The `provider` label (see [`crate::providers::ProviderKey`]).
+    provider: Arc<str>,
 }
 
 impl Metered {
-    pub fn new(inner: Arc<dyn SessionApi>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    pub fn new(inner: Arc<dyn SessionApi>, metrics: Arc<Metrics>, provider: Arc<str>) -> Self {
+        Self {
+            inner,
+            metrics,
+            provider,
+        }
     }
 
     /// Times `call`. A success counts as the status the API documents for the operation (the
@@ -37,7 +43,7 @@ impl Metered {
             Err(error) => error.status(),
         };
         self.metrics
-            .provider_request(operation.as_str(), code, started.elapsed());
+            .provider_request(&self.provider, operation.as_str(), code, started.elapsed());
         result
     }
 }

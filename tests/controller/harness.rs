@@ -131,12 +131,13 @@ impl Harness {
             config.auth = CamaraAuth::Bearer(SecretSource::Value(SecretString::from(token)));
         }
         let provider = Arc::new(CamaraClient::new(config).unwrap());
+        let providers = crate::support::providers::default_only(client.clone(), provider);
         let sink = Sink::new("http://127.0.0.1:9", Arc::new(TestTokens));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(controller::run(
             client,
             cache,
-            provider,
+            providers,
             sink,
             controller::Config {
                 planner: planner(),

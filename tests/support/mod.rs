@@ -8,6 +8,7 @@ pub mod control_plane;
 pub mod identity;
 pub mod metrics;
 pub mod prism;
+pub mod providers;
 pub mod proxy;
 pub mod tools;
 pub mod wait;

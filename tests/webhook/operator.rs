@@ -63,7 +63,7 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
     let controller = tokio::spawn(controller::run(
         hook.client.clone(),
         hook.cache.clone(),
-        provider,
+        crate::support::providers::default_only(hook.client.clone(), provider),
         Sink::new(&hook.base, Arc::new(hook.keys.clone())),
         controller::Config {
             planner: plan::Settings {

@@ -1,0 +1,238 @@
+//! Which provider a step talks to. A create goes to the provider the spec names, checked
+//! against the provider's namespaces; everything done to an existing session (lookup, read,
+//! extension, delete) goes to the provider `status.provider` records, so a changed providerRef
+//! still deletes the old session where it lives. Each provider gets its own health (backoff)
+//! and its own `provider` label in the metrics.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use kube::ResourceExt;
+
+use super::provider_health::{Observed, ProviderHealth};
+use crate::{
+    api::{
+        ProviderKind, ProviderRef, QodSession, conditions::reason, intent::effective_status,
+    },
+    metrics::Metrics,
+    providers::{ProviderRegistry, Refusal, Resolved},
+    qod::{SessionApi, metered::Metered},
+};
+
+/// The provider a step uses.
+pub struct InUse {
+    /// `status.provider`'s form of it (`None`: the default provider).
+    pub recorded_as: Option<String>,
+    /// Observed by `health`, metered under its label.
+    pub api: Arc<dyn SessionApi>,
+    pub health: Arc<ProviderHealth>,
+    /// The provider's cap on live sessions.
+    pub max_sessions: Option<u32>,
+    label: Arc<str>,
+}
+
+impl InUse {
+    /// The metrics label (`default`, `ClusterQodProvider/<name>`, `QodProvider/<ns>/<name>`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// Why a step cannot use a provider now; none of these calls one.
+#[derive(Debug, thiserror::Error)]
+pub enum Unserved {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// `status.provider` holds something this operator did not write.
+    #[error("status.provider `{0}` names no provider kind this operator knows")]
+    UnknownRecorded(String),
+    #[error("{provider} has {max} live sessions, its maxSessions; retried when one ends")]
+    QuotaExceeded { provider: String, max: u32 },
+}
+
+impl Unserved {
+    /// The `Ready` condition's reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Refused(refusal) => refusal.reason(),
+            Self::UnknownRecorded(_) => "ProviderNotFound",
+            Self::QuotaExceeded { .. } => reason::PROVIDER_QUOTA_EXCEEDED,
+        }
+    }
+
+    /// When to look again. A change of the provider resources also brings the resource back
+    /// (see the provider watch); this is the fallback.
+    pub fn retry_in(&self) -> Duration {
+        match self {
+            Self::Refused(refusal) if refusal.is_transient() => Duration::from_secs(2),
+            Self::QuotaExceeded { .. } => QUOTA_RETRY,
+            _ => Duration::from_secs(60),
+        }
+    }
+}
+
+/// How soon a create refused for the provider's quota looks again.
+const QUOTA_RETRY: Duration = Duration::from_secs(10);
+
+/// The registry, and what the controller keeps per provider.
+pub struct Providers {
+    registry: Arc<ProviderRegistry>,
+    metrics: Arc<Metrics>,
+    health: Mutex<HashMap<String, Arc<ProviderHealth>>>,
+    /// Held from counting a provider's live sessions to recording a create's intent, for
+    /// providers with `maxSessions`, so concurrent creates cannot overshoot the cap.
+    quota_slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Providers {
+    pub fn new(registry: Arc<ProviderRegistry>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            registry,
+            metrics,
+            health: Mutex::default(),
+            quota_slots: Mutex::default(),
+        }
+    }
+
+    /// The provider a new session of `session` is created at.
+    pub fn named(&self, session: &QodSession) -> Result<InUse, Unserved> {
+        let namespace = session.namespace().unwrap_or_default();
+        let reference = session.spec.provider_ref.as_ref();
+        let resolved = self.registry.resolve(&namespace, reference)?;
+        Ok(self.in_use(resolved, reference.map(ProviderRef::key)))
+    }
+
+    /// The provider the session of `session` lives at (or, for a create in flight, was sent
+    /// to).
+    pub fn recorded(&self, session: &QodSession) -> Result<InUse, Unserved> {
+        let namespace = session.namespace().unwrap_or_default();
+        let recorded = effective_status(session).provider;
+        let reference = match &recorded {
+            Some(key) => Some(
+                ProviderRef::from_key(key).ok_or_else(|| Unserved::UnknownRecorded(key.clone()))?,
+            ),
+            None => None,
+        };
+        let resolved = self
+            .registry
+            .resolve_recorded(&namespace, reference.as_ref())?;
+        Ok(self.in_use(resolved, recorded))
+    }
+
+    fn in_use(&self, resolved: Resolved, recorded_as: Option<String>) -> InUse {
+        let health = Arc::clone(
+            self.health
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(resolved.label.clone())
+                .or_default(),
+        );
+        let label: Arc<str> = resolved.label.into();
+        let metered = Arc::new(Metered::new(
+            resolved.api,
+            Arc::clone(&self.metrics),
+            Arc::clone(&label),
+        ));
+        InUse {
+            recorded_as,
+            api: Arc::new(Observed {
+                inner: metered,
+                health: Arc::clone(&health),
+            }),
+            health,
+            max_sessions: resolved.max_sessions,
+            label,
+        }
+    }
+
+    /// The lock a create through `provider` holds while it counts and records, if the
+    /// provider caps its sessions.
+    pub async fn quota_slot(&self, provider: &InUse) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        provider.max_sessions?;
+        let slot = Arc::clone(
+            self.quota_slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(provider.label.to_string())
+                .or_default(),
+        );
+        Some(slot.lock_owned().await)
+    }
+}
+
+/// Live sessions (held, or a create in flight) recorded at `provider` among `sessions`, other
+/// than `except` (a uid): a QodProvider's in `namespace` only, since its key is relative to it.
+pub fn live_sessions_at<'a>(
+    sessions: impl IntoIterator<Item = &'a QodSession>,
+    namespace: &str,
+    provider: &str,
+    except: &str,
+) -> usize {
+    let same_namespace_only = ProviderRef::from_key(provider)
+        .is_some_and(|reference| reference.kind == ProviderKind::QodProvider);
+    sessions
+        .into_iter()
+        .filter(|s| s.metadata.uid.as_deref() != Some(except))
+        .filter(|s| !same_namespace_only || s.namespace().as_deref() == Some(namespace))
+        .filter(|s| {
+            let status = effective_status(s);
+            status.provider.as_deref() == Some(provider)
+                && (status.session_id.is_some() || status.create_requested_at.is_some())
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::QodSessionStatus;
+
+    fn session(namespace: &str, uid: &str, status: QodSessionStatus) -> QodSession {
+        let mut session = QodSession::new(
+            uid,
+            serde_json::from_value(serde_json::json!({
+                "device": {"phoneNumber": "+3670000000"},
+                "applicationServer": {"ipv4Address": "198.51.100.7"},
+                "qosProfile": "QOS_L", "duration": 600
+            }))
+            .unwrap(),
+        );
+        session.metadata.namespace = Some(namespace.into());
+        session.metadata.uid = Some(uid.into());
+        session.status = Some(status);
+        session
+    }
+
+    fn at(provider: &str, session_id: Option<&str>, pending: bool) -> QodSessionStatus {
+        QodSessionStatus {
+            provider: Some(provider.into()),
+            session_id: session_id.map(Into::into),
+            create_requested_at: pending.then(|| {
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+            }),
+            observed_generation: Some(1),
+            ..QodSessionStatus::default()
+        }
+    }
+
+    #[test]
+    fn live_sessions_count_held_and_pending_ones_at_that_provider_only() {
+        let cluster = "ClusterQodProvider/a";
+        let own = "QodProvider/b";
+        let sessions = [
+            session("one", "1", at(cluster, Some("s1"), false)),
+            session("two", "2", at(cluster, None, true)),
+            session("two", "3", at(cluster, None, false)),
+            session("one", "4", at(own, Some("s4"), false)),
+            session("two", "5", at(own, Some("s5"), false)),
+            session("one", "6", QodSessionStatus::default()),
+        ];
+        assert_eq!(live_sessions_at(&sessions, "one", cluster, "x"), 2);
+        assert_eq!(live_sessions_at(&sessions, "one", cluster, "1"), 1);
+        assert_eq!(live_sessions_at(&sessions, "one", own, "x"), 1);
+        assert_eq!(live_sessions_at(&sessions, "two", own, "x"), 1);
+    }
+}
