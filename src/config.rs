@@ -240,7 +240,8 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(
-            cli.provider.provider_config(cli.provider.provider_url.as_deref().unwrap()),
+            cli.provider
+                .provider_config(cli.provider.provider_url.as_deref().unwrap()),
             Err(ConfigError::MissingClientSecret)
         ));
         let cli = parse(&[

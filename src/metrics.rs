@@ -232,9 +232,10 @@ impl Metrics {
             "Calls to QoD providers, by provider (`default` for the flags' one, else `<kind>/[<namespace>/]<name>`), operation and HTTP status code (`none` when no answer came)",
             provider_requests.clone(),
         );
-        let provider_request_duration = Family::<ProviderOperationLabels, Histogram>::new_with_constructor(
-            provider_histogram as fn() -> Histogram,
-        );
+        let provider_request_duration =
+            Family::<ProviderOperationLabels, Histogram>::new_with_constructor(
+                provider_histogram as fn() -> Histogram,
+            );
         registry.register_with_unit(
             "provider_request_duration",
             "Time of one call to a QoD provider, by provider and operation",

@@ -173,6 +173,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         cache.clone(),
         shutdown.clone().cancelled_owned(),
     );
+    let namespace = args.controller.namespace.clone();
     let reconcile = |stop: CancellationToken| {
         let (client, cache, ready, providers) = (
             client.clone(),
@@ -182,15 +183,25 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         );
         async move {
             ready.set_controller_running(true);
-            controller::run(
-                client,
-                cache,
-                providers,
-                sink,
-                controller_config,
-                stop.cancelled_owned(),
-            )
-            .await;
+            // The sessions' controller and the providers' keeper write, so both run on the
+            // leader only.
+            tokio::join!(
+                controller::run(
+                    client.clone(),
+                    cache.clone(),
+                    Arc::clone(&providers),
+                    sink,
+                    controller_config,
+                    stop.clone().cancelled_owned(),
+                ),
+                providers::keeper::run(
+                    client,
+                    cache,
+                    providers,
+                    namespace.as_deref(),
+                    stop.cancelled_owned(),
+                ),
+            );
             ready.set_controller_running(false);
         }
     };

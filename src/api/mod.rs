@@ -14,8 +14,8 @@ pub mod intent;
 pub mod provider;
 
 pub use provider::{
-    ClusterQodProvider, ClusterQodProviderSpec, ProviderKind, ProviderRef, ProviderSpec,
-    ProviderStatus, QodProvider, QodProviderSpec,
+    ClusterQodProvider, ClusterQodProviderSpec, PROVIDER_FINALIZER, ProviderKind, ProviderRef,
+    ProviderSpec, ProviderStatus, QodProvider, QodProviderSpec,
 };
 
 /// The finalizer that keeps a resource until its session is gone at the provider.

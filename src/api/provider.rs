@@ -12,6 +12,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The finalizer that keeps a provider while QodSessions use it (hold a session there, or name
+/// it in `providerRef`), so no session is left at a provider the operator no longer knows.
+pub const PROVIDER_FINALIZER: &str = "qod.dev/provider";
+
 /// A DNS-1123 subdomain: what Kubernetes accepts as the name of a Secret or a custom resource.
 const DNS1123_SUBDOMAIN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";

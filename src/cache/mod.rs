@@ -120,6 +120,21 @@ impl SessionCache {
         }
     }
 
+    /// Hands every cached resource that `wanted` picks to the controllers again, as if it had
+    /// changed: what it depends on outside itself (its provider) did.
+    pub fn retrigger(&self, wanted: impl Fn(&QodSession) -> bool) {
+        let keys: Vec<_> = self
+            .store
+            .state()
+            .iter()
+            .filter(|s| wanted(s))
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect();
+        if !keys.is_empty() {
+            self.shared.notify(&keys);
+        }
+    }
+
     /// Number of resources known.
     pub fn len(&self) -> usize {
         self.shared.index.len()

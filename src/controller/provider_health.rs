@@ -84,6 +84,10 @@ impl SessionApi for Observed {
     async fn sessions_of_device(&self, device: &Device) -> Result<Vec<SessionInfo>, qod::Error> {
         self.seen(self.inner.sessions_of_device(device).await)
     }
+
+    async fn check_credentials(&self) -> Result<(), qod::Error> {
+        self.inner.check_credentials().await
+    }
 }
 
 #[cfg(test)]

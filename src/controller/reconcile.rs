@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::{
     Context, Error,
     plan::{DeleteReason, ExtendReason, Plan, plan},
-    provider_choice::{InUse, Unserved, live_sessions_at},
+    provider_choice::{InUse, Unserved},
     status,
 };
 use crate::{
@@ -30,6 +30,7 @@ use crate::{
         intent::{CREATE_INTENT, CreateIntent},
     },
     cache::Located,
+    providers::usage::live_sessions_at,
     qod::{self, NotificationTarget, SessionRequest},
     telemetry::error_chain,
 };

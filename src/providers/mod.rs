@@ -4,9 +4,11 @@
 //! ([`ProviderRegistry::resolve`]). The provider given by flags stays the default.
 
 pub mod build;
+pub mod keeper;
 pub mod key;
 pub mod registry;
 pub mod selector;
+pub mod usage;
 pub mod watch;
 
 pub use build::{BuildClient, BuildError, ClientFactory, SecretScope, Settings};

@@ -397,6 +397,10 @@ impl SessionApi for CamaraClient {
     async fn sessions_of_device(&self, device: &Device) -> Result<Vec<SessionInfo>, Error> {
         self.retrieve_sessions(device).await
     }
+
+    async fn check_credentials(&self) -> Result<(), Error> {
+        self.transport.check_credentials().await
+    }
 }
 
 #[cfg(test)]

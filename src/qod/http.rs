@@ -196,6 +196,11 @@ pub(crate) enum BodyError {
 }
 
 impl Transport {
+    /// See [`crate::qod::SessionApi::check_credentials`].
+    pub async fn check_credentials(&self) -> Result<(), Error> {
+        self.auth.credentials().await.map(drop)
+    }
+
     pub fn new(
         client: reqwest::Client,
         base: Url,

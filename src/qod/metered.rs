@@ -84,4 +84,8 @@ impl SessionApi for Metered {
         )
         .await
     }
+
+    async fn check_credentials(&self) -> Result<(), Error> {
+        self.inner.check_credentials().await
+    }
 }

@@ -76,4 +76,9 @@ pub trait SessionApi: Send + Sync {
 
     /// Every session the provider holds for the device (empty when it has none).
     async fn sessions_of_device(&self, device: &Device) -> Result<Vec<SessionInfo>, Error>;
+
+    /// Obtains the credentials a call would send (reads the Secret or file, fetches an OAuth2
+    /// token) without calling the QoD API: whether the provider can be used at all. Cached as
+    /// for calls, so asking often costs nothing.
+    async fn check_credentials(&self) -> Result<(), Error>;
 }

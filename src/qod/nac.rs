@@ -105,6 +105,10 @@ impl SessionApi for NacClient {
             other => other,
         }
     }
+
+    async fn check_credentials(&self) -> Result<(), Error> {
+        self.inner.check_credentials().await
+    }
 }
 
 #[cfg(test)]

@@ -300,15 +300,7 @@ pub fn ready(session: &QodSession) -> Option<(String, String)> {
     Some((ready.status.clone(), ready.reason.clone()))
 }
 
-/// Requests the provider answered for `operation` (`create`, `delete`, `retrieve_sessions`...),
-/// from its `/_sim/stats`, whatever their status.
-pub fn provider_calls(stats: &Value, operation: &str) -> u64 {
-    stats["apiRequests"][operation]
-        .as_object()
-        .map_or(0, |by_status| {
-            by_status.values().filter_map(Value::as_u64).sum()
-        })
-}
+pub use crate::support::simulator_stats::provider_calls;
 
 /// The provider's live sessions whose sink names `uid`.
 pub fn sessions_of(sessions: &[Value], uid: &str) -> Vec<Value> {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::{
-    support::eventually,
+    support::{eventually, simulator_stats::provider_calls},
     world::{World, sink_uid},
 };
 
@@ -80,14 +80,6 @@ async fn settled(world: &World, changed: bool) -> bool {
     })
 }
 
-fn calls(stats: &Value, operation: &str) -> u64 {
-    stats["apiRequests"][operation]
-        .as_object()
-        .map_or(0, |by_status| {
-            by_status.values().filter_map(Value::as_u64).sum()
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_replace_extend_delete_make_one_provider_call_per_intent() {
     let world = World::start("intents").await;
@@ -135,10 +127,10 @@ async fn create_replace_extend_delete_make_one_provider_call_per_intent() {
 
     let stats = world.provider_stats().await;
     let at_provider = [
-        calls(&stats, "create"),
-        calls(&stats, "delete"),
-        calls(&stats, "extend"),
-        calls(&stats, "retrieve_sessions"),
+        provider_calls(&stats, "create"),
+        provider_calls(&stats, "delete"),
+        provider_calls(&stats, "extend"),
+        provider_calls(&stats, "retrieve_sessions"),
     ];
     let reconcile_errors = operator
         .metric_sum("qod_operator_reconcile_errors_total", "")
@@ -155,7 +147,7 @@ async fn create_replace_extend_delete_make_one_provider_call_per_intent() {
         at_provider[1],
         at_provider[2],
         at_provider[3],
-        calls(&stats, "get"),
+        provider_calls(&stats, "get"),
     );
     // A replace is a create and a delete; every resource's end is one delete.
     let creates = (SESSIONS + REPLACED.len()) as u64;

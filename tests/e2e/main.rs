@@ -8,6 +8,9 @@
 //!   `kubectl describe qod`, `kubectl delete` leaves nothing behind.
 //! - [`intents`]: 300 sessions applied, 100 replaced, 100 extended, all deleted: exactly one
 //!   provider call per intent and no reconcile error, counted by the provider and the operator.
+//! - [`providers`]: two more simulators as a QodProvider and a ClusterQodProvider with
+//!   credentials in Secrets: sessions land where their resource says; missing provider, missing
+//!   Secret and quota refuse with no call; deletion of a provider waits for its sessions.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -30,5 +33,6 @@ mod process;
 mod intents;
 mod invalid;
 mod lifecycle;
+mod providers;
 mod restart;
 mod world;

@@ -166,9 +166,16 @@ impl World {
             "wait",
             "--for=condition=established",
             "crd/qodsessions.qod.dev",
+            "crd/qodproviders.qod.dev",
+            "crd/clusterqodproviders.qod.dev",
             "--timeout=30s",
         ])
         .await;
+    }
+
+    /// The test's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Every session the provider holds (`GET /_sim/sessions`).

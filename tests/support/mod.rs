@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod prism;
 pub mod providers;
 pub mod proxy;
+pub mod simulator_stats;
 pub mod tools;
 pub mod wait;
 
