@@ -155,7 +155,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "QOD_REQUESTED_REFRESH", default_value = "15s", value_parser = humantime::parse_duration)]
     pub requested_refresh: Duration,
 
-    /// QodSessions reconciled at the same time (the provider rate-limits).
+    /// QodSessions reconciled at the same time per provider (each provider rate-limits, and a
+    /// hanging provider must not hold the passes of another); four times as many overall.
     #[arg(long, env = "QOD_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 

@@ -76,10 +76,14 @@ impl Sink {
     }
 }
 
+/// Passes in flight overall for each pass a single provider may have in flight.
+const PASSES_PER_PROVIDER_SLOT: u16 = 4;
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Resources reconciled at the same time (the provider rate-limits).
+    /// Passes that talk to one provider at the same time (each provider rate-limits); four
+    /// times as many passes run at once overall.
     pub concurrency: u16,
     /// The planner's timing.
     pub planner: plan::Settings,
@@ -194,7 +198,11 @@ pub async fn run(
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        providers: provider_choice::Providers::new(providers, Arc::clone(&config.metrics)),
+        providers: provider_choice::Providers::new(
+            providers,
+            Arc::clone(&config.metrics),
+            config.concurrency,
+        ),
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),
@@ -212,7 +220,12 @@ pub async fn run(
         })
     };
     Controller::for_shared_stream(cache.changes(), cache.store())
-        .with_config(controller::Config::default().concurrency(config.concurrency))
+        // Passes that talk to a provider are limited per provider (`Providers::begin`); the
+        // overall bound keeps the rest (finalizers, status-only passes) from flooding the API.
+        .with_config(
+            controller::Config::default()
+                .concurrency(config.concurrency.saturating_mul(PASSES_PER_PROVIDER_SLOT)),
+        )
         .graceful_shutdown_on(context.stop.clone().cancelled_owned())
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| async move {

@@ -11,6 +11,7 @@ use std::{
 };
 
 use kube::ResourceExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::provider_health::{Observed, ProviderHealth};
 use crate::{
@@ -83,16 +84,36 @@ pub struct Providers {
     /// Held from counting a provider's live sessions to recording a create's intent, for
     /// providers with `maxSessions`, so concurrent creates cannot overshoot the cap.
     quota_slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Passes in flight per provider, at most `per_provider` each: a provider that hangs holds
+    /// its own share of the controller's passes, never another provider's.
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_provider: usize,
 }
 
 impl Providers {
-    pub fn new(registry: Arc<ProviderRegistry>, metrics: Arc<Metrics>) -> Self {
+    /// `per_provider`: passes that may talk to one provider at the same time.
+    pub fn new(registry: Arc<ProviderRegistry>, metrics: Arc<Metrics>, per_provider: u16) -> Self {
         Self {
             registry,
             metrics,
             health: Mutex::default(),
             quota_slots: Mutex::default(),
+            in_flight: Mutex::default(),
+            per_provider: usize::from(per_provider.max(1)),
         }
+    }
+
+    /// Waits for one of `provider`'s pass slots; the pass holds it until it ends.
+    pub async fn begin(&self, provider: &InUse) -> Option<OwnedSemaphorePermit> {
+        let slots = Arc::clone(
+            self.in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(provider.label.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_provider))),
+        );
+        // Never closed, so acquiring only fails if it were.
+        slots.acquire_owned().await.ok()
     }
 
     /// The provider a new session of `session` is created at.

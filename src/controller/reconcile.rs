@@ -202,6 +202,7 @@ impl Pass<'_> {
             Ok(provider) => provider,
             Err(unserved) => return self.unserved(&unserved).await,
         };
+        let _slot = providers.begin(&provider).await;
         let p = &provider;
         match step {
             Plan::Adopt => self.adopt(p).await,
