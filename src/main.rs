@@ -36,8 +36,12 @@ enum Command {
     /// Code behaviour, an OAuth2 token endpoint and test control under /_sim/).
     Simulator(Box<SimulatorArgs>),
     /// Print the CustomResourceDefinitions (QodSession, QodProvider, ClusterQodProvider) as one
-    /// multi-document YAML stream (what deploy/crds/ holds, one file each).
-    Crd,
+    /// multi-document YAML stream, or write one file each (what deploy/crds/ holds).
+    Crd {
+        /// Write `<name>.yaml` per CRD into this folder instead of printing them.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -161,7 +165,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_operator(*args).await,
         Command::Simulator(args) => run_simulator(*args).await,
-        Command::Crd => print_crd(),
+        Command::Crd { out_dir } => print_crds(out_dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,8 +193,18 @@ async fn run_operator(args: RunCommand) -> Result<(), Box<dyn std::error::Error>
     Ok(operator::run(args, shutdown).await?)
 }
 
-fn print_crd() -> Result<(), Box<dyn std::error::Error>> {
-    print!("{}", qod_operator::api::crds_yaml()?);
+fn print_crds(out_dir: Option<&std::path::Path>) -> Result<(), Box<dyn std::error::Error>> {
+    use qod_operator::api;
+    let Some(dir) = out_dir else {
+        print!("{}", api::crds_yaml()?);
+        return Ok(());
+    };
+    for crd in api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, api::crd_yaml(&crd)?)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     Ok(())
 }
 

@@ -14,11 +14,12 @@ fn committed_crds_match_the_generated_ones() {
         let generated = crd_yaml(&crd).expect("CRD serialises");
         let file = format!("{}.yaml", crd.metadata.name.expect("a CRD has a name"));
         let path = format!("{dir}/{file}");
-        let committed = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}; regenerate deploy/crds/ (deploy/README.md)"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{path}: {e}; run `cargo run -- crd --out-dir deploy/crds`")
+        });
         assert!(
             committed == generated,
-            "{path} is out of date: regenerate deploy/crds/ (see deploy/README.md)"
+            "{path} is out of date: run `cargo run -- crd --out-dir deploy/crds`"
         );
         expected.push(file);
     }

@@ -39,7 +39,7 @@ fn chart_crds_are_the_generated_ones() {
             read(&format!("charts/qod-operator/crds/{file}"))
                 == read(&format!("deploy/crds/{file}")),
             "charts/qod-operator/crds/{file} differs from deploy/crds/; run: \
-             cp deploy/crds/*.yaml charts/qod-operator/crds/"
+             cargo run -- crd --out-dir deploy/crds && cp deploy/crds/*.yaml charts/qod-operator/crds/"
         );
     }
 }

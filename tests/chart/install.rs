@@ -6,7 +6,7 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         coordination::v1::Lease,
-        core::v1::{Secret, Service},
+        core::v1::{Namespace, Secret, Service},
         events::v1::Event,
         rbac::v1::{ClusterRole, ClusterRoleBinding},
     },
@@ -20,6 +20,7 @@ use kube::{
     },
     runtime::wait::{await_condition, conditions},
 };
+use qod_operator::api::{ClusterQodProvider, QodProvider};
 use serde_json::json;
 
 use crate::{cluster::Cluster, harness::*};
@@ -305,8 +306,151 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         .await
         .unwrap();
 
-    // Nothing more: no update, create or delete of sessions, no Secrets, no other Leases or
-    // namespaces for Leases, no CRDs, no core Events.
+    // Provider registry: list and watch both provider kinds (cluster-wide) and namespaces'
+    // metadata, get a provider's Secret by name (in any namespace, the release namespace
+    // included); later the controller patches providers' finalizers and status.
+    let admin = cluster.admin().await;
+    let cluster_provider = format!("{apps}-telco");
+    let spec = json!({"networkAsCode": {"url": "https://nac.example",
+                                        "apiKeySecretRef": {"name": "nac", "key": "api-key"}}});
+    let provider = |kind: &str, name: &str| {
+        json!({"apiVersion": "qod.dev/v1alpha1", "kind": kind,
+               "metadata": {"name": name}, "spec": spec})
+    };
+    let as_test = PatchParams::apply("qod-operator-tests");
+    Api::<QodProvider>::namespaced(admin.clone(), &apps)
+        .patch(
+            "nac",
+            &as_test,
+            &Patch::Apply(provider("QodProvider", "nac")),
+        )
+        .await
+        .unwrap();
+    Api::<ClusterQodProvider>::all(admin.clone())
+        .patch(
+            &cluster_provider,
+            &as_test,
+            &Patch::Apply(provider("ClusterQodProvider", &cluster_provider)),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &apps)
+        .patch(
+            "nac",
+            &as_test,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+                                 "metadata": {"name": "nac"}, "stringData": {"api-key": "k"}})),
+        )
+        .await
+        .unwrap();
+    let qod_providers = Api::<QodProvider>::all(sa.clone());
+    qod_providers
+        .list(&ListParams::default().fields(&here))
+        .await
+        .unwrap();
+    // A watch refused by RBAC fails at once; an accepted one is open.
+    drop(
+        qod_providers
+            .watch(&WatchParams::default().fields(&here).timeout(1), "0")
+            .await
+            .unwrap(),
+    );
+    let cluster_providers = Api::<ClusterQodProvider>::all(sa.clone());
+    cluster_providers
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    drop(
+        cluster_providers
+            .watch(&WatchParams::default().timeout(1), "0")
+            .await
+            .unwrap(),
+    );
+    let namespaces = Api::<Namespace>::all(sa.clone());
+    namespaces
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap();
+    drop(
+        namespaces
+            .watch_metadata(&WatchParams::default().timeout(1), "0")
+            .await
+            .unwrap(),
+    );
+    Api::<Secret>::namespaced(sa.clone(), &apps)
+        .get("nac")
+        .await
+        .unwrap();
+    let provider_finalizer =
+        Patch::Merge(json!({"metadata": {"finalizers": ["qod.dev/provider"]}}));
+    let namespaced_providers = Api::<QodProvider>::namespaced(sa.clone(), &apps);
+    namespaced_providers
+        .patch("nac", &PatchParams::default(), &provider_finalizer)
+        .await
+        .unwrap();
+    let ready = |kind: &str| {
+        Patch::Apply(json!({"apiVersion": "qod.dev/v1alpha1", "kind": kind,
+                            "status": {"sessions": 0}}))
+    };
+    let as_operator = PatchParams::apply("qod-operator").force();
+    namespaced_providers
+        .patch_status("nac", &as_operator, &ready("QodProvider"))
+        .await
+        .unwrap();
+    cluster_providers
+        .patch(
+            &cluster_provider,
+            &PatchParams::default(),
+            &provider_finalizer,
+        )
+        .await
+        .unwrap();
+    cluster_providers
+        .patch_status(
+            &cluster_provider,
+            &as_operator,
+            &ready("ClusterQodProvider"),
+        )
+        .await
+        .unwrap();
+    // Not theirs to make, delete, or replace; no Namespace beyond its metadata list and watch.
+    assert_eq!(
+        code(
+            namespaced_providers
+                .delete("nac", &DeleteParams::default())
+                .await
+        ),
+        403,
+        "provider delete"
+    );
+    assert_eq!(
+        code(
+            cluster_providers
+                .delete(&cluster_provider, &DeleteParams::default())
+                .await
+        ),
+        403,
+        "cluster provider delete"
+    );
+    assert_eq!(code(namespaces.get(&apps).await), 403, "namespace get");
+    // The finalizers go, so the shared control plane can delete them.
+    let no_finalizer = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    Api::<QodProvider>::namespaced(admin.clone(), &apps)
+        .patch("nac", &PatchParams::default(), &no_finalizer)
+        .await
+        .unwrap();
+    let admin_cluster_providers = Api::<ClusterQodProvider>::all(admin);
+    admin_cluster_providers
+        .patch(&cluster_provider, &PatchParams::default(), &no_finalizer)
+        .await
+        .unwrap();
+    admin_cluster_providers
+        .delete(&cluster_provider, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // Nothing more: no update, create or delete of sessions, no list or watch of Secrets, no
+    // other Leases or namespaces for Leases, no CRDs, no core Events.
     let mut object = sessions.get("s1").await.unwrap();
     object.metadata.managed_fields = None;
     assert_eq!(
@@ -343,15 +487,26 @@ async fn the_service_account_may_do_what_the_operator_does_and_nothing_more() {
         "create"
     );
     let secrets: Api<Secret> = Api::namespaced(sa.clone(), namespace);
+    // By name only: ClusterQodProviders' Secrets live in the release namespace.
     assert_eq!(
         code(secrets.get(&format!("{fullname}-hmac")).await),
-        403,
+        200,
         "secret get"
     );
     assert_eq!(
         code(secrets.list(&ListParams::default()).await),
         403,
         "secret list"
+    );
+    assert_eq!(
+        code(
+            secrets
+                .watch(&WatchParams::default().timeout(1), "0")
+                .await
+                .map(drop)
+        ),
+        403,
+        "secret watch"
     );
     assert_eq!(code(leases.get("someone-else").await), 403, "other lease");
     assert_eq!(
@@ -441,6 +596,23 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
         403,
         "events in another namespace"
     );
+    // Secrets by name: in the watched namespace (QodProviders') and the release namespace
+    // (ClusterQodProviders'), nowhere else. Not found, not forbidden, is what "may get" looks like.
+    for (secret_namespace, expected) in [
+        (apps.as_str(), 404),
+        (cluster.namespace.as_str(), 404),
+        (elsewhere.as_str(), 403),
+    ] {
+        assert_eq!(
+            code(
+                Api::<Secret>::namespaced(sa.clone(), secret_namespace)
+                    .get("no-such-secret")
+                    .await
+            ),
+            expected,
+            "secret get in {secret_namespace}"
+        );
+    }
 
     // installCRD: server-side apply of its own CRD (what --install-crd sends), then its watch
     // until Established, a list/watch with a metadata.name field selector that the API server

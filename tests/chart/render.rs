@@ -24,8 +24,14 @@ fn assert_never_overreaches(r: &Rendered) {
         for (groups, resources, _, verbs) in rules(role) {
             for resource in &resources {
                 assert!(
-                    !["secrets", "configmaps", "pods", "*"].contains(&resource.as_str()),
+                    !["configmaps", "pods", "*"].contains(&resource.as_str()),
                     "{} grants {resource}",
+                    str(role, "/metadata/name")
+                );
+                // Secrets only by name: a provider resource's keys, never a list or a watch.
+                assert!(
+                    resource != "secrets" || verbs == ["get"],
+                    "{} grants {verbs:?} on secrets",
                     str(role, "/metadata/name")
                 );
             }
@@ -64,7 +70,9 @@ fn defaults_render_the_operator_with_a_secure_pod() {
         r.names(),
         [
             "ClusterRole/qod-qod-operator",
+            "ClusterRole/qod-qod-operator-providers",
             "ClusterRoleBinding/qod-qod-operator",
+            "ClusterRoleBinding/qod-qod-operator-providers",
             "Deployment/qod-qod-operator",
             "PodDisruptionBudget/qod-qod-operator",
             "Role/qod-qod-operator-leader-election",
@@ -215,9 +223,46 @@ fn cluster_rbac_grants_exactly_the_verbs_the_operator_uses() {
                 &["get", "list", "watch", "patch"]
             ),
             rule(&["qod.dev"], &["qodsessions/status"], &[], &["patch"]),
+            rule(
+                &["qod.dev"],
+                &["qodproviders"],
+                &[],
+                &["get", "list", "watch", "patch"]
+            ),
+            rule(&["qod.dev"], &["qodproviders/status"], &[], &["patch"]),
+            rule(&[""], &["secrets"], &[], &["get"]),
             rule(&["events.k8s.io"], &["events"], &[], &["create", "patch"]),
         ]
     );
+    // Cluster-scoped kinds need a ClusterRole of their own, also with watchNamespace.
+    assert_eq!(
+        rules(r.get("ClusterRole", "qod-qod-operator-providers")),
+        [
+            rule(
+                &["qod.dev"],
+                &["clusterqodproviders"],
+                &[],
+                &["get", "list", "watch", "patch"]
+            ),
+            rule(
+                &["qod.dev"],
+                &["clusterqodproviders/status"],
+                &[],
+                &["patch"]
+            ),
+            rule(&[""], &["namespaces"], &[], &["list", "watch"]),
+        ]
+    );
+    assert_eq!(
+        r.get("ClusterRoleBinding", "qod-qod-operator-providers")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}])
+    );
+    assert!(
+        r.find("Role", "qod-qod-operator-provider-secrets")
+            .is_none(),
+        "the ClusterRole reads Secrets in the release namespace already"
+    );
+    assert_never_overreaches(&r);
     let binding = r.get("ClusterRoleBinding", FULLNAME);
     assert_eq!(
         binding["roleRef"],
@@ -267,6 +312,18 @@ fn watch_namespace_and_install_crd_switch_the_rbac() {
     let role = r.get("Role", FULLNAME);
     assert_eq!(role["metadata"]["namespace"], "apps");
     assert_eq!(rules(role), rules(minimal().get("ClusterRole", FULLNAME)));
+    assert_eq!(
+        rules(r.get("ClusterRole", "qod-qod-operator-providers")),
+        rules(minimal().get("ClusterRole", "qod-qod-operator-providers"))
+    );
+    // ClusterQodProviders' Secrets are in the release namespace, outside the Role in apps.
+    let secrets = r.get("Role", "qod-qod-operator-provider-secrets");
+    assert_eq!(secrets["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(rules(secrets), [rule(&[""], &["secrets"], &[], &["get"])]);
+    assert_eq!(
+        r.get("RoleBinding", "qod-qod-operator-provider-secrets")["roleRef"]["name"],
+        "qod-qod-operator-provider-secrets"
+    );
     let binding = r.get("RoleBinding", FULLNAME);
     assert_eq!(binding["metadata"]["namespace"], "apps");
     assert_eq!(binding["roleRef"]["kind"], "Role");
