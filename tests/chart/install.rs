@@ -710,6 +710,19 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         .kubectl(&["get", "qod", "-n", namespace, "-o", "name"])
         .await;
     assert_eq!(names.lines().count(), 3, "{names}");
+    let providers = cluster
+        .kubectl(&["apply", "-n", namespace, "-f", &deploy("examples/providers")])
+        .await;
+    let mut created: Vec<&str> = providers.lines().collect();
+    created.sort_unstable();
+    assert_eq!(
+        created,
+        [
+            "clusterqodprovider.qod.dev/telco-a created",
+            "qodprovider.qod.dev/nac created",
+            "qodsession.qod.dev/camera-uplink-nac created",
+        ]
+    );
 
     // Acceptance means something: the same CRD refuses a broken session, naming the field.
     let bad = cluster.dir.join("bad.yaml");
