@@ -21,7 +21,7 @@ use kube::{
     runtime::wait::{await_condition, conditions},
 };
 use qod_operator::api::{ClusterQodProvider, QodProvider};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{cluster::Cluster, harness::*};
 
@@ -37,7 +37,17 @@ pub fn qodsessions(client: Client, namespace: Option<&str>) -> Api<DynamicObject
 }
 
 pub async fn create_session(client: Client, namespace: &str, name: &str) {
-    let object: DynamicObject = serde_json::from_value(json!({
+    create_session_at(client, namespace, name, None).await;
+}
+
+/// A session that names a provider resource (`providerRef`), or the default one.
+pub async fn create_session_at(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    provider_ref: Option<Value>,
+) {
+    let mut object = json!({
         "apiVersion": "qod.dev/v1alpha1",
         "kind": "QodSession",
         "metadata": {"name": name, "namespace": namespace},
@@ -47,8 +57,11 @@ pub async fn create_session(client: Client, namespace: &str, name: &str) {
             "qosProfile": "QOS_L",
             "duration": 600
         }
-    }))
-    .unwrap();
+    });
+    if let Some(provider_ref) = provider_ref {
+        object["spec"]["providerRef"] = provider_ref;
+    }
+    let object: DynamicObject = serde_json::from_value(object).unwrap();
     qodsessions(client, Some(namespace))
         .create(&PostParams::default(), &object)
         .await
@@ -711,7 +724,13 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         .await;
     assert_eq!(names.lines().count(), 3, "{names}");
     let providers = cluster
-        .kubectl(&["apply", "-n", namespace, "-f", &deploy("examples/providers")])
+        .kubectl(&[
+            "apply",
+            "-n",
+            namespace,
+            "-f",
+            &deploy("examples/providers"),
+        ])
         .await;
     let mut created: Vec<&str> = providers.lines().collect();
     created.sort_unstable();

@@ -14,13 +14,14 @@ use std::{
 };
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Secret};
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use qod_operator::api::ClusterQodProvider;
 use serde_json::Value;
 
 use crate::{
     cluster::Cluster,
     harness::*,
-    install::{create_session, qodsessions},
+    install::{create_session, create_session_at, qodsessions},
     support::{eventually, tools},
 };
 
@@ -324,6 +325,71 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     .await;
     let left = sim_sessions().await;
     assert!(left.is_empty(), "sessions left at the network: {left:?}");
+
+    // The chart's ClusterQodProvider for the simulator serves sessions that name it. Its URL is
+    // the simulator's Service, made local as the flags are.
+    let simulator_provider = "qod-qod-operator-simulator";
+    let providers = Api::<ClusterQodProvider>::all(admin.clone());
+    providers
+        .patch(
+            simulator_provider,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"camara": {
+                "url": format!("{sim_url}/quality-on-demand/v1")
+            }}})),
+        )
+        .await
+        .unwrap();
+    create_session_at(
+        admin.clone(),
+        "default",
+        "via-provider",
+        Some(serde_json::json!({"kind": "ClusterQodProvider", "name": simulator_provider})),
+    )
+    .await;
+    eventually(
+        "AVAILABLE through the chart's provider resource",
+        Duration::from_secs(20),
+        || async {
+            let status = sessions.get("via-provider").await.ok()?.data["status"].clone();
+            (status["qosStatus"] == "AVAILABLE"
+                && status["provider"] == format!("ClusterQodProvider/{simulator_provider}"))
+            .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the provider to be Ready with one session",
+        Duration::from_secs(40),
+        || async {
+            let status = providers.get(simulator_provider).await.ok()?.status?;
+            let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+            (ready.status == "True" && status.sessions == Some(1)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(sim_sessions().await.len(), 1);
+    sessions
+        .delete("via-provider", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the session through the provider to be gone",
+        Duration::from_secs(20),
+        || async {
+            sessions
+                .get_opt("via-provider")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        sim_sessions().await.is_empty(),
+        "nothing left at the network"
+    );
 
     // SIGTERM (what the kubelet sends): the process exits cleanly and gives up the lease,
     // again as the ServiceAccount.

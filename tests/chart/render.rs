@@ -428,6 +428,10 @@ fn simulator_objects_only_when_enabled_and_the_operator_points_at_it() {
     ] {
         assert!(r.find("Deployment", "qod-qod-operator-simulator").is_none());
         assert!(r.find("Service", "qod-qod-operator-simulator").is_none());
+        assert!(
+            r.find("ClusterQodProvider", "qod-qod-operator-simulator")
+                .is_none()
+        );
     }
     let r = render(&["--set", "simulator.enabled=true"]);
     assert_eq!(
@@ -480,6 +484,14 @@ fn simulator_objects_only_when_enabled_and_the_operator_points_at_it() {
     assert_eq!(
         svc["spec"]["selector"],
         sim["spec"]["selector"]["matchLabels"]
+    );
+    // The simulator is also a provider resource, at its Service.
+    assert_eq!(
+        r.get("ClusterQodProvider", "qod-qod-operator-simulator")["spec"],
+        json!({"camara": {
+            "url": "http://qod-qod-operator-simulator.qod-system.svc:9091/quality-on-demand/v1",
+            "version": "v1"
+        }})
     );
     // The operator's Services never select the simulator pod, nor it theirs.
     let sim_labels = &sim["spec"]["template"]["metadata"]["labels"];
@@ -720,4 +732,34 @@ fn nac_without_a_rapidapi_host_keeps_the_operators_default() {
             .any(|a| a.starts_with("--rapidapi-host") || a.starts_with("--camara-version")),
         "{args:?}"
     );
+}
+
+#[test]
+fn providers_values_become_provider_resources() {
+    let spec = json!({"networkAsCode": {
+        "url": "https://network-as-code.p-eu.rapidapi.com",
+        "apiKeySecretRef": {"name": "nac", "key": "api-key"}
+    }});
+    let providers = json!([
+        {"kind": "QodProvider", "name": "team", "namespace": "media", "spec": spec},
+        {"kind": "QodProvider", "name": "here", "spec": spec},
+        {"kind": "ClusterQodProvider", "name": "shared", "spec": spec},
+    ]);
+    let r = render(&[
+        "--set",
+        "simulator.enabled=true",
+        "--set-json",
+        &format!("providers={providers}"),
+    ]);
+    let team = r.get("QodProvider", "team");
+    assert_eq!(team["metadata"]["namespace"], "media");
+    assert_eq!(team["spec"], spec);
+    assert_eq!(
+        r.get("QodProvider", "here")["metadata"]["namespace"],
+        "qod-system",
+        "the release namespace by default"
+    );
+    let shared = r.get("ClusterQodProvider", "shared");
+    assert!(shared["metadata"].get("namespace").is_none());
+    assert_eq!(shared["spec"], spec);
 }
