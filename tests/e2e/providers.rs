@@ -395,3 +395,92 @@ spec:
     telco_b.shutdown().await;
     world.stop().await;
 }
+
+/// A provider that hangs holds only its own share of the operator's passes: sessions of another
+/// provider are created meanwhile, not after the hung calls time out.
+#[tokio::test]
+async fn a_hanging_provider_does_not_hold_up_another() {
+    let world = World::start("hanging-provider").await;
+    world.install_crd().await;
+    let hanging = telco(simulator::Config::default()).await;
+    // It makes each session but answers 25 s later (the operator waits up to 30 s).
+    reqwest::Client::new()
+        .put(format!("{}/_sim/faults", hanging.base_url()))
+        .json(&serde_json::json!({"answerDelayMs": 25_000}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    apply(
+        &world,
+        "hanging",
+        &format!(
+            "apiVersion: qod.dev/v1alpha1
+kind: QodProvider
+metadata: {{name: hanging}}
+spec:
+  camara: {{url: {}/quality-on-demand/v1}}
+",
+            hanging.base_url()
+        ),
+    )
+    .await;
+    let _operator = world.leading_operator("op-hanging").await;
+
+    // More creates than the operator's passes per provider (16) wait on the hanging provider.
+    let at_hanging: Vec<String> = (0..20)
+        .map(|i| {
+            session(
+                &format!("hung-{i}"),
+                &format!("+367216012{:05}", 50_000 + i),
+                "  providerRef: {kind: QodProvider, name: hanging}",
+            )
+        })
+        .collect();
+    apply(&world, "hung", &at_hanging.join("---\n")).await;
+    eventually("16 creates held by the hanging provider", WAIT, || async {
+        (sessions_at(&hanging).await.len() >= 16).then_some(())
+    })
+    .await;
+
+    // The default provider's sessions go AVAILABLE while the hung calls are still unanswered;
+    // were they queued behind them, they would come after the hanging provider's answers.
+    apply(
+        &world,
+        "others",
+        &[
+            session("other-1", "+36721601260001", ""),
+            session("other-2", "+36721601260002", ""),
+        ]
+        .join("---\n"),
+    )
+    .await;
+    for name in ["other-1", "other-2"] {
+        wait_field(
+            &world,
+            &format!("qod/{name}"),
+            ".status.qosStatus",
+            "AVAILABLE",
+        )
+        .await;
+    }
+    let answered = world
+        .kubectl(&[
+            "get",
+            "qod",
+            "-o",
+            r#"jsonpath={range .items[?(@.spec.providerRef.name=="hanging")]}{.status.sessionId}{end}"#,
+        ])
+        .await;
+    assert!(
+        answered.is_empty(),
+        "the hanging provider answered before the others were served: {answered}"
+    );
+
+    world
+        .kubectl(&["delete", "qod", "--all", "--wait=false"])
+        .await;
+    hanging.shutdown().await;
+    world.stop().await;
+}
