@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client,
+    Api, Client, ResourceExt,
     api::{Patch, PatchParams},
     runtime::wait::{await_condition, conditions},
 };
@@ -238,6 +238,12 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         client.clone(),
         args.controller.namespace.as_deref(),
         shutdown.clone(),
+        |namespace| {
+            cache.retrigger(|session| {
+                session.namespace().as_deref() == Some(namespace)
+                    && session.spec.provider_ref.is_some()
+            });
+        },
     );
     let (webhook_result, probes_result, term, ()) =
         tokio::join!(serve_webhook, serve_probes, run_controller, watch_providers);

@@ -32,12 +32,14 @@ enum Update {
 }
 
 /// Runs the watches until `shutdown`, feeding `registry`. `namespace` confines the QodProvider
-/// watch (the operator's `--namespace`).
+/// watch (the operator's `--namespace`). `namespace_changed` hears of every namespace whose
+/// labels may have changed, so sessions a namespaceSelector refused can be looked at again.
 pub async fn run(
     registry: Arc<ProviderRegistry>,
     client: Client,
     namespace: Option<&str>,
     shutdown: CancellationToken,
+    namespace_changed: impl Fn(&str),
 ) {
     let qod_providers: Api<QodProvider> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
@@ -62,6 +64,10 @@ pub async fn run(
     let mut updates = std::pin::pin!(updates.take_until(shutdown.cancelled_owned()));
     while let Some(update) = updates.next().await {
         match update {
+            Ok(Update::Namespace(watcher::Event::Apply(changed))) => {
+                registry.apply_namespace(&changed.name_any(), changed.labels().clone());
+                namespace_changed(&changed.name_any());
+            }
             Ok(update) => apply(&registry, update),
             // The watcher retries with backoff by itself; the error is only reported.
             Err(error) => warn!(error = %error, "watching the provider resources failed; retrying"),

@@ -287,6 +287,57 @@ spec:
         ""
     );
 
+    // A ClusterQodProvider serves only the namespaces its selector picks; labelling the
+    // namespace lets the waiting session through without any change to it.
+    let gold = format!("gold-{namespace}");
+    apply(
+        &world,
+        "gold",
+        &format!(
+            "apiVersion: qod.dev/v1alpha1
+kind: ClusterQodProvider
+metadata: {{name: {gold}}}
+spec:
+  camara: {{url: {a}/quality-on-demand/v1, auth: {{bearerTokenSecretRef: {{name: telco-a, key: token}}}}}}
+  namespaceSelector:
+    matchLabels: {{qod.dev/tier: gold-{namespace}}}
+---
+{session}",
+            a = telco_a.base_url(),
+            session = session(
+                "gold-only",
+                "+36721601240007",
+                &format!("  providerRef: {{kind: ClusterQodProvider, name: {gold}}}"),
+            ),
+        ),
+    )
+    .await;
+    wait_field(
+        &world,
+        "qod/gold-only",
+        r#".status.conditions[?(@.type=="Ready")].reason"#,
+        "ProviderNotAllowed",
+    )
+    .await;
+    assert_eq!(
+        sessions_at(&telco_a).await.len(),
+        1,
+        "no call for the refused namespace"
+    );
+    world
+        .kubectl(&[
+            "label",
+            "namespace",
+            &namespace,
+            &format!("qod.dev/tier=gold-{namespace}"),
+        ])
+        .await;
+    wait_field(&world, "qod/gold-only", ".status.qosStatus", "AVAILABLE").await;
+    world.kubectl(&["delete", "qod/gold-only"]).await;
+    world
+        .kubectl(&["delete", &format!("clusterqodprovider/{gold}")])
+        .await;
+
     // maxSessions 1: a second session through telco-b waits, with no call, until a slot frees.
     apply(
         &world,

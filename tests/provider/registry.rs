@@ -179,6 +179,7 @@ async fn sessions_land_at_the_provider_their_reference_names() {
         client.clone(),
         None,
         stop.clone(),
+        |_| {},
     ));
     eventually("the registry's first lists", WAIT, || async {
         registry.is_synced().then_some(())
