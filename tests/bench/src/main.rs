@@ -6,12 +6,14 @@
 //!
 //! Scenarios: `reconcile` (sessions applied at once until AVAILABLE, then deleted), `webhook`
 //! (notifications over concurrent connections, each ending in a status write),
-//! `webhook-vs-limit` (the same against a minimal client's status writes), `reconcile-vs-floor`
+//! `webhook-vs-limit` (the same against a minimal client's status writes), `webhook-vs-fastapi`
+//! (the same against the FastAPI receiver of tests/bench/anchors), `reconcile-vs-floor`
 //! (the operator's time to AVAILABLE against a minimal client's creates and status writes),
 //! `startup`
 //! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
 
 // Shared with the integration tests, which use more of it.
+mod anchor;
 #[allow(dead_code)]
 #[path = "../../support/control_plane.rs"]
 mod control_plane;
@@ -72,6 +74,21 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         sessions: usize,
     },
+    /// The webhook against the FastAPI anchor (tests/bench/anchors): the same notifications to
+    /// a FastAPI receiver that parses and checks the token only, then to the webhook, which
+    /// also writes each to the API server.
+    WebhookVsFastapi {
+        #[arg(long, default_value_t = 20_000)]
+        notifications: usize,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        /// The venv tests/bench/anchors/install.sh made; default: `fastapi-anchor` in the
+        /// target folder this binary is in.
+        #[arg(long)]
+        venv: Option<std::path::PathBuf>,
+    },
     /// Process start to `/readyz` OK, several runs.
     Startup {
         #[arg(long, default_value_t = 10)]
@@ -130,6 +147,19 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 sessions,
             } => scenarios::webhook_vs_limit(&setup, notifications, connections, sessions).await,
+            Scenario::WebhookVsFastapi {
+                notifications,
+                connections,
+                sessions,
+                venv,
+            } => {
+                let venv = match venv {
+                    Some(venv) => venv,
+                    None => anchor::default_venv()?,
+                };
+                scenarios::webhook_vs_fastapi(&setup, &venv, notifications, connections, sessions)
+                    .await
+            }
             Scenario::Startup { runs, sessions } => {
                 scenarios::startup(&setup, runs, sessions).await
             }
