@@ -199,7 +199,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
                     cache,
                     providers,
                     namespace.as_deref(),
-                    stop.cancelled_owned(),
+                    stop,
                 ),
             );
             ready.set_controller_running(false);

@@ -8,7 +8,6 @@
 use std::{
     collections::HashMap,
     fmt::Debug,
-    future::Future,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -23,6 +22,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
@@ -96,14 +96,14 @@ struct Keeper {
     seen: Mutex<HashMap<ProviderKey, (Option<i64>, String)>>,
 }
 
-/// Runs the keeper for both kinds until `stop` resolves. `namespace` confines QodProviders (the
-/// operator's `--namespace`).
+/// Runs the keeper for both kinds until `stop` is cancelled. `namespace` confines QodProviders
+/// (the operator's `--namespace`).
 pub async fn run(
     client: Client,
     cache: SessionCache,
     registry: Arc<ProviderRegistry>,
     namespace: Option<&str>,
-    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    stop: CancellationToken,
 ) {
     let keeper = Arc::new(Keeper {
         client: client.clone(),
@@ -111,7 +111,6 @@ pub async fn run(
         registry,
         seen: Mutex::default(),
     });
-    let stop = futures::future::FutureExt::shared(stop);
     let namespaced: Api<QodProvider> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -122,20 +121,20 @@ pub async fn run(
     );
 }
 
-async fn keep<K: ProviderObject>(
-    api: Api<K>,
-    keeper: Arc<Keeper>,
-    stop: impl Future<Output = ()> + Send + Sync + 'static,
-) {
-    Controller::new(api, watcher::Config::default())
-        .graceful_shutdown_on(stop)
+async fn keep<K: ProviderObject>(api: Api<K>, keeper: Arc<Keeper>, stop: CancellationToken) {
+    let passes = Controller::new(api, watcher::Config::default())
         .run(reconcile::<K>, error_policy::<K>, keeper)
         .for_each(|result| async move {
             if let Err(error) = result {
                 debug!(error = %error, "provider keeper");
             }
-        })
-        .await;
+        });
+    // Abandoning a pass anywhere is safe: each step is one idempotent write, done again by the
+    // next leader.
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = passes => {}
+    }
 }
 
 fn error_policy<K: ProviderObject>(provider: Arc<K>, error: &Error, _: Arc<Keeper>) -> Action {

@@ -224,7 +224,7 @@ async fn the_survivor_finishes_a_create_the_leader_died_in() {
     // Its metrics show the lookup that found the session, and its reconcile passes.
     let survivor_op = &operators[survivor];
     let lookups = survivor_op
-        .metric(r#"qod_operator_provider_requests_total{operation="retrieve_sessions",code="200"}"#)
+        .metric(r#"qod_operator_provider_requests_total{provider="default",operation="retrieve_sessions",code="200"}"#)
         .await;
     assert!(lookups.is_some_and(|n| n >= 1.0), "lookups: {lookups:?}");
     // A pass is counted when it returns, just after its status write made the resource
