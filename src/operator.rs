@@ -194,13 +194,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
                     controller_config,
                     stop.clone().cancelled_owned(),
                 ),
-                providers::keeper::run(
-                    client,
-                    cache,
-                    providers,
-                    namespace.as_deref(),
-                    stop,
-                ),
+                providers::keeper::run(client, cache, providers, namespace.as_deref(), stop,),
             );
             ready.set_controller_running(false);
         }
