@@ -5,7 +5,6 @@
 //! unknown fields are ignored, timestamps may be epoch seconds (v0.10) or RFC 3339 (v0.11+), and
 //! enum values the spec does not list are kept verbatim instead of failing the parse.
 
-
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};

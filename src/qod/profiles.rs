@@ -103,9 +103,12 @@ pub mod wire {
     use super::{ProfileStatus, RateUnit, TimeUnit};
     use crate::qod::{Device, model::lenient};
 
-    /// `Rate`: both properties are optional in the spec.
+    /// A value and its unit, as `Rate` and `Duration` write them (both properties optional
+    /// in the spec).
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct Rate {
+    // Without this serde asks `U: Default` because of the fields' `default`.
+    #[serde(bound(deserialize = "U: Deserialize<'de>"))]
+    pub struct Quantity<U> {
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",
@@ -113,24 +116,11 @@ pub mod wire {
         )]
         pub value: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub unit: Option<RateUnit>,
+        pub unit: Option<U>,
     }
 
-    /// `Duration`: both properties are optional in the spec.
-    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-    pub struct Duration {
-        #[serde(
-            default,
-            skip_serializing_if = "Option::is_none",
-            deserialize_with = "lenient::deserialize"
-        )]
-        pub value: Option<i64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub unit: Option<TimeUnit>,
-    }
-
-    impl Rate {
-        pub fn new(value: i64, unit: RateUnit) -> Self {
+    impl<U> Quantity<U> {
+        pub fn new(value: i64, unit: U) -> Self {
             Self {
                 value: Some(value),
                 unit: Some(unit),
@@ -138,14 +128,10 @@ pub mod wire {
         }
     }
 
-    impl Duration {
-        pub fn new(value: i64, unit: TimeUnit) -> Self {
-            Self {
-                value: Some(value),
-                unit: Some(unit),
-            }
-        }
-    }
+    /// `Rate`.
+    pub type Rate = Quantity<RateUnit>;
+    /// `Duration`.
+    pub type Duration = Quantity<TimeUnit>;
 
     /// `QosProfile` (`countryAvailability` is not read).
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,7 +275,7 @@ impl fmt::Display for BitRate {
         ];
         match units
             .iter()
-            .find(|(factor, _)| self.0 != 0 && self.0 % factor == 0)
+            .find(|(factor, _)| self.0 != 0 && self.0.is_multiple_of(*factor))
         {
             Some((factor, unit)) => write!(f, "{} {unit}", self.0 / factor),
             None => write!(f, "{} bps", self.0),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use qod_operator::{
     qod::{
-        BitRate, CamaraAuth, CamaraProfilesClient, Device, DeviceIpv4Address, ProfileApi,
-        ProfileFilter, ProfileStatus, SecretSource, Timeouts, error::Error,
+        BitRate, CamaraAuth, CamaraProfilesClient, Device, ProfileApi, ProfileFilter,
+        ProfileStatus, SecretSource, Timeouts, error::Error,
     },
     simulator::{self, Config},
 };
@@ -27,16 +27,9 @@ fn client(url: &str, token: &str) -> CamaraProfilesClient {
     .unwrap()
 }
 
+/// The device of the sessions client's Prism tests.
 fn device() -> Device {
-    Device {
-        phone_number: Some("+36721601234567".into()),
-        ipv4_address: Some(DeviceIpv4Address {
-            public_address: "203.0.113.10".into(),
-            private_address: None,
-            public_port: Some(5060),
-        }),
-        ..Device::default()
-    }
+    crate::client_prism::request().device
 }
 
 /// Every filter the spec allows, alone and together.

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use qod_operator::{
     qod::{
-        ApplicationServer, BitRate, CamaraAuth, CamaraClient, CamaraConfig, CamaraProfilesClient,
-        Device, DurationFit, Error, ProfileApi, ProfileFilter, ProfileStatus, QosProfile,
-        SecretSource, SessionApi, SessionRequest,
+        BitRate, CamaraAuth, CamaraClient, CamaraConfig, CamaraProfilesClient, Device, DurationFit,
+        Error, ProfileApi, ProfileFilter, ProfileStatus, QosProfile, SecretSource, SessionApi,
+        SessionRequest,
     },
     simulator::{self, RunningSimulator},
 };
@@ -61,19 +61,13 @@ fn device(n: u32) -> Device {
     }
 }
 
+/// A session for a device of its own (`n`), so sessions never overlap.
 fn session(n: u32, profile: &str, duration: u32) -> SessionRequest {
-    SessionRequest {
-        device: device(n),
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ipv6_address: None,
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: profile.into(),
-        duration,
-        notification: None,
-    }
+    let mut request =
+        crate::simulator_prism::request(&format!("+3672160{n:07}"), profile, duration);
+    // Its IPv4 identity is the same for every phone number: the flows would overlap.
+    request.device.ipv4_address = None;
+    request
 }
 
 fn names(profiles: &[QosProfile]) -> Vec<&str> {
@@ -95,6 +89,27 @@ async fn control(
     let status = response.status();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The refusal of a create: its status and CAMARA code.
+async fn refusal(qod: &CamaraClient, n: u32, profile: &str, duration: u32) -> (u16, String) {
+    let err = qod
+        .create_session(&session(n, profile, duration))
+        .await
+        .unwrap_err();
+    (
+        err.status().unwrap_or_default(),
+        err.info().map(|i| i.code.clone()).unwrap_or_default(),
+    )
+}
+
+/// `PUT /_sim/profiles/{name}/status`.
+async fn set_status(sim: &RunningSimulator, name: &str, status: &str) -> StatusCode {
+    let path = format!("/profiles/{name}/status");
+    let body = json!({ "status": status });
+    control(sim, reqwest::Method::PUT, &path, Some(body))
+        .await
+        .0
 }
 
 #[tokio::test]
@@ -260,14 +275,10 @@ async fn profiles_changed_at_the_simulator_change_both_apis() {
 
     // The sessions API enforces the new profile's limits.
     for (n, duration) in [(1, 119), (2, 5_401)] {
-        let err = qod
-            .create_session(&session(n, "QOS_NEW", duration))
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), Some(400), "{duration}: {err}");
         assert_eq!(
-            err.info().unwrap().code,
-            "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE"
+            refusal(&qod, n, "QOS_NEW", duration).await,
+            (400, "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE".into()),
+            "{duration}"
         );
     }
     let running = qod
@@ -276,14 +287,10 @@ async fn profiles_changed_at_the_simulator_change_both_apis() {
         .unwrap();
 
     // Deprecated: listed as such, refused for new sessions, the running one untouched.
-    let (status, body) = control(
-        &sim,
-        put.clone(),
-        "/profiles/QOS_NEW/status",
-        Some(json!({"status": "DEPRECATED"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        set_status(&sim, "QOS_NEW", "DEPRECATED").await,
+        StatusCode::OK
+    );
     let deprecated = ProfileFilter {
         status: Some(ProfileStatus::Deprecated),
         ..ProfileFilter::default()
@@ -292,27 +299,15 @@ async fn profiles_changed_at_the_simulator_change_both_apis() {
         names(&client.retrieve_profiles(&deprecated).await.unwrap()),
         ["QOS_LEGACY", "QOS_NEW"]
     );
-    let err = qod
-        .create_session(&session(4, "QOS_NEW", 600))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(422), "{err}");
     assert_eq!(
-        err.info().unwrap().code,
-        "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE"
+        refusal(&qod, 4, "QOS_NEW", 600).await,
+        (422, "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE".into())
     );
     qod.get_session(&running.session_id).await.unwrap();
 
     // A built-in profile made INACTIVE, then ACTIVE again.
     for (status, expected) in [("INACTIVE", Some(422)), ("ACTIVE", None)] {
-        let (answer, _) = control(
-            &sim,
-            put.clone(),
-            "/profiles/QOS_S/status",
-            Some(json!({ "status": status })),
-        )
-        .await;
-        assert_eq!(answer, StatusCode::OK);
+        assert_eq!(set_status(&sim, "QOS_S", status).await, StatusCode::OK);
         let result = qod.create_session(&session(5, "QOS_S", 600)).await;
         assert_eq!(
             result.as_ref().err().and_then(Error::status),
@@ -382,14 +377,10 @@ async fn profiles_changed_at_the_simulator_change_both_apis() {
         let (status, answer) = control(&sim, put.clone(), path, Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
     }
-    let (status, _) = control(
-        &sim,
-        put.clone(),
-        "/profiles/QOS_NONE/status",
-        Some(json!({"status": "ACTIVE"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        set_status(&sim, "QOS_NONE", "ACTIVE").await,
+        StatusCode::NOT_FOUND
+    );
 
     // A reset restores the built-in set.
     let (status, _) = control(&sim, reqwest::Method::POST, "/reset", None).await;
