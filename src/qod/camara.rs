@@ -129,20 +129,13 @@ pub struct CamaraClient {
 impl CamaraClient {
     /// Builds the client (one connection pool); nothing is fetched or read until the first call.
     pub fn new(config: CamaraConfig) -> Result<Self, Error> {
-        let base = parse_base_url("provider URL", &config.base_url)?;
-        let http = build_client(&config.timeouts)?;
-        let auth: Box<dyn RequestAuth> = match config.auth {
-            CamaraAuth::None => Box::new(NoAuth),
-            CamaraAuth::Bearer(token) => Box::new(StaticBearer::new(token)),
-            CamaraAuth::ClientCredentials(credentials) => {
-                Box::new(OAuthTokens::new(credentials, http.clone())?)
-            }
-        };
-        Ok(Self::with_transport(
-            Transport::new(http, base, auth, true),
-            config.version,
-            "camara",
-        ))
+        let transport = camara_transport(
+            "provider URL",
+            &config.base_url,
+            config.auth,
+            &config.timeouts,
+        )?;
+        Ok(Self::with_transport(transport, config.version, "camara"))
     }
 
     pub(crate) fn with_transport(
@@ -280,6 +273,37 @@ impl CamaraClient {
     }
 }
 
+/// The transport of a CAMARA API at `base_url`: every CAMARA API (QoD, QoS Profiles) of a
+/// provider authenticates, correlates and is judged the same way, so they share this.
+pub(crate) fn camara_transport(
+    what: &str,
+    base_url: &str,
+    auth: CamaraAuth,
+    timeouts: &Timeouts,
+) -> Result<Transport, Error> {
+    let base = parse_base_url(what, base_url)?;
+    let http = build_client(timeouts)?;
+    let auth: Box<dyn RequestAuth> = match auth {
+        CamaraAuth::None => Box::new(NoAuth),
+        CamaraAuth::Bearer(token) => Box::new(StaticBearer::new(token)),
+        CamaraAuth::ClientCredentials(credentials) => {
+            Box::new(OAuthTokens::new(credentials, http.clone())?)
+        }
+    };
+    Ok(Transport::new(http, base, auth, true))
+}
+
+pub(crate) fn to_json(
+    operation: Operation,
+    value: &impl serde::Serialize,
+) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::InvalidRequest {
+        operation,
+        field: "body",
+        reason: e.to_string(),
+    })
+}
+
 fn webhook(
     target: &NotificationTarget,
     invalid: &impl Fn(&'static str, String) -> Error,
@@ -298,14 +322,6 @@ fn webhook(
     Ok(Webhook {
         notification_url: target.url.clone(),
         notification_auth_token: Some(target.token.clone()),
-    })
-}
-
-fn to_json(operation: Operation, value: &impl serde::Serialize) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value).map_err(|e| Error::InvalidRequest {
-        operation,
-        field: "body",
-        reason: e.to_string(),
     })
 }
 

@@ -15,6 +15,10 @@ pub enum Operation {
     Extend,
     RetrieveSessions,
     FetchToken,
+    /// `POST /retrieve-qos-profiles` of the QoS Profiles API.
+    RetrieveProfiles,
+    /// `GET /qos-profiles/{name}` of the QoS Profiles API.
+    GetProfile,
 }
 
 impl Operation {
@@ -26,6 +30,8 @@ impl Operation {
             Self::Extend => "extend",
             Self::RetrieveSessions => "retrieve_sessions",
             Self::FetchToken => "fetch_token",
+            Self::RetrieveProfiles => "retrieve_qos_profiles",
+            Self::GetProfile => "get_qos_profile",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metered;
 pub mod model;
 pub mod nac;
+pub mod profiles;
 pub mod provider;
 pub mod secret;
 
@@ -28,6 +29,10 @@ pub use model::{
     StatusInfo,
 };
 pub use nac::{NacClient, NacConfig};
+pub use profiles::{
+    BitRate, CamaraProfilesClient, DurationFit, ProfileApi, ProfileFilter, ProfileStatus,
+    QosProfile,
+};
 pub use provider::{Flavour, ProviderConfig};
 pub use secret::{SecretKeyRef, SecretProblem, SecretSource};
 

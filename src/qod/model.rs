@@ -5,11 +5,9 @@
 //! unknown fields are ignored, timestamps may be epoch seconds (v0.10) or RFC 3339 (v0.11+), and
 //! enum values the spec does not list are kept verbatim instead of failing the parse.
 
-use std::fmt;
-
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Defines a string enum that keeps values outside the spec's list verbatim (`Other`), so the
 /// network's words reach the user unchanged and a new provider value never breaks parsing.
@@ -42,26 +40,28 @@ macro_rules! open_string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let value = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(deserializer)?;
                 Ok(Self::from(value.as_ref()))
             }
         }
     };
 }
+// Also used by the QoS Profiles models (`super::profiles`).
+pub(crate) use open_string_enum;
 
 open_string_enum!(
     /// `qosStatus` of a session.
@@ -367,7 +367,7 @@ fn expose_optional_secret<S: Serializer>(
 }
 
 /// Reading optional fields that must not fail the whole answer when malformed.
-mod lenient {
+pub(crate) mod lenient {
     use jiff::Timestamp;
     use serde::{Deserialize, Deserializer, de::DeserializeOwned};
     use serde_json::Value;

@@ -28,7 +28,7 @@ use super::{
 use crate::qod::{Operation, event::NotificationFormat, model::QosStatus};
 
 /// A successful answer.
-enum Reply {
+pub(super) enum Reply {
     Json(StatusCode, Value),
     NoContent,
 }
@@ -97,8 +97,8 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
         )
 }
 
-/// The request pipeline shared by every operation.
-async fn serve(
+/// The request pipeline shared by every operation (of the QoS Profiles API too).
+pub(super) async fn serve(
     shared: &Shared,
     version: ApiVersion,
     operation: Operation,
@@ -209,7 +209,7 @@ fn create(
     dialect: Dialect,
     body: &[u8],
 ) -> Result<Reply, ApiError> {
-    let valid = validation::create(version, dialect, body)?;
+    let valid = validation::create(version, dialect, body, &shared.profiles())?;
     let id = Uuid::new_v4();
     let format = shared
         .config
@@ -256,7 +256,7 @@ fn create(
         shared.config.available_after,
     );
     tracing::info!(session_id = %id, api_version = version.as_str(), dialect = dialect.as_str(),
-        qos_profile = session.profile.name, duration = session.duration,
+        qos_profile = session.profile.name(), duration = session.duration,
         qos_status = %session.status, "session created");
     let body = render::session_info(&session, version);
     store.insert(session);

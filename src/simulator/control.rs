@@ -10,8 +10,16 @@
 //! - `POST /_sim/tokens/revoke`: `{"revoked": n}`
 //! - `PUT /_sim/auth`: `{"bearerToken": "..."}` replaces the static bearer token (`null` removes
 //!   it): the provider's side of a credential rotation; answers `{"bearerToken": true|false}`
+//! - `GET /_sim/profiles`: the QoS profiles on offer, as the QoS Profiles API shows them
+//! - `PUT /_sim/profiles/{name}`: adds (201) or replaces (200) a profile; the body is a CAMARA
+//!   `QosProfile` (`name` may be left out); answers the profile. From then on both APIs use it;
+//!   sessions already created keep the profile they were created with.
+//! - `PUT /_sim/profiles/{name}/status`: `{"status": "ACTIVE|INACTIVE|DEPRECATED"}`; answers the
+//!   profile
+//! - `DELETE /_sim/profiles/{name}`: 204; the profile is gone from both APIs
 //! - `GET /_sim/stats`: [`super::stats::StatsSnapshot`]
-//! - `POST /_sim/reset`: 204; forgets sessions (without notifications), faults and counters
+//! - `POST /_sim/reset`: 204; forgets sessions (without notifications), faults and counters,
+//!   and restores the built-in profiles
 
 use std::sync::Arc;
 
@@ -33,11 +41,15 @@ use super::{
     faults::Faults,
     format_name,
     notifier::Delivery,
+    profiles::QosProfile,
     reply::{ApiError, ApiVersion, Dialect, code},
     store::Session,
     validation::parse_json,
 };
-use crate::qod::model::{ApplicationServer, Device, PortsSpec, QosStatus, StatusInfo};
+use crate::qod::{
+    model::{ApplicationServer, Device, PortsSpec, QosStatus, StatusInfo},
+    profiles::{ProfileStatus, wire},
+};
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -46,6 +58,15 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/faults", get(get_faults).put(put_faults))
         .route("/tokens/revoke", post(revoke_tokens))
         .route("/auth", axum::routing::put(put_auth))
+        .route("/profiles", get(list_profiles))
+        .route(
+            "/profiles/{name}",
+            axum::routing::put(put_profile).delete(delete_profile),
+        )
+        .route(
+            "/profiles/{name}/status",
+            axum::routing::put(put_profile_status),
+        )
         .route("/stats", get(stats))
         .route("/reset", post(reset))
 }
@@ -67,7 +88,7 @@ struct SessionView<'a> {
     device_ports: Option<&'a PortsSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     application_server_ports: Option<&'a PortsSpec>,
-    qos_profile: &'static str,
+    qos_profile: &'a str,
     duration: u32,
     created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +121,7 @@ impl<'a> SessionView<'a> {
             application_server: &session.application_server,
             device_ports: session.device_ports.as_ref(),
             application_server_ports: session.application_server_ports.as_ref(),
-            qos_profile: session.profile.name,
+            qos_profile: session.profile.name(),
             duration: session.reported_duration(),
             created_at: session.created_at,
             started_at: session.started_at,
@@ -211,6 +232,99 @@ async fn put_auth(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     // The token itself is never logged.
     tracing::info!(bearer_token = set, "static bearer token replaced");
     Json(json!({ "bearerToken": set })).into_response()
+}
+
+async fn list_profiles(State(shared): State<Arc<Shared>>) -> Response {
+    let table = shared.profiles();
+    let wires: Vec<&wire::QosProfile> = table.all().iter().map(|p| &p.wire).collect();
+    Json(wires).into_response()
+}
+
+fn profile_not_found(name: &str) -> Response {
+    control_error(&ApiError::not_found(format!(
+        "QoS profile {name} not found"
+    )))
+}
+
+async fn put_profile(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut value: serde_json::Value = match parse_json(&body) {
+        Ok(value) => value,
+        Err(error) => return control_error(&error),
+    };
+    let Some(object) = value.as_object_mut() else {
+        return control_error(&ApiError::invalid("the body must be a QosProfile object"));
+    };
+    match object.get("name") {
+        None => {
+            object.insert("name".to_owned(), name.clone().into());
+        }
+        Some(given) if *given == *name => {}
+        Some(given) => {
+            return control_error(&ApiError::invalid(format!(
+                "name: {given} differs from the path's `{name}`"
+            )));
+        }
+    }
+    let checked = serde_json::from_value::<wire::QosProfile>(value)
+        .map_err(|e| e.to_string())
+        .and_then(QosProfile::from_wire);
+    let profile = match checked {
+        Ok(profile) => profile,
+        Err(message) => return control_error(&ApiError::invalid(message)),
+    };
+    let answer = Json(&profile.wire).into_response();
+    let replaced = shared.profiles().put(profile);
+    tracing::info!(profile = %name, replaced, "QoS profile set (test control)");
+    let status = if replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    (status, answer).into_response()
+}
+
+/// The body of `PUT /_sim/profiles/{name}/status`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    status: ProfileStatus,
+}
+
+async fn put_profile_status(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let change: StatusChange = match parse_json(&body) {
+        Ok(change) => change,
+        Err(error) => return control_error(&error),
+    };
+    let mut table = shared.profiles();
+    let Some(current) = table.find(&name) else {
+        return profile_not_found(&name);
+    };
+    let mut changed = (*current).clone();
+    changed.wire.status = change.status;
+    let changed = match QosProfile::from_wire(changed.wire) {
+        Ok(changed) => changed,
+        Err(message) => return control_error(&ApiError::invalid(message)),
+    };
+    tracing::info!(profile = %name, status = %changed.status(), "QoS profile status set (test control)");
+    let answer = Json(&changed.wire).into_response();
+    table.put(changed);
+    answer
+}
+
+async fn delete_profile(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    if !shared.profiles().remove(&name) {
+        return profile_not_found(&name);
+    }
+    tracing::info!(profile = %name, "QoS profile removed (test control)");
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {

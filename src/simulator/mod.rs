@@ -10,6 +10,8 @@
 //! - `/quality-on-demand/v1`, `/quality-on-demand/v0.11`, `/qod/v0`: the QoD API
 //!   (`POST /sessions`, `GET|DELETE /sessions/{id}`, `POST /sessions/{id}/extend`,
 //!   `POST /retrieve-sessions`); a request carrying `X-RapidAPI-Key` gets Nokia's answers.
+//! - `/qos-profiles/v1`: the CAMARA QoS Profiles API (`POST /retrieve-qos-profiles`,
+//!   `GET /qos-profiles/{name}`) for the profiles the QoD API enforces (see [`profiles`]).
 //! - `POST /oauth/token`: client-credentials grant.
 //! - `/_sim/...`: test control (see [`control`]); `GET /healthz`.
 //!
@@ -23,6 +25,7 @@ mod control;
 mod faults;
 mod lifecycle;
 mod notifier;
+mod profile_api;
 mod profiles;
 mod render;
 mod reply;
@@ -47,7 +50,7 @@ use uuid::Uuid;
 pub use auth::ClientCredentials;
 pub use faults::{Faults, MAX_LATENCY_MS};
 pub use notifier::RetryPolicy;
-pub use profiles::{PROFILES, ProfileStatus, QosProfile};
+pub use profiles::QosProfile;
 pub use reply::ApiVersion;
 
 use crate::qod::event::NotificationFormat;
@@ -168,6 +171,8 @@ struct Shared {
     /// Base of the CloudEvent `source` URLs.
     base_url: String,
     store: Mutex<store::Store>,
+    /// The QoS profiles on offer; changed through `/_sim/profiles`.
+    profiles: Mutex<profiles::Table>,
     faults: Mutex<Faults>,
     tokens: Mutex<auth::Tokens>,
     /// The static bearer token accepted besides issued ones: `Config::bearer_token` at start,
@@ -195,6 +200,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn store(&self) -> MutexGuard<'_, store::Store> {
         lock(&self.store)
+    }
+
+    fn profiles(&self) -> MutexGuard<'_, profiles::Table> {
+        lock(&self.profiles)
     }
 
     fn tokens(&self) -> MutexGuard<'_, auth::Tokens> {
@@ -250,13 +259,14 @@ impl Shared {
         }
     }
 
-    /// Forgets sessions (no notifications), stops their deliveries, clears faults and counters.
-    /// Issued tokens stay valid.
+    /// Forgets sessions (no notifications), stops their deliveries, clears faults and counters,
+    /// restores the built-in profiles. Issued tokens stay valid.
     fn reset(&self) {
         let fresh = self.cancel.child_token();
         let previous = std::mem::replace(&mut *lock(&self.generation), fresh);
         previous.cancel();
         self.store().clear();
+        *self.profiles() = profiles::Table::builtin();
         self.set_faults(Faults::default());
         self.stats.reset();
         self.wake.notify_one();
@@ -289,6 +299,7 @@ impl SimulatorState {
             clock: clock::Clock::start(),
             base_url,
             store: Mutex::default(),
+            profiles: Mutex::new(profiles::Table::builtin()),
             faults: Mutex::default(),
             tokens: Mutex::default(),
             bearer_token: Mutex::new(config.bearer_token.clone()),
@@ -330,6 +341,7 @@ pub fn router(state: SimulatorState) -> Router {
         router = router.nest(version.base_path(), api::routes(version));
     }
     router
+        .nest(crate::qod::profiles::BASE_PATH, profile_api::routes())
         .nest("/_sim", control::routes())
         .route("/oauth/token", axum::routing::post(auth::token_endpoint))
         .route("/healthz", get(|| async { "ok" }))

@@ -41,7 +41,7 @@ pub fn session_info(session: &Session, version: ApiVersion) -> Value {
         duration: Some(session.reported_duration()),
         started_at,
         expires_at,
-        qos_profile: Some(session.profile.name.to_owned()),
+        qos_profile: Some(session.profile.name().to_owned()),
         device: session.device.as_ref().map(|device| match version {
             ApiVersion::V1 => single_identifier(device),
             _ => device.clone(),
@@ -111,7 +111,7 @@ mod tests {
                 .unwrap(),
                 device_ports: None,
                 application_server_ports: None,
-                profile: profiles::find("QOS_L").unwrap(),
+                profile: profiles::Table::builtin().find("QOS_L").unwrap(),
                 duration: 600,
                 callback: Some(Callback {
                     url: "https://op.example.org/n".parse().unwrap(),

@@ -30,8 +30,8 @@ pub struct NotificationCounts {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
-    /// Operation (`create`, `get`, `delete`, `extend`, `retrieve_sessions`) to HTTP status to
-    /// count.
+    /// Operation (`create`, `get`, `delete`, `extend`, `retrieve_sessions`, and of the QoS
+    /// Profiles API `retrieve_qos_profiles`, `get_qos_profile`) to HTTP status to count.
     pub api_requests: BTreeMap<&'static str, BTreeMap<String, u64>>,
     /// API requests by operation whose client went away before the answer (it timed out
     /// during `latencyMs` or `answerDelayMs`): never answered, so not in `apiRequests`. Those

@@ -11,6 +11,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     net::{Ipv4Addr, Ipv6Addr},
+    sync::Arc,
     time::Duration,
 };
 
@@ -44,7 +45,8 @@ pub struct Session {
     pub application_server: ApplicationServer,
     pub device_ports: Option<PortsSpec>,
     pub application_server_ports: Option<PortsSpec>,
-    pub profile: &'static QosProfile,
+    /// The profile as it was when the session was created (later changes do not apply).
+    pub profile: Arc<QosProfile>,
     /// Granted duration while REQUESTED, total (with extensions) afterwards.
     pub duration: u32,
     pub callback: Option<Callback>,
@@ -76,7 +78,7 @@ pub struct NewSession {
     pub application_server: ApplicationServer,
     pub device_ports: Option<PortsSpec>,
     pub application_server_ports: Option<PortsSpec>,
-    pub profile: &'static QosProfile,
+    pub profile: Arc<QosProfile>,
     pub duration: u32,
     pub callback: Option<Callback>,
     pub format: NotificationFormat,
@@ -480,7 +482,7 @@ mod tests {
             application_server: server(app),
             device_ports: None,
             application_server_ports: None,
-            profile: profiles::find("QOS_E").unwrap(),
+            profile: profiles::Table::builtin().find("QOS_E").unwrap(),
             duration: 10,
             callback: None,
             format: NotificationFormat::V1,

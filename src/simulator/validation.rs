@@ -6,7 +6,10 @@
 //! serde types (patterns, ranges, "at least one of") follow, then the business rules (profile
 //! table, duration limits, sink credential types). Every message names the offending field.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
 
 use axum::http::{HeaderValue, StatusCode};
 use jiff::Timestamp;
@@ -15,12 +18,15 @@ use serde::de::DeserializeOwned;
 
 use super::{
     notifier::Callback,
-    profiles::{self, ProfileStatus, QosProfile},
+    profiles::{QosProfile, Table},
     reply::{ApiError, ApiVersion, Dialect, code},
 };
-use crate::qod::model::{
-    ACCESS_TOKEN_TYPE_BEARER, ApplicationServer, CREDENTIAL_TYPE_ACCESS_TOKEN, CreateSession,
-    Device, ExtendSessionDuration, PortsSpec, RetrieveSessionsInput, SinkCredential, Webhook,
+use crate::qod::{
+    model::{
+        ACCESS_TOKEN_TYPE_BEARER, ApplicationServer, CREDENTIAL_TYPE_ACCESS_TOKEN, CreateSession,
+        Device, ExtendSessionDuration, PortsSpec, RetrieveSessionsInput, SinkCredential, Webhook,
+    },
+    profiles::ProfileStatus,
 };
 
 /// The longest session v0.10 allows, and its default duration.
@@ -37,7 +43,7 @@ pub struct ValidCreate {
     pub application_server: ApplicationServer,
     pub device_ports: Option<PortsSpec>,
     pub application_server_ports: Option<PortsSpec>,
-    pub profile: &'static QosProfile,
+    pub profile: Arc<QosProfile>,
     /// Granted duration in seconds.
     pub duration: u32,
     pub callback: Option<Callback>,
@@ -68,8 +74,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Checks a `POST /sessions` body for `version`.
-pub fn create(version: ApiVersion, dialect: Dialect, body: &[u8]) -> Result<ValidCreate, ApiError> {
+/// Checks a `POST /sessions` body for `version` against the profiles on offer.
+pub fn create(
+    version: ApiVersion,
+    dialect: Dialect,
+    body: &[u8],
+    profiles: &Table,
+) -> Result<ValidCreate, ApiError> {
     let request: CreateSession = parse_json(body)?;
     check_callback_shape(version, &request)?;
     check_profile_name(&request.qos_profile)?;
@@ -103,7 +114,7 @@ pub fn create(version: ApiVersion, dialect: Dialect, body: &[u8]) -> Result<Vali
         }
         (_, Some(d)) => Some(d),
     };
-    let profile = usable_profile(&request.qos_profile)?;
+    let profile = usable_profile(profiles, &request.qos_profile)?;
     let duration = match requested {
         Some(duration) => {
             if duration < profile.min_duration || duration > profile.max_duration {
@@ -113,7 +124,9 @@ pub fn create(version: ApiVersion, dialect: Dialect, body: &[u8]) -> Result<Vali
                     format!(
                         "duration: {duration} s is out of the range {}..={} s allowed for QoS \
                          profile {}",
-                        profile.min_duration, profile.max_duration, profile.name
+                        profile.min_duration,
+                        profile.max_duration,
+                        profile.name()
                     ),
                 ));
             }
@@ -251,27 +264,31 @@ fn check_profile_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn usable_profile(name: &str) -> Result<&'static QosProfile, ApiError> {
-    let Some(profile) = profiles::find(name) else {
+fn usable_profile(profiles: &Table, name: &str) -> Result<Arc<QosProfile>, ApiError> {
+    let Some(profile) = profiles.find(name) else {
         return Err(ApiError::invalid(format!(
             "qosProfile: unknown QoS profile `{name}`; this provider offers {}",
-            profiles::usable_names().join(", ")
+            profiles.usable_names().join(", ")
         )));
     };
-    if profile.status != ProfileStatus::Active {
+    if *profile.status() != ProfileStatus::Active {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             code::QOS_PROFILE_NOT_APPLICABLE,
             format!(
                 "qosProfile: QoS profile {name} is {} and cannot be used for new sessions",
-                profile.status.as_str()
+                profile.status().as_str()
             ),
         ));
     }
     Ok(profile)
 }
 
-fn check_device(version: ApiVersion, field: &str, device: &Device) -> Result<(), ApiError> {
+pub(super) fn check_device(
+    version: ApiVersion,
+    field: &str,
+    device: &Device,
+) -> Result<(), ApiError> {
     if device.is_empty() {
         return Err(ApiError::invalid(format!(
             "{field}: must contain at least one of phoneNumber, networkAccessIdentifier, \
@@ -559,6 +576,11 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    /// Validation against the built-in profiles.
+    fn create(version: ApiVersion, dialect: Dialect, body: &[u8]) -> Result<ValidCreate, ApiError> {
+        super::create(version, dialect, body, &Table::builtin())
+    }
+
     fn v1_body() -> Value {
         json!({
             "device": {"phoneNumber": "+15550000001",
@@ -586,7 +608,7 @@ mod tests {
     fn a_complete_v1_request_passes_and_builds_the_bearer_header() {
         let valid = create_v1(&v1_body()).unwrap();
         assert_eq!(valid.duration, 600);
-        assert_eq!(valid.profile.name, "QOS_L");
+        assert_eq!(valid.profile.name(), "QOS_L");
         let callback = valid.callback.unwrap();
         assert_eq!(callback.url.as_str(), "https://op.example.org/qod/notify");
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::support::{prism::Prism, tools::camara_spec};
 /// The spec's example session id; Prism checks path parameters against `format: uuid`.
 const SESSION_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 
-fn request() -> SessionRequest {
+pub(crate) fn request() -> SessionRequest {
     SessionRequest {
         device: Device {
             phone_number: Some("+36721601234567".into()),

@@ -11,6 +11,8 @@ mod support;
 mod client_prism;
 mod client_simulator;
 mod notification_examples;
+mod profiles_prism;
+mod profiles_simulator;
 mod registry;
 mod secret_credentials;
 mod simulator_api;

@@ -20,7 +20,7 @@ use crate::support::{eventually, prism::Prism, tools::camara_spec};
 
 const TOKEN: &str = "simulator-static-token";
 
-fn request(phone: &str, profile: &str, duration: u32) -> SessionRequest {
+pub(crate) fn request(phone: &str, profile: &str, duration: u32) -> SessionRequest {
     SessionRequest {
         device: Device {
             phone_number: Some(phone.into()),
