@@ -123,6 +123,10 @@ pub struct Context {
     /// Our last write of each resource, or the copy a write was refused for, so a pass never
     /// plans from a cached copy known to be stale.
     pub own_writes: per_resource::PerResource<reconcile::OwnWrite>,
+    /// When each resource's session was last read without finding anything new. Such reads are
+    /// not written: one per session every resync interval would, at 100,000 sessions, be most
+    /// of what the API server can write.
+    pub quiet_reads: per_resource::PerResource<Option<jiff::Timestamp>>,
 }
 
 /// Why a reconcile pass failed.
@@ -210,6 +214,7 @@ pub async fn run(
         cache: cache.clone(),
         stop: CancellationToken::new(),
         own_writes: per_resource::PerResource::default(),
+        quiet_reads: per_resource::PerResource::default(),
     });
     info!("controller starting");
     let stopping = {

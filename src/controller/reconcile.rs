@@ -79,7 +79,17 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
         context.own_writes.remove(&uid);
     }
     let now = Timestamp::now();
-    let step = plan(session, now, &context.planner);
+    let quiet_read = context.quiet_reads.get(&uid).flatten();
+    let step = match quiet_read {
+        Some(_) => {
+            let mut planned = session.clone();
+            let mut status = status::current(session);
+            status::count_quiet_read(&mut status, quiet_read);
+            planned.status = Some(status);
+            plan(&planned, now, &context.planner)
+        }
+        None => plan(session, now, &context.planner),
+    };
     let span = info_span!(
         "step",
         step = step_name(&step),
@@ -96,6 +106,7 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
         ),
         uid: &uid,
         now,
+        quiet_read,
     }
     .run(step)
     .instrument(span)
@@ -184,6 +195,8 @@ struct Pass<'a> {
     api: Api<QodSession>,
     uid: &'a str,
     now: Timestamp,
+    /// The last read that found nothing new (see [`Context::quiet_reads`]).
+    quiet_read: Option<Timestamp>,
 }
 
 impl Pass<'_> {
@@ -242,7 +255,9 @@ impl Pass<'_> {
     /// clock; stored timestamps keep whole seconds only) and wait as that plan says.
     fn then(&self, status: &QodSessionStatus) -> Action {
         let mut updated = self.session.clone();
-        updated.status = Some(status.clone());
+        let mut status = status.clone();
+        status::count_quiet_read(&mut status, self.quiet_read);
+        updated.status = Some(status);
         match plan(&updated, self.now, &self.context.planner) {
             Plan::Wait(Some(wait)) => Action::requeue(wait),
             Plan::Wait(None) => Action::await_change(),
@@ -477,7 +492,28 @@ impl Pass<'_> {
         let mut next = status::current(self.session);
         next.observed_generation = self.generation();
         match provider.api.get_session(session_id).await {
-            Ok(info) => status::record_session(&mut next, &info, self.generation(), self.now),
+            Ok(info) => {
+                status::record_session(&mut next, &info, self.generation(), self.now);
+                let stored = status::current(self.session);
+                let mut as_stored = next.clone();
+                as_stored.last_synced_at.clone_from(&stored.last_synced_at);
+                // A status without a sync time asks for a read to be recorded; otherwise a read
+                // with nothing new but its time is remembered, not written. Compared as stored
+                // (times in whole seconds), as `write_status` would.
+                let unchanged = serde_json::to_value(&as_stored)
+                    .ok()
+                    .zip(serde_json::to_value(&stored).ok())
+                    .is_some_and(|(new, old)| status::merge_diff(&old, &new).is_none());
+                if stored.last_synced_at.is_some() && unchanged {
+                    self.context.quiet_reads.update(
+                        self.uid,
+                        |uid| self.context.cache.by_uid(uid).is_some(),
+                        |read| *read = Some(self.now),
+                    );
+                    debug!("read the session: nothing new");
+                    return Ok(self.then(&next));
+                }
+            }
             Err(error) if error.is_not_found() => {
                 status::record_session_gone(&mut next, self.generation(), self.now);
             }

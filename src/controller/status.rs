@@ -64,6 +64,17 @@ pub fn record_session(
     set_ready_from_network(status, generation, now);
 }
 
+/// Counts `quiet_read`, a read from the provider that found nothing new and so was kept in
+/// memory instead of written (see `reconcile`'s refresh), as the last sync when it is the later
+/// one. Never when status holds none: that asks for a read.
+pub fn count_quiet_read(status: &mut QodSessionStatus, quiet_read: Option<Timestamp>) {
+    if let (Some(read), Some(Time(stored))) = (quiet_read, status.last_synced_at.as_ref())
+        && read > *stored
+    {
+        status.last_synced_at = Some(Time(read));
+    }
+}
+
 /// A provider call succeeded: the next one needs no waiting.
 pub fn clear_failures(status: &mut QodSessionStatus) {
     status.consecutive_failures = 0;
@@ -243,6 +254,22 @@ mod tests {
 
     fn info(value: Value) -> SessionInfo {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_quiet_read_counts_only_when_later_and_only_over_a_stored_sync() {
+        let stored = now() - SignedDuration::from_secs(60);
+        let mut status = QodSessionStatus {
+            last_synced_at: Some(Time(stored)),
+            ..QodSessionStatus::default()
+        };
+        count_quiet_read(&mut status, Some(stored - SignedDuration::from_secs(1)));
+        assert_eq!(status.last_synced_at, Some(Time(stored)), "an older read");
+        count_quiet_read(&mut status, Some(now()));
+        assert_eq!(status.last_synced_at, Some(Time(now())));
+        let mut asks_for_a_read = QodSessionStatus::default();
+        count_quiet_read(&mut asks_for_a_read, Some(now()));
+        assert_eq!(asks_for_a_read.last_synced_at, None);
     }
 
     #[test]

@@ -4,8 +4,11 @@
 use kube::{ResourceExt, api::DeleteParams};
 use serde_json::json;
 
-use crate::harness::{
-    Harness, Setup, provider_calls, qos_status, ready, session_id, sessions_of, spec,
+use crate::{
+    harness::{
+        Harness, Setup, WAIT, provider_calls, qos_status, ready, session_id, sessions_of, spec,
+    },
+    support::eventually,
 };
 
 #[tokio::test]
@@ -208,5 +211,35 @@ async fn a_fault_free_lifecycle_makes_one_provider_call_per_intent() {
         (COUNT as u64, COUNT as u64, 0),
         "{stats}"
     );
+    h.stop().await;
+}
+
+/// Resync reads that find nothing new are remembered, not written: at scale they would be most
+/// of the API server's writes. (One that finds something is written: see the lost
+/// notification above.)
+#[tokio::test]
+async fn resync_reads_that_find_nothing_new_write_nothing() {
+    let h = Harness::start(Setup::default()).await;
+    h.create("quiet", spec("+36721601230099")).await;
+    h.wait_for("AVAILABLE with its end known", "quiet", |s| {
+        qos_status(s) == Some("AVAILABLE")
+            && s.status.as_ref().is_some_and(|st| st.expires_at.is_some())
+    })
+    .await;
+    let reads = || async { provider_calls(&h.provider_stats().await, "get") };
+    let after = |count: u64| {
+        eventually("another resync read", WAIT, move || async move {
+            (reads().await > count).then_some(())
+        })
+    };
+    // Once a resync has read the settled session, nothing else is written.
+    after(reads().await).await;
+    let settled = h.api.get("quiet").await.unwrap().resource_version();
+    for _ in 0..2 {
+        after(reads().await).await;
+    }
+    let now = h.api.get("quiet").await.unwrap();
+    assert_eq!(now.resource_version(), settled, "{:?}", now.status);
+    assert_eq!(qos_status(&now), Some("AVAILABLE"));
     h.stop().await;
 }
