@@ -15,34 +15,19 @@ use kube::{
 use qod_operator::{
     api::{ClusterQodProvider, ProviderKind, ProviderRef, QodProvider},
     providers::{self, ClientFactory, ProviderRegistry, Refusal, Resolved, Settings},
-    qod::{ApplicationServer, Device, SessionRequest, Timeouts},
+    qod::Timeouts,
     simulator::{self, RunningSimulator},
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{ControlPlane, control_plane, eventually};
+use crate::{
+    secret_credentials::request,
+    support::{ControlPlane, control_plane, eventually},
+};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn request() -> SessionRequest {
-    SessionRequest {
-        device: Device {
-            phone_number: Some("+36721601234567".into()),
-            ..Device::default()
-        },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ipv6_address: None,
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: "QOS_L".into(),
-        duration: 600,
-        notification: None,
-    }
-}
 
 async fn start(config: simulator::Config) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

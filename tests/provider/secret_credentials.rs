@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use crate::support::{ControlPlane, control_plane, identity};
 
-fn request() -> SessionRequest {
+/// A plain session request (also used by the registry's tests).
+pub(crate) fn request() -> SessionRequest {
     SessionRequest {
         device: Device {
             phone_number: Some("+36721601234567".into()),
