@@ -6,6 +6,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod controller;
+pub mod finalizers;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

@@ -30,6 +30,7 @@ use crate::{
         intent::{CREATE_INTENT, CreateIntent},
     },
     cache::Located,
+    finalizers,
     providers::usage::live_sessions_at,
     qod::{self, NotificationTarget, SessionRequest},
     telemetry::error_chain,
@@ -757,23 +758,13 @@ impl Pass<'_> {
     /// finalizer list that someone else changed meanwhile from being cut at the wrong place.
     async fn remove_finalizer(&self) -> Result<Action, Error> {
         let action = "remove the finalizer from";
-        let Some(index) = self
-            .session
-            .finalizers()
-            .iter()
-            .position(|f| f == FINALIZER)
-        else {
-            return Ok(Action::await_change());
-        };
-        let path = format!("/metadata/finalizers/{index}");
-        let patch: json_patch::Patch = serde_json::from_value(json!([
-            {"op": "test", "path": path, "value": FINALIZER},
-            {"op": "remove", "path": path},
-        ]))
-        .map_err(|e| Error::Kube {
+        let patch = finalizers::removal(self.session, FINALIZER).map_err(|e| Error::Kube {
             action,
             source: kube::Error::SerdeError(e),
         })?;
+        let Some(patch) = patch else {
+            return Ok(Action::await_change());
+        };
         match self
             .api
             .patch(
@@ -799,14 +790,7 @@ impl Pass<'_> {
         intent: Option<CreateIntent>,
         action: &'static str,
     ) -> Result<QodSession, Error> {
-        let mut finalizers = self.session.finalizers().to_vec();
-        finalizers.push(FINALIZER.to_owned());
-        let mut patch = json!({
-            "metadata": {
-                "resourceVersion": self.session.resource_version(),
-                "finalizers": finalizers,
-            }
-        });
+        let mut patch = finalizers::addition(self.session, FINALIZER);
         if let Some(intent) = intent {
             patch["metadata"]["annotations"] = json!({ CREATE_INTENT: intent.to_annotation() });
         }

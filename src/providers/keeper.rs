@@ -35,6 +35,7 @@ use crate::{
         QodProvider, conditions, conditions::reason,
     },
     cache::SessionCache,
+    finalizers,
 };
 
 /// How often a provider's status is brought up to date without any change to it.
@@ -289,21 +290,13 @@ async fn write_status<K: ProviderObject>(
     })
 }
 
-/// Adds the finalizer, guarded by the resourceVersion the list was read at, so a finalizer
-/// another controller added meanwhile is never dropped.
+/// Adds the finalizer (see [`finalizers::addition`]).
 async fn add_finalizer<K: ProviderObject>(
     api: &Api<K>,
     provider: &K,
     key: &ProviderKey,
 ) -> Result<(), Error> {
-    let mut finalizers = provider.finalizers().to_vec();
-    finalizers.push(PROVIDER_FINALIZER.to_owned());
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": provider.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
+    let patch = finalizers::addition(provider, PROVIDER_FINALIZER);
     api.patch(
         &provider.name_any(),
         &PatchParams::default(),
@@ -318,7 +311,7 @@ async fn add_finalizer<K: ProviderObject>(
     })
 }
 
-/// Removes our finalizer by a JSON patch that tests it is still where we saw it.
+/// Removes the finalizer (see [`finalizers::removal`]).
 async fn remove_finalizer<K: ProviderObject>(
     api: &Api<K>,
     provider: &K,
@@ -329,19 +322,11 @@ async fn remove_finalizer<K: ProviderObject>(
         provider: key.to_string(),
         source,
     };
-    let Some(index) = provider
-        .finalizers()
-        .iter()
-        .position(|f| f == PROVIDER_FINALIZER)
+    let Some(patch) = finalizers::removal(provider, PROVIDER_FINALIZER)
+        .map_err(|e| error(kube::Error::SerdeError(e)))?
     else {
         return Ok(());
     };
-    let path = format!("/metadata/finalizers/{index}");
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": path, "value": PROVIDER_FINALIZER},
-        {"op": "remove", "path": path},
-    ]))
-    .map_err(|e| error(kube::Error::SerdeError(e)))?;
     match api
         .patch(
             &provider.name_any(),
