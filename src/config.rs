@@ -26,6 +26,12 @@ pub struct ProviderArgs {
     #[arg(long, env = "QOD_PROVIDER_URL")]
     pub provider_url: Option<String>,
 
+    /// Base URL of the default provider's CAMARA QoS Profiles API, e.g.
+    /// https://api.example.com/qos-profiles/v1 (same credentials). Default for v1: beside
+    /// --provider-url when it ends in /quality-on-demand/v1; other versions and nac have none.
+    #[arg(long, env = "QOD_QOS_PROFILES_URL")]
+    pub qos_profiles_url: Option<String>,
+
     /// CAMARA QoD version the provider speaks: v1 (1.0, 1.1), v0.11 or v0.10.
     #[arg(long, env = "QOD_CAMARA_VERSION", default_value = "v1")]
     pub camara_version: ApiVersion,
@@ -112,6 +118,7 @@ impl ProviderArgs {
                 let mut config = CamaraConfig::new(url);
                 config.version = self.camara_version;
                 config.timeouts = timeouts;
+                config.qos_profiles_url.clone_from(&self.qos_profiles_url);
                 config.auth = match (&self.token_url, &self.client_id) {
                     (Some(token_url), Some(client_id)) => {
                         let client_secret = secret(&self.client_secret_file, "QOD_CLIENT_SECRET")
@@ -155,6 +162,11 @@ pub struct ControllerArgs {
     #[arg(long, env = "QOD_REQUESTED_REFRESH", default_value = "15s", value_parser = humantime::parse_duration)]
     pub requested_refresh: Duration,
 
+    /// How often each provider's QoS profiles are listed (and the QosProfile resources
+    /// updated); a session naming an unknown profile also lists them at once.
+    #[arg(long, env = "QOD_PROFILE_REFRESH", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub profile_refresh: Duration,
+
     /// QodSessions reconciled at the same time per provider (each provider rate-limits, and a
     /// hanging provider must not hold the passes of another); four times as many overall.
     #[arg(long, env = "QOD_CONCURRENCY", default_value_t = 16)]
@@ -181,6 +193,7 @@ impl ControllerArgs {
         for (flag, value) in [
             ("--resync-interval", self.resync_interval),
             ("--requested-refresh", self.requested_refresh),
+            ("--profile-refresh", self.profile_refresh),
         ] {
             if value < MIN_INTERVAL {
                 return Err(ConfigError::TooShort {

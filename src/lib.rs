@@ -11,6 +11,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod probes;
+pub mod profiles;
 pub mod providers;
 pub mod qod;
 pub mod simulator;

@@ -35,8 +35,9 @@ enum Command {
     /// Serve an in-memory QoD provider (CAMARA QoD v1, v0.11 and v0.10 paths, Nokia Network as
     /// Code behaviour, an OAuth2 token endpoint and test control under /_sim/).
     Simulator(Box<SimulatorArgs>),
-    /// Print the CustomResourceDefinitions (QodSession, QodProvider, ClusterQodProvider) as one
-    /// multi-document YAML stream, or write one file each (what deploy/crds/ holds).
+    /// Print the CustomResourceDefinitions (QodSession, QodProvider, ClusterQodProvider,
+    /// QosProfile) as one multi-document YAML stream, or write one file each (what deploy/crds/
+    /// holds).
     Crd {
         /// Write `<name>.yaml` per CRD into this folder instead of printing them.
         #[arg(long)]

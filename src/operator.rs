@@ -7,7 +7,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::wait::{await_condition, conditions},
+    runtime::{
+        events::Reporter,
+        wait::{await_condition, conditions},
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,10 +20,11 @@ use crate::{
     api::{self, CONTROLLER_MANAGER},
     cache::SessionCache,
     config::{ConfigError, ControllerArgs, ProviderArgs},
-    controller::{self, Sink},
+    controller::{self, Sink, events::Recorder},
     leader::{self, LeaderArgs, LeaderError, Term},
     metrics::Metrics,
     probes,
+    profiles::{ProfileCatalog, ProfileSync},
     providers::{self, ClientFactory, ProviderRegistry},
     qod, simulator,
     webhook::{self, Webhook, args::WebhookArgs},
@@ -174,6 +178,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         shutdown.clone().cancelled_owned(),
     );
     let namespace = args.controller.namespace.clone();
+    let profiles = Arc::new(ProfileCatalog::new(metrics.clone()));
+    controller_config.profiles = Some(Arc::clone(&profiles));
     let reconcile = |stop: CancellationToken| {
         let (client, cache, ready, providers) = (
             client.clone(),
@@ -181,10 +187,25 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
             ready.clone(),
             Arc::clone(&registry),
         );
+        let profile_sync = ProfileSync {
+            client: client.clone(),
+            catalog: Arc::clone(&profiles),
+            registry: Arc::clone(&registry),
+            cache: cache.clone(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "qod-operator".into(),
+                    instance: args.controller.pod_name.clone(),
+                },
+            ),
+            installation: args.leader.lease_namespace.clone(),
+            refresh: args.controller.profile_refresh,
+        };
         async move {
             ready.set_controller_running(true);
-            // The sessions' controller and the providers' keeper write, so both run on the
-            // leader only.
+            // The sessions' controller, the providers' keeper and the profile sync write, so
+            // they run on the leader only.
             tokio::join!(
                 controller::run(
                     client.clone(),
@@ -194,7 +215,14 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
                     controller_config,
                     stop.clone().cancelled_owned(),
                 ),
-                providers::keeper::run(client, cache, providers, namespace.as_deref(), stop,),
+                providers::keeper::run(
+                    client,
+                    cache,
+                    providers,
+                    namespace.as_deref(),
+                    stop.clone()
+                ),
+                profile_sync.run(stop),
             );
             ready.set_controller_running(false);
         }

@@ -44,6 +44,11 @@ pub mod reason {
     pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
     /// The provider has `maxSessions` live sessions; retried when one ends.
     pub const PROVIDER_QUOTA_EXCEEDED: &str = "ProviderQuotaExceeded";
+    /// The provider's QoS Profiles API does not list the profile, or lists it INACTIVE; no
+    /// session is created until it is listed ACTIVE.
+    pub const PROFILE_NOT_AVAILABLE: &str = "ProfileNotAvailable";
+    /// The profile is DEPRECATED: no new session is created with it.
+    pub const PROFILE_DEPRECATED: &str = "ProfileDeprecated";
     // The refusals of `crate::providers::Refusal` (ProviderNotFound, ProviderNotAllowed,
     // NoProvider, InvalidProvider, ProvidersNotSynced) carry their own reason words.
 }

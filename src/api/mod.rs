@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod conditions;
 pub mod intent;
+pub mod profile;
 pub mod provider;
 
+pub use profile::{ProfileFigures, QosProfile, QosProfileSpec, SessionProfile};
 pub use provider::{
     ClusterQodProvider, ClusterQodProviderSpec, PROVIDER_FINALIZER, ProviderKind, ProviderRef,
     ProviderSpec, ProviderStatus, QodProvider, QodProviderSpec,
@@ -227,9 +229,17 @@ pub struct QodSessionStatus {
     /// The total duration in seconds asked of the current session (create plus extensions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_duration: Option<u32>,
-    /// The provider granted less than asked: extending this session further is pointless.
+    /// The provider granted less than asked, or the profile's maximum duration was reached:
+    /// extending this session further is pointless (autoExtend creates a new one when it ends).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extension_capped: bool,
+    /// Why extensionCapped is set, with the numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_capped_reason: Option<String>,
+    /// The QoS profile the current session was created with and its figures at the time, from
+    /// the provider's QoS Profiles API (absent for providers without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<SessionProfile>,
     /// Digest of the session-defining fields (device, application server, ports, profile,
     /// provider) the current session was created with; a different digest means the session is
     /// replaced.
@@ -352,12 +362,14 @@ impl From<&Ports> for crate::qod::PortsSpec {
     }
 }
 
-/// Every CustomResourceDefinition of the operator: QodSession, QodProvider, ClusterQodProvider.
+/// Every CustomResourceDefinition of the operator: QodSession, QodProvider, ClusterQodProvider,
+/// QosProfile.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         QodSession::crd(),
         QodProvider::crd(),
         ClusterQodProvider::crd(),
+        QosProfile::crd(),
     ]
 }
 

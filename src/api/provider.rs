@@ -61,6 +61,13 @@ pub struct CamaraProvider {
     /// that authenticates otherwise, or the simulator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<CamaraProviderAuth>,
+    /// Base URL of the provider's CAMARA QoS Profiles API including its base path, e.g.
+    /// https://api.example.com/qos-profiles/v1 (same credentials). When absent, a v1 provider
+    /// whose url ends in /quality-on-demand/v1 is asked beside it; other versions have none.
+    /// Profiles are listed as QosProfile resources and checked before a session is created.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = HTTP_URL))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_profiles_url: Option<String>,
 }
 
 /// The CAMARA QoD API versions the operator speaks.

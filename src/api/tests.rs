@@ -56,7 +56,8 @@ fn crd_prints_every_crd_as_one_stream() {
         [
             "qodsessions.qod.dev",
             "qodproviders.qod.dev",
-            "clusterqodproviders.qod.dev"
+            "clusterqodproviders.qod.dev",
+            "qosprofiles.qod.dev"
         ]
     );
 }

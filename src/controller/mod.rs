@@ -9,6 +9,7 @@ mod per_resource;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod profile_check;
 pub mod provider_choice;
 pub mod provider_health;
 pub mod reconcile;
@@ -31,8 +32,8 @@ use tracing::{debug, info, warn};
 
 use self::events::Recorder;
 use crate::{
-    api::QodSession, cache::SessionCache, metrics::Metrics, providers::ProviderRegistry, qod,
-    telemetry::error_chain,
+    api::QodSession, cache::SessionCache, metrics::Metrics, profiles::ProfileCatalog,
+    providers::ProviderRegistry, qod, telemetry::error_chain,
 };
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
@@ -91,6 +92,9 @@ pub struct Config {
     pub instance: Option<String>,
     /// Where reconcile passes are counted and timed.
     pub metrics: Arc<Metrics>,
+    /// The providers' QoS profiles, shared with the sync that keeps them; `None`: one of the
+    /// controller's own, filled on demand.
+    pub profiles: Option<Arc<ProfileCatalog>>,
 }
 
 impl Default for Config {
@@ -100,6 +104,7 @@ impl Default for Config {
             planner: plan::Settings::default(),
             instance: None,
             metrics: Arc::new(Metrics::new()),
+            profiles: None,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct Context {
     pub client: Client,
     /// The providers, and which one each step uses.
     pub providers: provider_choice::Providers,
+    /// What the providers' QoS Profiles APIs list, checked before a create.
+    pub profiles: Arc<ProfileCatalog>,
     pub sink: Sink,
     pub planner: plan::Settings,
     pub recorder: Recorder,
@@ -207,6 +214,9 @@ pub async fn run(
             Arc::clone(&config.metrics),
             config.concurrency,
         ),
+        profiles: config
+            .profiles
+            .unwrap_or_else(|| Arc::new(ProfileCatalog::new(Arc::clone(&config.metrics)))),
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),

@@ -18,7 +18,7 @@ use crate::{
     api::{ProviderRef, QodSession, conditions::reason, intent::effective_status},
     metrics::Metrics,
     providers::{ProviderRegistry, Refusal, Resolved},
-    qod::{SessionApi, metered::Metered},
+    qod::{SessionApi, metered::Metered, profiles::ProfileApi},
 };
 
 /// The provider a step uses.
@@ -27,6 +27,8 @@ pub struct InUse {
     pub recorded_as: Option<String>,
     /// Observed by `health`, metered under its label.
     pub api: Arc<dyn SessionApi>,
+    /// Its QoS Profiles API, as the registry built it (the catalog meters it).
+    pub profiles: Option<Arc<dyn ProfileApi>>,
     pub health: Arc<ProviderHealth>,
     /// The provider's cap on live sessions.
     pub max_sessions: Option<u32>,
@@ -162,6 +164,7 @@ impl Providers {
                 health: Arc::clone(&health),
             }),
             health,
+            profiles: resolved.profiles,
             max_sessions: resolved.max_sessions,
             label,
         }

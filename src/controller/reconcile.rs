@@ -20,17 +20,19 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::{
     Context, Error,
     plan::{DeleteReason, ExtendReason, Plan, plan},
+    profile_check::{Admission, admit},
     provider_choice::{InUse, Unserved},
     status,
 };
 use crate::{
     api::{
         CONTROLLER_MANAGER, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
-        conditions::reason,
+        conditions::{self, reason},
         intent::{CREATE_INTENT, CreateIntent},
     },
     cache::Located,
     finalizers,
+    profiles::Verdict,
     providers::usage::live_sessions_at,
     qod::{self, NotificationTarget, SessionRequest},
     telemetry::error_chain,
@@ -43,6 +45,10 @@ const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
 /// Status writes of an outcome that took effect at the provider, each after a fresh read when
 /// the one before conflicted; more conflicts than this in a row fail the pass (retried).
 const OUTCOME_WRITE_ATTEMPTS: usize = 4;
+
+/// How soon a create the profile check refused looks again without any change (a change of
+/// the provider's profiles or of the spec brings it back sooner).
+const PROFILE_RECHECK: Duration = Duration::from_secs(60);
 
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
@@ -252,6 +258,32 @@ impl Pass<'_> {
         Ok(Action::requeue(unserved.retry_in()))
     }
 
+    /// The profile check refused a create: say why in `Ready` (with a Warning Event when the
+    /// reason is new), call nothing, and look again later; a change of the provider's profiles
+    /// brings the resource back sooner (see [`crate::profiles::sync`]).
+    async fn profile_refused(&self, why: &'static str, message: String) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        let known = next
+            .conditions
+            .iter()
+            .any(|c| c.type_ == conditions::READY && c.reason == why && c.message == message);
+        next.observed_generation = self.generation();
+        status::set_ready(
+            &mut next,
+            "False",
+            why,
+            message.clone(),
+            self.generation(),
+            self.now,
+        );
+        self.write_status(self.session, &next).await?;
+        if !known {
+            self.event(EventType::Warning, why, "CheckProfile", message)
+                .await;
+        }
+        Ok(Action::requeue(PROFILE_RECHECK))
+    }
+
     /// When to come back after a step that left `status`: plan again on it (with the exact
     /// clock; stored timestamps keep whole seconds only) and wait as that plan says.
     fn then(&self, status: &QodSessionStatus) -> Action {
@@ -278,6 +310,25 @@ impl Pass<'_> {
     /// recorded leads to a lookup instead of a second create. A resource's first create
     /// records it in the write that adds the finalizer (see [`crate::api::intent`]).
     async fn create(&self, provider: &InUse) -> Result<Action, Error> {
+        let verdict = match &provider.profiles {
+            Some(api) => {
+                self.context
+                    .profiles
+                    .check(provider.label(), api, &self.spec().qos_profile)
+                    .await
+            }
+            None => Verdict::Unchecked,
+        };
+        let (duration, capped, bought) = match admit(self.spec(), verdict) {
+            Admission::Create {
+                duration,
+                capped,
+                profile,
+            } => (duration, capped, profile),
+            Admission::Refuse { reason, message } => {
+                return self.profile_refused(reason, message).await;
+            }
+        };
         // With maxSessions, count and record under the provider's lock, and keep it until the
         // cache shows the intent, so the next create through it counts this one.
         let slot = self.context.providers.quota_slot(provider).await;
@@ -334,13 +385,17 @@ impl Pass<'_> {
         }
         drop(slot);
 
-        let request = self.session_request();
+        let request = self.session_request(duration);
         match provider.api.create_session(&request).await {
             Ok(info) => {
                 tracing::Span::current().record("session_id", info.session_id.as_str());
                 let created = |status: &mut QodSessionStatus| {
                     status.create_requested_at = None;
-                    status.extension_capped = false;
+                    // Capped at the profile's maximum: the session cannot be extended, and
+                    // autoExtend renews it when it ends.
+                    status.extension_capped = capped.is_some();
+                    status.extension_capped_reason.clone_from(&capped);
+                    status.profile = bought.as_deref().cloned();
                     status.session_fingerprint = intent.session_fingerprint.clone();
                     status.provider = intent.provider.clone();
                     status.requested_duration = intent.requested_duration;
@@ -360,10 +415,9 @@ impl Pass<'_> {
                     "Created",
                     "Create",
                     format!(
-                        "created session {} ({}, {} s)",
+                        "created session {} ({}, {duration} s)",
                         info.session_id,
                         self.spec().qos_profile,
-                        self.spec().duration
                     ),
                 )
                 .await;
@@ -549,8 +603,11 @@ impl Pass<'_> {
                     status.requested_duration = Some(requested);
                     // The provider caps a session at its profile's maximum; asking again is
                     // futile.
-                    status.extension_capped =
-                        info.duration.is_some_and(|granted| granted < requested);
+                    let granted = info.duration.filter(|granted| *granted < requested);
+                    status.extension_capped = granted.is_some();
+                    status.extension_capped_reason = granted.map(|granted| {
+                        format!("the provider granted {granted} s of the {requested} s asked")
+                    });
                     status::record_session(status, &info, self.generation(), self.now);
                 };
                 let still_ours =
@@ -859,9 +916,10 @@ impl Pass<'_> {
         );
     }
 
-    fn session_request(&self) -> SessionRequest {
+    /// The create request for a session of `duration` seconds.
+    fn session_request(&self, duration: u32) -> SessionRequest {
         let spec = self.spec();
-        let expires = self.now + SignedDuration::from_secs(i64::from(spec.duration)) + TOKEN_GRACE;
+        let expires = self.now + SignedDuration::from_secs(i64::from(duration)) + TOKEN_GRACE;
         SessionRequest {
             device: qod::Device::from(&spec.device),
             application_server: qod::ApplicationServer::from(&spec.application_server),
@@ -871,7 +929,7 @@ impl Pass<'_> {
                 .as_ref()
                 .map(qod::PortsSpec::from),
             qos_profile: spec.qos_profile.clone(),
-            duration: spec.duration,
+            duration,
             notification: Some(NotificationTarget {
                 url: self.context.sink.url_for(self.uid),
                 token: self.context.sink.tokens.token_for(self.uid),

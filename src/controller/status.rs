@@ -142,6 +142,8 @@ pub fn forget_session(status: &mut QodSessionStatus) {
     status.expires_at = None;
     status.requested_duration = None;
     status.extension_capped = false;
+    status.extension_capped_reason = None;
+    status.profile = None;
     status.session_fingerprint = None;
     status.provider = None;
     status.create_requested_at = None;
@@ -491,6 +493,8 @@ mod tests {
             status_info: Some("X".into()),
             requested_duration: Some(60),
             extension_capped: true,
+            extension_capped_reason: Some("r".into()),
+            profile: Some(crate::api::SessionProfile::default()),
             session_fingerprint: Some("f".into()),
             last_synced_at: Some(Time(now())),
             device: Some("+36721601234567".into()),

@@ -2,8 +2,6 @@
 //! into the [`ProviderConfig`] the flags would have given (credentials as Kubernetes Secret
 //! keys instead of files), and [`build`] makes the client. Every error names the spec field.
 
-use std::sync::Arc;
-
 use reqwest::header::HeaderValue;
 
 use super::key::ProviderKey;
@@ -11,8 +9,8 @@ use crate::{
     api::ProviderSpec,
     api::provider::{CamaraProviderAuth, SecretKeyRef as SpecSecretKeyRef},
     qod::{
-        self, CamaraAuth, CamaraConfig, ClientCredentials, NacConfig, ProviderConfig, SecretKeyRef,
-        SecretSource, SessionApi, Timeouts,
+        self, CamaraAuth, CamaraConfig, ClientCredentials, NacConfig, ProviderClients,
+        ProviderConfig, SecretKeyRef, SecretSource, Timeouts,
     },
 };
 
@@ -57,6 +55,10 @@ pub fn provider_config(
             let mut config = CamaraConfig::new(&camara.url);
             config.version = camara.version.into();
             config.timeouts = timeouts;
+            if let Some(url) = &camara.qos_profiles_url {
+                check_url("spec.camara.qosProfilesUrl", url)?;
+                config.qos_profiles_url = Some(url.clone());
+            }
             config.auth = match &camara.auth {
                 None => CamaraAuth::None,
                 Some(CamaraProviderAuth {
@@ -109,13 +111,13 @@ pub fn provider_config(
     }
 }
 
-/// The client of the provider `spec` describes: one connection pool; Secrets are read on the
-/// first call, not here.
+/// The clients of the provider `spec` describes: one connection pool each; Secrets are read
+/// on the first call, not here.
 pub fn build(
     spec: &ProviderSpec,
     secrets: &SecretScope,
     timeouts: Timeouts,
-) -> Result<Arc<dyn SessionApi>, BuildError> {
+) -> Result<ProviderClients, BuildError> {
     let config = provider_config(spec, secrets, timeouts)?;
     // The fields were checked above; what is left is about the operator's own settings.
     qod::provider::build(config).map_err(|error| BuildError::Field {
@@ -138,11 +140,7 @@ fn check_url(field: &'static str, url: &str) -> Result<(), BuildError> {
 
 /// Builds the client of one provider object.
 pub trait BuildClient: Send + Sync {
-    fn build(
-        &self,
-        key: &ProviderKey,
-        spec: &ProviderSpec,
-    ) -> Result<Arc<dyn SessionApi>, BuildError>;
+    fn build(&self, key: &ProviderKey, spec: &ProviderSpec) -> Result<ProviderClients, BuildError>;
 }
 
 /// Settings every provider client shares, from the operator's flags.
@@ -175,11 +173,7 @@ impl ClientFactory {
 }
 
 impl BuildClient for ClientFactory {
-    fn build(
-        &self,
-        key: &ProviderKey,
-        spec: &ProviderSpec,
-    ) -> Result<Arc<dyn SessionApi>, BuildError> {
+    fn build(&self, key: &ProviderKey, spec: &ProviderSpec) -> Result<ProviderClients, BuildError> {
         let secrets = SecretScope {
             client: self.client.clone(),
             namespace: self.secret_namespace(key).to_owned(),
@@ -352,8 +346,7 @@ mod tests {
             &secrets,
             zero,
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(
             matches!(error, BuildError::Field { field: "spec", .. }),
             "{error:?}"

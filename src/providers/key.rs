@@ -43,6 +43,15 @@ impl ProviderKey {
     }
 }
 
+/// The label of the provider a session in `session_namespace` means by `reference` (`None`:
+/// the default provider).
+pub fn label_of(session_namespace: &str, reference: Option<&ProviderRef>) -> String {
+    reference.map_or_else(
+        || DEFAULT_LABEL.to_owned(),
+        |reference| ProviderKey::of_ref(session_namespace, reference).to_string(),
+    )
+}
+
 /// `ClusterQodProvider/<name>` or `QodProvider/<namespace>/<name>`.
 impl fmt::Display for ProviderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

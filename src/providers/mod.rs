@@ -12,5 +12,5 @@ pub mod usage;
 pub mod watch;
 
 pub use build::{BuildClient, BuildError, ClientFactory, SecretScope, Settings};
-pub use key::{DEFAULT_LABEL, ProviderKey};
+pub use key::{DEFAULT_LABEL, ProviderKey, label_of};
 pub use registry::{ProviderRegistry, Refusal, Resolved, Source};

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     api::{ClusterQodProvider, ProviderKind, ProviderRef, ProviderSpec, QodProvider},
-    qod::SessionApi,
+    qod::{ProviderClients, SessionApi, profiles::ProfileApi},
 };
 
 /// The provider that serves a session.
@@ -34,6 +34,8 @@ pub struct Resolved {
     /// The provider object; `None` for the flags' provider.
     pub key: Option<ProviderKey>,
     pub api: Arc<dyn SessionApi>,
+    /// Its QoS Profiles API, if it has one.
+    pub profiles: Option<Arc<dyn ProfileApi>>,
     /// The object's `spec.maxSessions`.
     pub max_sessions: Option<u32>,
 }
@@ -116,7 +118,7 @@ struct Entry {
     /// What the client was built from: another uid or generation means another spec.
     uid: Option<String>,
     generation: Option<i64>,
-    client: Result<Arc<dyn SessionApi>, BuildError>,
+    client: Result<ProviderClients, BuildError>,
     selection: Result<NamespaceSelection, BuildError>,
     max_sessions: Option<u32>,
 }
@@ -135,17 +137,61 @@ struct State {
 /// One client per provider object, and the flags' provider as the default.
 pub struct ProviderRegistry {
     builder: Box<dyn BuildClient>,
-    default: Option<Arc<dyn SessionApi>>,
+    default: Option<ProviderClients>,
     state: RwLock<State>,
+    /// Counts changes of the set of providers or their clients, for those that follow it
+    /// (the QoS profile sync).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl ProviderRegistry {
-    pub fn new(builder: Box<dyn BuildClient>, default: Option<Arc<dyn SessionApi>>) -> Self {
+    pub fn new(builder: Box<dyn BuildClient>, default: Option<ProviderClients>) -> Self {
         Self {
             builder,
             default,
             state: RwLock::new(State::default()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever a provider is added, rebuilt or removed, or a source is (re)listed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Every provider with a QoS Profiles API and a client that works, by label (`default`
+    /// first when it has one).
+    pub fn profile_sources(&self) -> Vec<(String, Arc<dyn ProfileApi>)> {
+        let default = self
+            .default
+            .as_ref()
+            .and_then(|clients| clients.profiles.clone())
+            .map(|api| (DEFAULT_LABEL.to_owned(), api));
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let mut objects: Vec<_> = state
+            .providers
+            .iter()
+            .filter_map(|(key, entry)| {
+                let api = entry.client.as_ref().ok()?.profiles.clone()?;
+                Some((key.to_string(), api))
+            })
+            .collect();
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
+        default.into_iter().chain(objects).collect()
+    }
+
+    /// Whether `label` names the flags' provider or a provider object the registry holds.
+    pub fn knows(&self, label: &str) -> bool {
+        if label == DEFAULT_LABEL {
+            return self.default.is_some();
+        }
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.providers.keys().any(|key| key.to_string() == label)
     }
 
     /// Which provider serves a session in `session_namespace` that names `reference`.
@@ -178,10 +224,11 @@ impl ProviderRegistry {
             return self
                 .default
                 .clone()
-                .map(|api| Resolved {
+                .map(|clients| Resolved {
                     label: DEFAULT_LABEL.to_owned(),
                     key: None,
-                    api,
+                    api: clients.sessions,
+                    profiles: clients.profiles,
                     max_sessions: None,
                 })
                 .ok_or(Refusal::NoProvider);
@@ -233,11 +280,12 @@ impl ProviderRegistry {
             }
             Err(reason) => return Err(invalid(reason)),
         }
-        let api = entry.client.as_ref().map_err(invalid)?.clone();
+        let clients = entry.client.as_ref().map_err(invalid)?.clone();
         Ok(Resolved {
             label: key.to_string(),
             key: Some(key),
-            api,
+            api: clients.sessions,
+            profiles: clients.profiles,
             max_sessions: entry.max_sessions,
         })
     }
@@ -324,13 +372,18 @@ impl ProviderRegistry {
             .unwrap_or_else(PoisonError::into_inner)
             .providers
             .insert(key, entry);
+        self.changed();
     }
 
     /// A provider object is gone.
     pub fn delete_provider(&self, key: &ProviderKey) {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if state.providers.remove(key).is_some() {
+        let removed = {
+            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            state.providers.remove(key).is_some()
+        };
+        if removed {
             info!(provider = %key, "provider removed");
+            self.changed();
         }
     }
 
@@ -372,12 +425,16 @@ impl ProviderRegistry {
             }
         }
         state.synced.insert(source);
+        drop(state);
+        self.changed();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::qod::ProviderClients;
 
     use serde_json::{Value, json};
 
@@ -398,7 +455,7 @@ mod tests {
             &self,
             key: &ProviderKey,
             spec: &ProviderSpec,
-        ) -> Result<Arc<dyn SessionApi>, BuildError> {
+        ) -> Result<ProviderClients, BuildError> {
             self.builds.fetch_add(1, Ordering::SeqCst);
             self.factory.build(key, spec)
         }
@@ -437,6 +494,7 @@ mod tests {
                 }),
                 Some(default.clone()),
             );
+            let default = default.sessions;
             for source in [
                 Source::QodProviders,
                 Source::ClusterQodProviders,
@@ -777,5 +835,56 @@ mod tests {
         f.resolve("media", Namespaced, "telco-a")
             .expect("another kind's relist keeps it");
         assert_eq!(f.builds(), 3, "telco-b was not rebuilt by the relist");
+    }
+
+    #[tokio::test]
+    async fn profile_sources_are_the_providers_with_a_qos_profiles_api() {
+        let f = Fixture::new();
+        let mut changes = f.registry.changes();
+        changes.mark_unchanged();
+        f.cluster("telco-a", 1, camara());
+        f.cluster(
+            "telco-old",
+            1,
+            json!({"camara": {"url": "https://old.example/quality-on-demand/v0.11", "version": "v0.11"}}),
+        );
+        f.cluster(
+            "telco-own",
+            1,
+            json!({"camara": {"url": "https://own.example/qod/v0.11", "version": "v0.11",
+                              "qosProfilesUrl": "https://own.example/profiles/v1"}}),
+        );
+        f.cluster(
+            "nokia",
+            1,
+            json!({"networkAsCode": {"url": "https://nac.example",
+                                     "apiKeySecretRef": {"name": "nac", "key": "key"}}}),
+        );
+        f.cluster(
+            "broken",
+            1,
+            json!({"camara": {"url": "ftp://x.example/v1"}}),
+        );
+        assert!(changes.has_changed().unwrap(), "additions are told");
+        let labels: Vec<_> = f
+            .registry
+            .profile_sources()
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "default",
+                "ClusterQodProvider/telco-a",
+                "ClusterQodProvider/telco-own"
+            ]
+        );
+        assert!(f.registry.knows("ClusterQodProvider/nokia"));
+        changes.mark_unchanged();
+        f.registry
+            .delete_provider(&ProviderKey::cluster_provider("telco-a"));
+        assert!(changes.has_changed().unwrap(), "removals are told");
+        assert!(!f.registry.knows("ClusterQodProvider/telco-a"));
     }
 }

@@ -94,6 +94,9 @@ pub struct CamaraConfig {
     pub auth: CamaraAuth,
     /// Default 5 s connect, 30 s whole request.
     pub timeouts: Timeouts,
+    /// Where its QoS Profiles API is (base URL including `/qos-profiles/v1`); default: beside
+    /// `base_url` for v1 (see [`Self::qos_profiles_url`]).
+    pub qos_profiles_url: Option<String>,
 }
 
 impl CamaraConfig {
@@ -104,7 +107,21 @@ impl CamaraConfig {
             version: ApiVersion::default(),
             auth: CamaraAuth::default(),
             timeouts: Timeouts::default(),
+            qos_profiles_url: None,
         }
+    }
+
+    /// The base URL of the provider's QoS Profiles API: the one given, else for v1 the one
+    /// beside the QoD API (`…/quality-on-demand/v1` → `…/qos-profiles/v1`). `None`: the
+    /// provider has none we know of (before v1 the profiles API did not exist).
+    pub fn qos_profiles_url(&self) -> Option<String> {
+        self.qos_profiles_url.clone().or_else(|| {
+            (self.version == ApiVersion::V1)
+                .then(|| {
+                    super::profiles::base_url_beside(&self.base_url, super::profiles::BASE_PATH)
+                })
+                .flatten()
+        })
     }
 }
 

@@ -1,23 +1,28 @@
-//! A [`SessionApi`] that records every call of the one it wraps in the operator's metrics
-//! (`qod_operator_provider_requests_total{provider,operation,code}` and its duration histogram), so both
-//! flavours and the simulator are measured the same way, in one place.
+//! A [`SessionApi`] or [`ProfileApi`] that records every call of the one it wraps in the
+//! operator's metrics (`qod_operator_provider_requests_total{provider,operation,code}` and its
+//! duration histogram), so both flavours, both APIs and the simulator are measured the same
+//! way, in one place.
 
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 
-use super::{Device, Error, Operation, SessionApi, SessionInfo, SessionRequest};
+use super::{
+    Device, Error, Operation, SessionApi, SessionInfo, SessionRequest,
+    profiles::{ProfileApi, ProfileFilter, QosProfile},
+};
 use crate::metrics::Metrics;
 
-pub struct Metered {
-    inner: Arc<dyn SessionApi>,
+/// `A` is `dyn SessionApi` or `dyn ProfileApi`.
+pub struct Metered<A: ?Sized> {
+    inner: Arc<A>,
     metrics: Arc<Metrics>,
     /// The `provider` label (see [`crate::providers::ProviderKey`]).
     provider: Arc<str>,
 }
 
-impl Metered {
-    pub fn new(inner: Arc<dyn SessionApi>, metrics: Arc<Metrics>, provider: Arc<str>) -> Self {
+impl<A: ?Sized> Metered<A> {
+    pub fn new(inner: Arc<A>, metrics: Arc<Metrics>, provider: Arc<str>) -> Self {
         Self {
             inner,
             metrics,
@@ -49,7 +54,7 @@ impl Metered {
 }
 
 #[async_trait]
-impl SessionApi for Metered {
+impl SessionApi for Metered<dyn SessionApi> {
     async fn create_session(&self, request: &SessionRequest) -> Result<SessionInfo, Error> {
         self.observe(Operation::Create, self.inner.create_session(request))
             .await
@@ -87,5 +92,21 @@ impl SessionApi for Metered {
 
     async fn check_credentials(&self) -> Result<(), Error> {
         self.inner.check_credentials().await
+    }
+}
+
+#[async_trait]
+impl ProfileApi for Metered<dyn ProfileApi> {
+    async fn retrieve_profiles(&self, filter: &ProfileFilter) -> Result<Vec<QosProfile>, Error> {
+        self.observe(
+            Operation::RetrieveProfiles,
+            self.inner.retrieve_profiles(filter),
+        )
+        .await
+    }
+
+    async fn get_profile(&self, name: &str) -> Result<QosProfile, Error> {
+        self.observe(Operation::GetProfile, self.inner.get_profile(name))
+            .await
     }
 }

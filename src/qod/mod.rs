@@ -33,7 +33,7 @@ pub use profiles::{
     BitRate, CamaraProfilesClient, DurationFit, ProfileApi, ProfileFilter, ProfileStatus,
     QosProfile,
 };
-pub use provider::{Flavour, ProviderConfig};
+pub use provider::{Flavour, ProviderClients, ProviderConfig};
 pub use secret::{SecretKeyRef, SecretProblem, SecretSource};
 
 /// A session to create, independent of the API version.

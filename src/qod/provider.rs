@@ -9,6 +9,7 @@ use super::{
     camara::{CamaraClient, CamaraConfig},
     error::Error,
     nac::{NacClient, NacConfig},
+    profiles::{CamaraProfilesClient, ProfileApi},
 };
 
 /// The kinds of provider the operator can talk to.
@@ -66,12 +67,43 @@ impl ProviderConfig {
     }
 }
 
-/// Builds the client for `config`: one HTTP connection pool, credentials read on first use.
-/// Fails only on a configuration that can never work (bad URL, zero timeout, bad header value).
-pub fn build(config: ProviderConfig) -> Result<Arc<dyn SessionApi>, Error> {
+/// The clients of one provider.
+#[derive(Clone)]
+pub struct ProviderClients {
+    pub sessions: Arc<dyn SessionApi>,
+    /// Its QoS Profiles API; `None` for Network as Code and CAMARA before v1 (unless a URL for
+    /// it is given).
+    pub profiles: Option<Arc<dyn ProfileApi>>,
+}
+
+impl fmt::Debug for ProviderClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderClients")
+            .field("profiles", &self.profiles.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the clients for `config`: one HTTP connection pool each, credentials read on first
+/// use. Fails only on a configuration that can never work (bad URL, zero timeout, bad header
+/// value).
+pub fn build(config: ProviderConfig) -> Result<ProviderClients, Error> {
     Ok(match config {
-        ProviderConfig::Camara(config) => Arc::new(CamaraClient::new(config)?),
-        ProviderConfig::Nac(config) => Arc::new(NacClient::new(config)?),
+        ProviderConfig::Camara(config) => {
+            let profiles = match config.qos_profiles_url() {
+                Some(url) => Some(Arc::new(CamaraProfilesClient::for_provider(&config, &url)?)
+                    as Arc<dyn ProfileApi>),
+                None => None,
+            };
+            ProviderClients {
+                sessions: Arc::new(CamaraClient::new(config)?),
+                profiles,
+            }
+        }
+        ProviderConfig::Nac(config) => ProviderClients {
+            sessions: Arc::new(NacClient::new(config)?),
+            profiles: None,
+        },
     })
 }
 
@@ -101,11 +133,47 @@ mod tests {
             ProviderConfig::Camara(camara.clone()).flavour(),
             Flavour::Camara
         );
-        build(ProviderConfig::Camara(camara)).unwrap();
-        build(ProviderConfig::Nac(NacConfig::new(SecretSource::Value(
-            SecretString::from("k"),
-        ))))
-        .unwrap();
+        // Before v1 there is no QoS Profiles API, unless its URL is given.
+        assert!(
+            build(ProviderConfig::Camara(camara.clone()))
+                .unwrap()
+                .profiles
+                .is_none()
+        );
+        camara.qos_profiles_url = Some("https://qod.example.net/qos-profiles/v1".into());
+        assert!(
+            build(ProviderConfig::Camara(camara))
+                .unwrap()
+                .profiles
+                .is_some()
+        );
+        let v1 = CamaraConfig::new("https://qod.example.net/api/quality-on-demand/v1");
+        assert_eq!(
+            v1.qos_profiles_url().as_deref(),
+            Some("https://qod.example.net/api/qos-profiles/v1")
+        );
+        assert!(
+            build(ProviderConfig::Camara(v1))
+                .unwrap()
+                .profiles
+                .is_some()
+        );
+        // A v1 URL whose API root cannot be told has none unless it is given.
+        let odd = CamaraConfig::new("https://qod.example.net/sessions-api");
+        assert!(
+            build(ProviderConfig::Camara(odd))
+                .unwrap()
+                .profiles
+                .is_none()
+        );
+        assert!(
+            build(ProviderConfig::Nac(NacConfig::new(SecretSource::Value(
+                SecretString::from("k"),
+            ))))
+            .unwrap()
+            .profiles
+            .is_none()
+        );
         assert!(matches!(
             build(ProviderConfig::Camara(CamaraConfig::new("qod.example.net"))),
             Err(Error::Config(_))

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use qod_operator::{
     providers::{ClientFactory, ProviderRegistry, Settings},
-    qod::{SessionApi, Timeouts},
+    qod::{ProviderClients, SessionApi, Timeouts},
 };
 
 /// A registry whose only provider is `default` (as `--provider-url` gives it): sessions that
@@ -18,6 +18,9 @@ pub fn default_only(client: kube::Client, default: Arc<dyn SessionApi>) -> Arc<P
                 cluster_resource_namespace: "default".into(),
             },
         )),
-        Some(default),
+        Some(ProviderClients {
+            sessions: default,
+            profiles: None,
+        }),
     ))
 }
