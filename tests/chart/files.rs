@@ -30,7 +30,8 @@ fn chart_crds_are_the_generated_ones() {
         [
             "clusterqodproviders.qod.dev.yaml",
             "qodproviders.qod.dev.yaml",
-            "qodsessions.qod.dev.yaml"
+            "qodsessions.qod.dev.yaml",
+            "qosprofiles.qod.dev.yaml"
         ]
     );
     assert_eq!(files("deploy/crds"), crds);

@@ -344,7 +344,8 @@ fn watch_namespace_and_install_crd_switch_the_rbac() {
                 &[
                     "qodsessions.qod.dev",
                     "qodproviders.qod.dev",
-                    "clusterqodproviders.qod.dev"
+                    "clusterqodproviders.qod.dev",
+                    "qosprofiles.qod.dev"
                 ],
                 &["patch", "list", "watch"]
             )

@@ -11,6 +11,10 @@
 //! - [`providers`]: two more simulators as a QodProvider and a ClusterQodProvider with
 //!   credentials in Secrets: sessions land where their resource says; missing provider, missing
 //!   Secret and quota refuse with no call; deletion of a provider waits for its sessions.
+//! - [`profiles`]: the simulator's QoS profiles as QosProfile resources, kept in step as the
+//!   provider adds, deprecates and removes them; sessions checked against them before any
+//!   create (unknown, inactive, deprecated, too short: refused with no call; too long: capped);
+//!   a provider without the API untouched.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -33,6 +37,7 @@ mod process;
 mod intents;
 mod invalid;
 mod lifecycle;
+mod profiles;
 mod providers;
 mod restart;
 mod world;

@@ -39,7 +39,7 @@ async fn telco_with_oauth(client_id: &str, secret: &str) -> RunningSimulator {
     .await
 }
 
-async fn telco(config: simulator::Config) -> RunningSimulator {
+pub(crate) async fn telco(config: simulator::Config) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(
         listener,
@@ -52,7 +52,7 @@ async fn telco(config: simulator::Config) -> RunningSimulator {
     .unwrap()
 }
 
-async fn sessions_at(sim: &RunningSimulator) -> Vec<Value> {
+pub(crate) async fn sessions_at(sim: &RunningSimulator) -> Vec<Value> {
     reqwest::get(format!("{}/_sim/sessions", sim.base_url()))
         .await
         .unwrap()
@@ -61,7 +61,7 @@ async fn sessions_at(sim: &RunningSimulator) -> Vec<Value> {
         .unwrap()
 }
 
-async fn creates_at(sim: &RunningSimulator) -> u64 {
+pub(crate) async fn creates_at(sim: &RunningSimulator) -> u64 {
     let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
         .await
         .unwrap()
@@ -87,7 +87,7 @@ spec:
     )
 }
 
-async fn apply(world: &World, name: &str, manifest: &str) {
+pub(crate) async fn apply(world: &World, name: &str, manifest: &str) {
     let path = world.dir.join(format!("{name}.yaml"));
     std::fs::write(&path, manifest).unwrap();
     world
@@ -96,13 +96,13 @@ async fn apply(world: &World, name: &str, manifest: &str) {
 }
 
 /// `kubectl get` of one field of one object.
-async fn field(world: &World, object: &str, path: &str) -> String {
+pub(crate) async fn field(world: &World, object: &str, path: &str) -> String {
     world
         .kubectl(&["get", object, "-o", &format!("jsonpath={{{path}}}")])
         .await
 }
 
-async fn wait_field(world: &World, object: &str, path: &str, want: &str) {
+pub(crate) async fn wait_field(world: &World, object: &str, path: &str, want: &str) {
     eventually(&format!("{object} {path} = {want}"), WAIT, || async {
         (field(world, object, path).await == want).then_some(())
     })

@@ -93,6 +93,11 @@ impl World {
     /// `qod-operator run` (the release build) as its own process, as a Deployment would
     /// start it.
     pub fn operator(&self, name: &str) -> Operator {
+        self.operator_with(name, &[])
+    }
+
+    /// [`Self::operator`] with more flags.
+    pub fn operator_with(&self, name: &str, extra_args: &[&str]) -> Operator {
         Operator::start(
             tools::release_operator(),
             name,
@@ -101,7 +106,13 @@ impl World {
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),
             &self.dir.join("hmac-key"),
             &self.dir,
+            extra_args,
         )
+    }
+
+    /// The simulator's base URL (`http://127.0.0.1:<port>`).
+    pub fn sim_url(&self) -> &str {
+        self.sim.base_url()
     }
 
     /// Starts an operator and waits until it answers `/readyz` and holds the lease.
@@ -168,6 +179,7 @@ impl World {
             "crd/qodsessions.qod.dev",
             "crd/qodproviders.qod.dev",
             "crd/clusterqodproviders.qod.dev",
+            "crd/qosprofiles.qod.dev",
             "--timeout=30s",
         ])
         .await;

@@ -71,6 +71,7 @@ impl World {
             &format!("{}/quality-on-demand/v1", self.sim.base_url()),
             &self.dir.join("hmac-key"),
             &self.dir,
+            &[],
         )
     }
 

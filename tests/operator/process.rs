@@ -28,7 +28,9 @@ fn free_port() -> u16 {
 impl Operator {
     /// Starts `binary run` against `kubeconfig` and the provider at `provider_url`, watching
     /// `namespace` only and holding its lease there, so tests sharing a control plane never
-    /// see each other's resources or compete for one lease.
+    /// see each other's resources or compete for one lease; `extra_args` are added last.
+    // Each argument is a different fact about the process a test chooses.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         binary: &Path,
         name: &str,
@@ -37,6 +39,7 @@ impl Operator {
         provider_url: &str,
         hmac_key_file: &Path,
         log_dir: &Path,
+        extra_args: &[&str],
     ) -> Self {
         let probe_port = free_port();
         let webhook_port = free_port();
@@ -55,6 +58,7 @@ impl Operator {
             .args(["--lease-duration-seconds", "4"])
             .args(["--requested-refresh", "1s"])
             .args(["--namespace", namespace])
+            .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAME", name)
             .env("POD_NAMESPACE", namespace)
