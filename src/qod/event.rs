@@ -105,16 +105,67 @@ struct Envelope {
 
 /// Parses one notification body (a single event).
 pub fn parse_event(body: &[u8]) -> Result<StatusChanged, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::Syntax(e.to_string()))?;
+    from_value(parse_json(body)?)
+}
+
+/// Parses one structured event already read as JSON.
+pub fn parse_event_value(value: Value) -> Result<StatusChanged, EventError> {
     from_value(value)
+}
+
+/// Reads a body as JSON, for the parsers here.
+pub fn parse_json(body: &[u8]) -> Result<Value, EventError> {
+    serde_json::from_slice(body).map_err(|e| EventError::Syntax(e.to_string()))
+}
+
+/// The context attributes of a CloudEvent that arrived apart from its `data` (the HTTP
+/// binding's binary mode, where they travel in headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    pub id: String,
+    pub source: String,
+    pub event_type: String,
+    pub time: Option<Timestamp>,
+}
+
+/// Builds the status change from `attributes` and the event's `data` alone: the same
+/// accepted types and the same payload rules as a structured event (paths are named from
+/// `data`).
+pub fn parse_data(attributes: Attributes, data: Value) -> Result<StatusChanged, EventError> {
+    let Attributes {
+        id,
+        source,
+        event_type,
+        time,
+    } = attributes;
+    if !ACCEPTED_TYPES.contains(&event_type.as_str()) {
+        return Err(EventError::UnknownType(event_type));
+    }
+    let detail = checked_detail(typed(data, "data")?)?;
+    Ok(StatusChanged {
+        id: Some(id),
+        source: Some(source),
+        time,
+        session_id: detail.session_id,
+        qos_status: detail.qos_status,
+        status_info: detail.status_info,
+    })
+}
+
+/// The payload's own rule beyond its types.
+fn checked_detail(detail: Detail) -> Result<Detail, EventError> {
+    if detail.session_id.is_empty() {
+        return Err(EventError::Field {
+            path: "data.sessionId".into(),
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(detail)
 }
 
 /// Parses a batch body (`application/cloudevents-batch+json`): a JSON array of events.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<StatusChanged>, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError::Syntax(e.to_string()))?;
-    let Value::Array(items) = value else {
+    let Value::Array(items) = parse_json(body)? else {
         return Err(EventError::NotABatch);
     };
     items
@@ -186,17 +237,11 @@ fn from_value(value: Value) -> Result<StatusChanged, EventError> {
         None => (None, None, None),
     };
     // `data` is the CloudEvent payload; `event.eventDetail` the legacy one. Prefer `data`.
-    let detail: Detail = match (data, legacy_detail) {
+    let detail: Detail = checked_detail(match (data, legacy_detail) {
         (Some(data), _) => typed(data, "data")?,
         (None, Some(detail)) => typed(detail, legacy_path)?,
         (None, None) => return Err(EventError::Missing { field: "data" }),
-    };
-    if detail.session_id.is_empty() {
-        return Err(EventError::Field {
-            path: "data.sessionId".into(),
-            reason: "must not be empty".into(),
-        });
-    }
+    })?;
     let time = match time.or(legacy_time) {
         Some(text) => Some(text.parse::<Timestamp>().map_err(|e| EventError::Field {
             path: "time".into(),
@@ -375,6 +420,30 @@ mod tests {
             Err(EventError::Syntax(_))
         ));
         assert!(matches!(parse(json!([1])), Err(EventError::Field { .. })));
+    }
+
+    #[test]
+    fn data_apart_from_its_attributes_follows_the_same_rules() {
+        let attributes = |event_type: &str| Attributes {
+            id: "e-1".into(),
+            source: "https://p/s/1".into(),
+            event_type: event_type.into(),
+            time: None,
+        };
+        let data = json!({"sessionId": "s-1", "qosStatus": "AVAILABLE"});
+        for event_type in ACCEPTED_TYPES {
+            let parsed = parse_data(attributes(event_type), data.clone()).unwrap();
+            assert_eq!(parsed.session_id, "s-1");
+            assert_eq!(parsed.id.as_deref(), Some("e-1"));
+        }
+        assert_eq!(
+            parse_data(attributes("x"), data).unwrap_err(),
+            EventError::UnknownType("x".into())
+        );
+        assert!(matches!(
+            parse_data(attributes(TYPE_V1), json!({"sessionId": "", "qosStatus": "AVAILABLE"})),
+            Err(EventError::Field { path, .. }) if path == "data.sessionId"
+        ));
     }
 
     #[test]

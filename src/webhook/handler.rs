@@ -5,8 +5,10 @@
 //!    before anything else; on `/notifications` its presence first, its value once the event's
 //!    session has led to a resource (a session no resource holds is answered as a wrong token
 //!    is, unless the token is the static one, so ids cannot be probed);
-//! 3. the media type (415), the size (413) and the time the body takes (408);
-//! 4. parsing every shape providers send ([`crate::qod::event`]; 400 naming the field);
+//! 3. the content mode from the media type and `ce-*` headers (415), the size (413) and the
+//!    time the body takes (408);
+//! 4. parsing every shape providers send, structured ([`crate::qod::event`]) or binary
+//!    ([`binary`]); 400 naming the field or header;
 //! 5. per event, in order: find the resource, drop a duplicate seen recently, read the
 //!    resource, [`decide`], and write the status ([`status`]), re-reading and deciding again
 //!    when the write conflicts with another writer.
@@ -38,6 +40,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     auth::{Authenticator, Presented},
+    binary,
     decide::{Decision, decide},
     dedupe::Recent,
     limits::{self, Limits, Shape},
@@ -48,7 +51,7 @@ use crate::{
     api::QodSession,
     cache::{Located, SessionCache},
     metrics::{Metrics, NotificationResult},
-    qod::event::{StatusChanged, parse_batch, parse_event},
+    qod::event::{EventError, StatusChanged, parse_batch, parse_event},
 };
 
 /// Reads and writes of one event before the webhook gives up on a resource that keeps
@@ -89,6 +92,20 @@ pub async fn by_session(
     body: Body,
 ) -> Response {
     shared.handle(None, headers, body).await
+}
+
+/// The detail of a structured single event that does not parse. A body without `type` is
+/// most often a binary-mode event whose sender left out the `ce-*` headers, so say how that
+/// mode is recognised.
+fn structured_error(error: EventError) -> String {
+    match error {
+        EventError::Missing { field: "type" } => format!(
+            "{error} (read in structured mode: no ce-* headers came; a binary-mode event carries \
+             its attributes in ce-specversion, ce-id, ce-source and ce-type headers and its data \
+             as the body)"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// How one event ended, when it did not end in a refusal.
@@ -169,14 +186,19 @@ impl Shared {
             }
         };
         let parsed = match shape {
-            Shape::Single => parse_event(&bytes).map(|event| vec![event]),
-            Shape::Batch => parse_batch(&bytes),
+            Shape::Single => parse_event(&bytes)
+                .map(|event| vec![event])
+                .map_err(structured_error),
+            Shape::Batch => parse_batch(&bytes).map_err(|error| error.to_string()),
+            Shape::Binary => binary::parse(headers, &bytes)
+                .map(|event| vec![event])
+                .map_err(|error| error.to_string()),
         };
         let events = match parsed {
             Ok(events) => events,
             Err(error) => {
                 tracing::info!(uid, error = %error, "notification refused: not a valid event");
-                return self.refuse(Refusal::Invalid(error.to_string()));
+                return self.refuse(Refusal::Invalid(error));
             }
         };
         // The cap guards the work that costs (reads and writes at the Kubernetes API), so it is

@@ -1,5 +1,5 @@
-//! What the webhook accepts before it looks at a body: the media type (single CloudEvent,
-//! batch, or 415), the body size (413, checked on `Content-Length` and while reading), the time
+//! What the webhook accepts before it looks at a body: the content mode from the media type
+//! and `ce-*` headers (a structured single CloudEvent, a batch, binary mode, or 415), the body size (413, checked on `Content-Length` and while reading), the time
 //! a body may take to arrive (408), and the number of requests in flight (503 with
 //! `Retry-After`). A public endpoint must bound all four.
 
@@ -39,28 +39,82 @@ impl Default for Limits {
 pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
 /// A batch of CloudEvents (a JSON array).
 pub const CLOUDEVENTS_BATCH_JSON: &str = "application/cloudevents-batch+json";
-/// Plain JSON: what legacy (v0.9) providers send, read as a single event.
+/// Plain JSON: what legacy (v0.9) providers send, read as a single event; in binary mode, the
+/// media type of the event's data.
 pub const JSON: &str = "application/json";
+
+/// Every way a notification may arrive, for the details of 415 answers.
+pub const ACCEPTED: &str = "accepted: structured mode with Content-Type \
+    application/cloudevents+json or application/json (one event) or \
+    application/cloudevents-batch+json (a batch), or binary mode with the event's attributes \
+    in ce-specversion, ce-id, ce-source and ce-type headers (ce-time optional) and its data \
+    as a JSON body (Content-Type application/json)";
 
 /// How the body is to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
+    /// One event in structured mode (or a legacy body).
     Single,
+    /// A JSON array of structured-mode events.
     Batch,
+    /// Binary mode: the attributes are in `ce-*` headers and the body is the event's `data`
+    /// ([`super::binary`]).
+    Binary,
 }
 
-/// The body's shape from `Content-Type`. Parameters are allowed; a `charset` must be UTF-8
-/// (JSON is UTF-8).
+/// The body's shape from `Content-Type` and the `ce-*` headers, as the HTTP binding tells the
+/// modes apart: a CloudEvents media type is structured (or batched) mode whatever the headers
+/// say; otherwise attribute headers make it binary mode. Parameters are allowed; a `charset`
+/// must be UTF-8 (JSON is UTF-8).
 pub fn shape(headers: &HeaderMap) -> Result<Shape, Refusal> {
-    let accepted = format!("accepted: {CLOUDEVENTS_JSON}, {JSON}, {CLOUDEVENTS_BATCH_JSON}");
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    let binary = super::binary::is_binary(headers);
+    let Some(essence) = media_type(headers)? else {
+        // The binding leaves the data's media type optional; ours can only be JSON.
+        if binary {
+            return Ok(Shape::Binary);
+        }
         return Err(Refusal::UnsupportedMedia(format!(
-            "the request has no Content-Type; {accepted}"
+            "the request has no Content-Type and no ce-* headers; {ACCEPTED}"
         )));
+    };
+    let unsupported = || {
+        Refusal::UnsupportedMedia(format!(
+            "media type `{essence}` is not supported; {ACCEPTED}"
+        ))
+    };
+    if essence.starts_with("application/cloudevents-batch") {
+        return (essence == CLOUDEVENTS_BATCH_JSON)
+            .then_some(Shape::Batch)
+            .ok_or_else(unsupported);
+    }
+    if essence.starts_with("application/cloudevents") {
+        return (essence == CLOUDEVENTS_JSON)
+            .then_some(Shape::Single)
+            .ok_or_else(unsupported);
+    }
+    if binary {
+        return if essence == JSON || essence.ends_with("+json") {
+            Ok(Shape::Binary)
+        } else {
+            Err(Refusal::UnsupportedMedia(format!(
+                "binary mode: the data's media type `{essence}` is not JSON; {ACCEPTED}"
+            )))
+        };
+    }
+    if essence == JSON {
+        return Ok(Shape::Single);
+    }
+    Err(unsupported())
+}
+
+/// The lower-cased media type of `Content-Type` without parameters, if there is one.
+fn media_type(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
     };
     let Ok(text) = value.to_str() else {
         return Err(Refusal::UnsupportedMedia(format!(
-            "the Content-Type is not readable text; {accepted}"
+            "the Content-Type is not readable text; {ACCEPTED}"
         )));
     };
     let mut parts = text.split(';');
@@ -76,13 +130,7 @@ pub fn shape(headers: &HeaderMap) -> Result<Shape, Refusal> {
             }
         }
     }
-    match essence.as_str() {
-        CLOUDEVENTS_JSON | JSON => Ok(Shape::Single),
-        CLOUDEVENTS_BATCH_JSON => Ok(Shape::Batch),
-        other => Err(Refusal::UnsupportedMedia(format!(
-            "media type `{other}` is not supported; {accepted}"
-        ))),
-    }
+    Ok(Some(essence))
 }
 
 /// Refuses a body announced larger than `max` before reading it.
@@ -149,6 +197,54 @@ mod tests {
             shape(&HeaderMap::new()),
             Err(Refusal::UnsupportedMedia(d)) if d.contains("no Content-Type")
         ));
+    }
+
+    #[test]
+    fn ce_headers_make_binary_mode_unless_the_media_type_is_a_cloudevents_one() {
+        let binary = |content_type: Option<&str>, ce: &'static str| {
+            let mut headers = content_type.map(with_type).unwrap_or_default();
+            headers.insert(ce, HeaderValue::from_static("1.0"));
+            shape(&headers)
+        };
+        for content_type in [
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/vnd.example+json"),
+            None,
+        ] {
+            assert_eq!(binary(content_type, "ce-specversion"), Ok(Shape::Binary));
+        }
+        // Any attribute header counts, so the parser can name the missing ce-specversion.
+        assert_eq!(
+            binary(Some("application/json"), "ce-type"),
+            Ok(Shape::Binary)
+        );
+        assert_eq!(
+            binary(Some("application/cloudevents+json"), "ce-specversion"),
+            Ok(Shape::Single)
+        );
+        assert_eq!(
+            binary(Some("application/cloudevents-batch+json"), "ce-id"),
+            Ok(Shape::Batch)
+        );
+        assert!(matches!(
+            binary(Some("text/plain"), "ce-specversion"),
+            Err(Refusal::UnsupportedMedia(d)) if d.contains("binary mode") && d.contains("`text/plain` is not JSON")
+        ));
+        // Neither mode: the answer says what both need.
+        for refused in [shape(&with_type("text/plain")), shape(&HeaderMap::new())] {
+            let Err(Refusal::UnsupportedMedia(detail)) = refused else {
+                panic!("{refused:?}")
+            };
+            for word in [
+                "structured mode",
+                "application/cloudevents+json",
+                "binary mode",
+                "ce-specversion",
+            ] {
+                assert!(detail.contains(word), "{detail} lacks {word}");
+            }
+        }
     }
 
     #[tokio::test]

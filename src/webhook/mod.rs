@@ -12,28 +12,39 @@
 //! `Bearer <token>` in NaC's `notificationAuthToken` (NaC copies the field into the header as
 //! it is), so the header is `Bearer <token>` either way.
 //!
+//! Content modes (CloudEvents HTTP protocol binding v1.0.2), each with the same token check,
+//! limits, ordering and dedupe:
+//!
+//! | mode | recognised by | body |
+//! | --- | --- | --- |
+//! | structured | `Content-Type: application/cloudevents+json`, or `application/json` without `ce-*` headers | one event, in every shape of [`crate::qod::event`] (legacy v0.9 included) |
+//! | batched | `Content-Type: application/cloudevents-batch+json` | a JSON array of structured events |
+//! | binary | `ce-specversion: 1.0`, `ce-id`, `ce-source`, `ce-type` headers (`ce-time` optional; values percent-decoded), `Content-Type` JSON or absent | the event's `data` (`{sessionId, qosStatus, statusInfo}`); every accepted `type` ([`binary`]) |
+//!
 //! Answers:
 //!
 //! | status | when |
 //! | --- | --- |
 //! | 204 | every event is stored, or was a duplicate or older than what is stored (ignored) |
-//! | 400 | the body is not a `qos-status-changed` event (the detail names the field) |
+//! | 400 | the body is not a `qos-status-changed` event (the detail names the field), or a binary-mode header is missing or wrong (the detail names the header) |
 //! | 401 | no bearer token, or not this resource's (`WWW-Authenticate: Bearer`) |
 //! | 404 | no resource with that uid, or none holds the event's session |
 //! | 408 | the body did not arrive within the request timeout |
 //! | 409 | the resource holds another session |
 //! | 413 | the body is larger than the limit |
-//! | 415 | not `application/cloudevents+json`, `application/json` or `application/cloudevents-batch+json` |
+//! | 415 | neither mode: not `application/cloudevents+json`, `application/json` or `application/cloudevents-batch+json`, and no `ce-*` headers; or binary mode with data that is not JSON (the detail says what each mode needs) |
 //! | 500 | the API server refused the write as invalid (a bug; logged) |
 //! | 503 | the Kubernetes API could not take the write, the webhook is still loading, the resource is creating its session, the request timed out, or too many are in flight (`Retry-After`) |
 //!
 //! Every refusal is an `application/problem+json` body ([`problem`]). Batches are answered
 //! with their worst outcome (see [`handler`]). Modules: [`token`] (keys and tokens), [`auth`]
-//! (the bearer check), [`limits`] (media type, size, time, in-flight), [`dedupe`] (recent events), [`decide`] (what an event does, pure), [`status`]
+//! (the bearer check), [`limits`] (content mode, size, time, in-flight), [`binary`] (binary
+//! mode's headers), [`dedupe`] (recent events), [`decide`] (what an event does, pure), [`status`]
 //! (reading and writing), [`handler`] (the routes), [`args`] (command-line flags).
 
 pub mod args;
 pub mod auth;
+pub mod binary;
 pub mod decide;
 pub mod dedupe;
 pub mod handler;

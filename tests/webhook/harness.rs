@@ -305,12 +305,27 @@ impl Hook {
         authorization: Option<&str>,
         body: impl Into<reqwest::Body>,
     ) -> Answer {
-        let mut request = self.http.post(format!("{base}{path}")).body(body);
+        let mut headers = Vec::new();
         if let Some(content_type) = content_type {
-            request = request.header(CONTENT_TYPE, content_type);
+            headers.push((CONTENT_TYPE.as_str(), content_type));
         }
         if let Some(authorization) = authorization {
-            request = request.header(AUTHORIZATION, authorization);
+            headers.push((AUTHORIZATION.as_str(), authorization));
+        }
+        self.post_with_headers(base, path, &headers, body).await
+    }
+
+    /// POSTs `body` to `path` of the webhook at `base` with exactly `headers`.
+    pub async fn post_with_headers(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut request = self.http.post(format!("{base}{path}")).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let header = |name: &str| {
