@@ -15,7 +15,7 @@ use std::{
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use qod_operator::api::ClusterQodProvider;
+use qod_operator::api::{ClusterQodProvider, QosProfile};
 use serde_json::Value;
 
 use crate::{
@@ -304,6 +304,28 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
             .unwrap()
     };
     assert_eq!(sim_sessions().await.len(), 1);
+
+    // The simulator's QoS profiles, written as QosProfile resources under the chart's RBAC.
+    let profiles = Api::<QosProfile>::all(admin.clone());
+    eventually(
+        "the default provider's QosProfiles",
+        Duration::from_secs(20),
+        || async {
+            let listed = profiles
+                .list(
+                    &kube::api::ListParams::default()
+                        .labels(&format!("qod.dev/installation={NAMESPACE}")),
+                )
+                .await
+                .ok()?;
+            listed
+                .items
+                .iter()
+                .any(|p| p.spec.provider == "default" && p.spec.profile == "QOS_E")
+                .then_some(())
+        },
+    )
+    .await;
 
     // Delete: the session ends at the network, then the finalizer goes.
     sessions
