@@ -77,13 +77,14 @@ fn plain_manifests_are_the_rendered_chart() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
             "Service",
             "ServiceAccount"
         ],
-        "plain manifests: RBAC, deployment and services; no Secret (the HMAC key is created by hand), no simulator"
+        "plain manifests: RBAC, deployment, services and the NetworkPolicy; no Secret (the HMAC key is created by hand), no simulator"
     );
     assert!(read("deploy/values.yaml").contains(REGENERATE));
     assert!(read("deploy/README.md").contains(REGENERATE));

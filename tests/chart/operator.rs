@@ -25,13 +25,28 @@ use crate::{
     support::{eventually, tools},
 };
 
-/// A process started from a chart container; killed when the test ends, however it ends.
-struct Process {
+/// A process started from a chart container (or any command); killed when the test ends,
+/// however it ends.
+pub struct Process {
     child: Child,
     log: PathBuf,
 }
 
 impl Process {
+    /// Runs `cmd`, its stdout and stderr going to `log`.
+    pub fn start(mut cmd: Command, log: PathBuf) -> Self {
+        let out = File::create(&log).unwrap();
+        cmd.stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        Self {
+            child: cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}")),
+            log,
+        }
+    }
+
     /// Runs the binary with `args` and the container's environment: plain values as given,
     /// the downward API's fields as a pod named `POD` in the release namespace would see them.
     fn spawn(
@@ -57,14 +72,7 @@ impl Process {
             };
             cmd.env(str(var, "/name"), value);
         }
-        let out = File::create(&log).unwrap();
-        cmd.stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null());
-        Self {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
+        Self::start(cmd, log)
     }
 
     fn log(&self) -> String {
@@ -83,7 +91,7 @@ impl Process {
     }
 
     /// Waits until `GET url` answers 2xx.
-    async fn wait_ready(&mut self, http: &reqwest::Client, url: &str) {
+    pub async fn wait_ready(&mut self, http: &reqwest::Client, url: &str) {
         eventually(url, Duration::from_secs(20), || {
             self.assert_running();
             let ready = http.get(url).send();
@@ -109,7 +117,7 @@ impl Drop for Process {
 const POD: &str = "qod-qod-operator-7d4b9c-x2x7q";
 
 /// `N` free ports, all different: each listener stays bound until every port is chosen.
-fn free_ports<const N: usize>() -> [u16; N] {
+pub fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();

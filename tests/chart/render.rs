@@ -78,6 +78,7 @@ fn defaults_render_the_operator_with_a_secure_pod() {
             "ClusterRoleBinding/qod-qod-operator",
             "ClusterRoleBinding/qod-qod-operator-providers",
             "Deployment/qod-qod-operator",
+            "NetworkPolicy/qod-qod-operator",
             "PodDisruptionBudget/qod-qod-operator",
             "Role/qod-qod-operator-leader-election",
             "RoleBinding/qod-qod-operator-leader-election",

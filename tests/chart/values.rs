@@ -33,6 +33,16 @@ fn lint_is_clean_with_default_and_non_default_values() {
     lint(&["-f", &fixture("nondefault.yaml")]);
     lint(&[
         "--set",
+        "simulator.enabled=true",
+        "-f",
+        &fixture("networkpolicy.yaml"),
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "grafanaDashboard.enabled=true",
+    ]);
+    lint(&[
+        "--set",
         "provider.url=https://qod.example.com/qod",
         "--set",
         "webhook.publicUrl=https://h.example.com",
