@@ -14,7 +14,8 @@
 //! - [`profiles`]: the simulator's QoS profiles as QosProfile resources, kept in step as the
 //!   provider adds, deprecates and removes them; sessions checked against them before any
 //!   create (unknown, inactive, deprecated, too short: refused with no call; too long: capped);
-//!   a provider without the API untouched.
+//!   each provider's sessions checked against its own profiles; a provider without the API
+//!   untouched.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted

@@ -359,34 +359,97 @@ async fn creates_at_world(world: &World) -> u64 {
 }
 
 #[tokio::test]
-async fn a_provider_without_the_profiles_api_is_untouched() {
-    let world = World::start("profiles-absent").await;
+async fn each_provider_checks_its_own_profiles_and_one_without_the_api_is_untouched() {
+    let world = World::start("profiles-per-provider").await;
     world.install_crd().await;
-    // CAMARA QoD v0.11 predates the QoS Profiles API.
+    // CAMARA QoD v0.11 predates the QoS Profiles API; the v1 provider offers a profile of its
+    // own, which the default provider does not.
     let old = telco(simulator::Config::default()).await;
+    let own = telco(simulator::Config::default()).await;
+    reqwest::Client::new()
+        .put(format!("{}/_sim/profiles/QOS_OWN", own.base_url()))
+        .json(&json!({"status": "ACTIVE"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
     apply(
         &world,
-        "old-provider",
+        "providers",
         &format!(
             "apiVersion: qod.dev/v1alpha1
 kind: QodProvider
 metadata: {{name: old}}
 spec:
-  camara: {{url: {url}/quality-on-demand/v0.11, version: v0.11}}
+  camara: {{url: {old}/quality-on-demand/v0.11, version: v0.11}}
 ---
-{session}  providerRef: {{kind: QodProvider, name: old}}
-",
-            url = old.base_url(),
-            session = session("at-old", "+36721601250101", "QOS_M", 600),
+apiVersion: qod.dev/v1alpha1
+kind: QodProvider
+metadata: {{name: own}}
+spec:
+  camara: {{url: {own}/quality-on-demand/v1}}
+---
+{at_old}  providerRef: {{kind: QodProvider, name: old}}
+---
+{at_own}  providerRef: {{kind: QodProvider, name: own}}
+---
+{own_at_default}",
+            old = old.base_url(),
+            own = own.base_url(),
+            at_old = session("at-old", "+36721601250101", "QOS_M", 600),
+            at_own = session("at-own", "+36721601250102", "QOS_OWN", 600),
+            own_at_default = session("own-at-default", "+36721601250103", "QOS_OWN", 600),
         ),
     )
     .await;
-    let _operator = world.operator_with("op-profiles-absent", &["--profile-refresh", REFRESH]);
-    wait_field(&world, "qod/at-old", ".status.qosStatus", "AVAILABLE").await;
-    // The default provider's profiles are listed meanwhile; the old one's never are.
-    wait_profile(&world, "QOS_M", "listed", |p| p.is_some()).await;
-    let provider = format!("QodProvider/{}/old", world.namespace());
-    assert!(qos_profiles(&world, &provider).await.is_empty());
+    let _operator =
+        world.operator_with("op-profiles-per-provider", &["--profile-refresh", REFRESH]);
+    for name in ["at-old", "at-own"] {
+        wait_field(
+            &world,
+            &format!("qod/{name}"),
+            ".status.qosStatus",
+            "AVAILABLE",
+        )
+        .await;
+    }
+    wait_field(
+        &world,
+        "qod/own-at-default",
+        READY_REASON,
+        "ProfileNotAvailable",
+    )
+    .await;
+    assert_eq!(
+        creates_at_world(&world).await,
+        0,
+        "nothing made at the default provider"
+    );
+    assert_eq!(creates_at(&own).await, 1);
+    assert_eq!(
+        field(&world, "qod/at-own", ".status.profile.name").await,
+        "QOS_OWN"
+    );
+    let own_provider = format!("QodProvider/{}/own", world.namespace());
+    eventually("the own provider's QosProfiles", WAIT, || async {
+        qos_profiles(&world, &own_provider)
+            .await
+            .iter()
+            .any(|p| p["spec"]["profile"] == "QOS_OWN")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        qos_profiles(&world, "default")
+            .await
+            .iter()
+            .all(|p| p["spec"]["profile"] != "QOS_OWN")
+    );
+
+    // The provider without the API: no QosProfile, never asked, its session as before.
+    let old_provider = format!("QodProvider/{}/old", world.namespace());
+    assert!(qos_profiles(&world, &old_provider).await.is_empty());
     let stats: Value = reqwest::get(format!("{}/_sim/stats", old.base_url()))
         .await
         .unwrap()
@@ -398,5 +461,6 @@ spec:
     assert_eq!(sessions_at(&old).await.len(), 1);
     assert_eq!(field(&world, "qod/at-old", ".status.profile").await, "");
     old.shutdown().await;
+    own.shutdown().await;
     world.stop().await;
 }
