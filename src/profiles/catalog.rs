@@ -177,21 +177,25 @@ impl ProfileCatalog {
         self.changed.notified().await;
     }
 
-    /// Lists `provider`'s profiles now, unless a listing asked for after `asked_after` already
-    /// answered (a caller that waited for another's listing uses its answer).
-    pub async fn refresh(
+    /// Lists `provider`'s profiles now (the periodic refresh).
+    pub async fn refresh(&self, provider: &str, api: &Arc<dyn ProfileApi>) -> Known {
+        self.list(provider, api, None).await
+    }
+
+    /// Lists `provider`'s profiles, unless a listing other than the one `seen` (the last one
+    /// the caller knew of) answers first: a caller that waited for another's listing uses its
+    /// answer instead of asking again.
+    async fn list(
         &self,
         provider: &str,
         api: &Arc<dyn ProfileApi>,
-        asked_after: Option<Instant>,
+        seen: Option<Option<Instant>>,
     ) -> Known {
         let book = self.book(provider, api);
         let _one_at_a_time = book.listing.lock().await;
         {
             let state = book.lock();
-            if let (Some(asked), Some(after)) = (state.asked_at, asked_after)
-                && asked > after
-            {
+            if seen.is_some_and(|seen| seen != state.asked_at) {
                 return state.known.clone();
             }
         }
@@ -250,7 +254,7 @@ impl ProfileCatalog {
                 Known::Listed(profiles)
             }
             Known::NotOffered => Known::NotOffered,
-            _ => self.refresh(provider, api, asked_at).await,
+            _ => self.list(provider, api, Some(asked_at)).await,
         };
         verdict(provider, name, &known)
     }
@@ -401,7 +405,7 @@ mod tests {
         let fake = Fake::new(Ok(vec![profile("QOS_L", ProfileStatus::Active)]));
         let api: Arc<dyn ProfileApi> = fake.clone();
         let catalog = catalog();
-        catalog.refresh("default", &api, None).await;
+        catalog.refresh("default", &api).await;
         fake.set(Ok(vec![
             profile("QOS_L", ProfileStatus::Active),
             profile("QOS_NEW", ProfileStatus::Active),
@@ -453,9 +457,9 @@ mod tests {
         );
         // A listing that failed keeps the last good one.
         failing.set(Ok(vec![profile("QOS_L", ProfileStatus::Active)]));
-        catalog.refresh("ClusterQodProvider/y", &api, None).await;
+        catalog.refresh("ClusterQodProvider/y", &api).await;
         failing.set(Err(503));
-        catalog.refresh("ClusterQodProvider/y", &api, None).await;
+        catalog.refresh("ClusterQodProvider/y", &api).await;
         assert!(matches!(
             catalog.check("ClusterQodProvider/y", &api, "QOS_L").await,
             Verdict::Usable(_)
@@ -467,7 +471,7 @@ mod tests {
         let first = Fake::new(Ok(vec![profile("QOS_L", ProfileStatus::Active)]));
         let first_api: Arc<dyn ProfileApi> = first.clone();
         let catalog = catalog();
-        catalog.refresh("default", &first_api, None).await;
+        catalog.refresh("default", &first_api).await;
         let second = Fake::new(Ok(vec![]));
         let second_api: Arc<dyn ProfileApi> = second.clone();
         assert!(matches!(
@@ -477,5 +481,23 @@ mod tests {
         assert_eq!(second.calls(), 1);
         catalog.keep_only(&[]);
         assert!(catalog.snapshot().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sessions_waiting_for_a_listing_in_flight_use_its_answer() {
+        let fake = Fake::new(Ok(vec![profile("QOS_L", ProfileStatus::Active)]));
+        let api: Arc<dyn ProfileApi> = fake.clone();
+        let catalog = Arc::new(catalog());
+        // The sync's listing and several sessions' checks, all before anything was listed.
+        let checks = (0..4).map(|_| {
+            let (catalog, api) = (Arc::clone(&catalog), Arc::clone(&api));
+            tokio::spawn(async move { catalog.check("default", &api, "QOS_L").await })
+        });
+        let listing = catalog.refresh("default", &api);
+        let (_, verdicts) = tokio::join!(listing, futures::future::join_all(checks));
+        for verdict in verdicts {
+            assert!(matches!(verdict.unwrap(), Verdict::Usable(_)));
+        }
+        assert!(fake.calls() <= 2, "{} listings", fake.calls());
     }
 }

@@ -74,7 +74,7 @@ impl ProfileSync {
                 })
                 .collect();
             futures::future::join_all(due.iter().map(|(label, api)| async {
-                self.catalog.refresh(label, api, None).await;
+                self.catalog.refresh(label, api).await;
             }))
             .await;
             for (label, api) in due {
