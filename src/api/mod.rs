@@ -10,6 +10,7 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub mod conditions;
+mod descriptions;
 pub mod intent;
 pub mod profile;
 pub mod provider;
@@ -46,11 +47,37 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
     printcolumn(name = "Device", type_ = "string", json_path = ".status.device"),
     printcolumn(name = "QoS", type_ = "string", json_path = ".status.qosStatus"),
     printcolumn(name = "Info", type_ = "string", json_path = ".status.statusInfo"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(
+        name = "Duration",
+        type_ = "integer",
+        json_path = ".spec.duration",
+        priority = 1
+    ),
+    // Second rank: with one provider (the operator's flags) every row would read empty.
     printcolumn(
         name = "Provider",
         type_ = "string",
-        json_path = ".spec.providerRef.name"
+        json_path = ".spec.providerRef.name",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Session",
+        type_ = "string",
+        json_path = ".status.sessionId",
+        priority = 1
     ),
     printcolumn(
         name = "Age",
@@ -363,14 +390,18 @@ impl From<&Ports> for crate::qod::PortsSpec {
 }
 
 /// Every CustomResourceDefinition of the operator: QodSession, QodProvider, ClusterQodProvider,
-/// QosProfile.
+/// QosProfile, with each description's paragraphs on one line for `kubectl explain` to wrap
+/// (`descriptions`). Everything that applies or writes the CRDs takes them from here, not from
+/// `crd()` of each type.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         QodSession::crd(),
         QodProvider::crd(),
         ClusterQodProvider::crd(),
         QosProfile::crd(),
-    ]
+    ];
+    crds.iter_mut().for_each(descriptions::join_crd);
+    crds
 }
 
 /// One CRD as YAML, as its file in `deploy/crds/` (`<plural>.qod.dev.yaml`) holds it.

@@ -36,6 +36,18 @@ use crate::qod::profiles::QosProfile as ProviderProfile;
         json_path = ".spec.packetDelayBudget"
     ),
     printcolumn(
+        name = "Jitter",
+        type_ = "string",
+        json_path = ".spec.jitter",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Priority",
+        type_ = "integer",
+        json_path = ".spec.priority",
+        priority = 1
+    ),
+    printcolumn(
         name = "Min-Duration",
         type_ = "integer",
         json_path = ".spec.minDurationSeconds"

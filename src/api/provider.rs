@@ -176,7 +176,19 @@ pub struct SecretKeyRef {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
     printcolumn(name = "Sessions", type_ = "integer", json_path = ".status.sessions"),
+    printcolumn(
+        name = "Max-Sessions",
+        type_ = "integer",
+        json_path = ".spec.maxSessions",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -213,7 +225,19 @@ pub struct QodProviderSpec {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
     printcolumn(name = "Sessions", type_ = "integer", json_path = ".status.sessions"),
+    printcolumn(
+        name = "Max-Sessions",
+        type_ = "integer",
+        json_path = ".spec.maxSessions",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",

@@ -154,16 +154,27 @@ fn the_schema_carries_the_field_rules() {
         crd["spec"]["versions"][0]["subresources"]["status"],
         json!({})
     );
-    let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    // `kubectl get qod` shows the priority-0 columns, `-o wide` all of them.
+    let columns: Vec<(&str, i64)> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
         .as_array()
         .expect("printer columns")
         .iter()
-        .filter_map(|c| c["name"].as_str())
+        .filter_map(|c| Some((c["name"].as_str()?, c["priority"].as_i64().unwrap_or(0))))
         .collect();
     assert_eq!(
         columns,
         [
-            "Profile", "Device", "QoS", "Info", "Expires", "Provider", "Age"
+            ("Profile", 0),
+            ("Device", 0),
+            ("QoS", 0),
+            ("Info", 0),
+            ("Ready", 1),
+            ("Reason", 1),
+            ("Expires", 0),
+            ("Duration", 1),
+            ("Provider", 1),
+            ("Session", 1),
+            ("Age", 0),
         ]
     );
 }
@@ -326,21 +337,37 @@ fn the_provider_crds_carry_names_scope_columns_and_field_rules() {
         assert!(crd["spec"]["names"]["categories"].is_null(), "{crd}");
         let version = &crd["spec"]["versions"][0];
         assert_eq!(version["subresources"]["status"], json!({}));
-        let columns: Vec<(&str, &str)> = version["additionalPrinterColumns"]
+        let columns: Vec<(&str, &str, i64)> = version["additionalPrinterColumns"]
             .as_array()
             .expect("printer columns")
             .iter()
-            .filter_map(|c| Some((c["name"].as_str()?, c["jsonPath"].as_str()?)))
+            .filter_map(|c| {
+                Some((
+                    c["name"].as_str()?,
+                    c["jsonPath"].as_str()?,
+                    c["priority"].as_i64().unwrap_or(0),
+                ))
+            })
             .collect();
         assert_eq!(
             columns,
             [
-                ("CAMARA", ".spec.camara.url"),
-                ("NaC", ".spec.networkAsCode.url"),
-                ("Version", ".spec.camara.version"),
-                ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
-                ("Sessions", ".status.sessions"),
-                ("Age", ".metadata.creationTimestamp"),
+                ("CAMARA", ".spec.camara.url", 0),
+                ("NaC", ".spec.networkAsCode.url", 0),
+                ("Version", ".spec.camara.version", 1),
+                (
+                    "Ready",
+                    ".status.conditions[?(@.type==\"Ready\")].status",
+                    0
+                ),
+                (
+                    "Reason",
+                    ".status.conditions[?(@.type==\"Ready\")].reason",
+                    1
+                ),
+                ("Sessions", ".status.sessions", 0),
+                ("Max-Sessions", ".spec.maxSessions", 1),
+                ("Age", ".metadata.creationTimestamp", 0),
             ]
         );
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
@@ -393,4 +420,133 @@ fn a_namespace_selector_takes_only_the_operators_kubernetes_knows() {
             "{bad}: {message}"
         );
     }
+}
+
+#[test]
+fn the_profile_crd_shows_jitter_and_priority_only_wide() {
+    let crd = serde_json::to_value(QosProfile::crd()).expect("CRD as JSON");
+    let wide: Vec<(&str, &str)> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .expect("printer columns")
+        .iter()
+        .filter(|c| c["priority"].as_i64().unwrap_or(0) > 0)
+        .filter_map(|c| Some((c["name"].as_str()?, c["jsonPath"].as_str()?)))
+        .collect();
+    assert_eq!(
+        wide,
+        [("Jitter", ".spec.jitter"), ("Priority", ".spec.priority")]
+    );
+}
+
+#[test]
+fn joining_makes_one_line_of_each_paragraph() {
+    use super::descriptions::join_paragraphs;
+    assert_eq!(join_paragraphs("One line."), "One line.");
+    assert_eq!(join_paragraphs(""), "");
+    assert_eq!(
+        join_paragraphs(
+            "Requested session length in seconds, 1 to 86400 (24 hours, the most\nevery CAMARA version accepts)."
+        ),
+        "Requested session length in seconds, 1 to 86400 (24 hours, the most every CAMARA version accepts)."
+    );
+    // Paragraph breaks stay, however many blank lines; trailing spaces go.
+    assert_eq!(
+        join_paragraphs(
+            "First paragraph, \nstill the first.\n\nSecond one\ncontinued.\n\n\nThird."
+        ),
+        "First paragraph, still the first.\n\nSecond one continued.\n\n\nThird."
+    );
+    // A list item starts a line; its continuation lines join it.
+    assert_eq!(
+        join_paragraphs(
+            "Either:\n- a QodProvider of this\n  namespace, or\n* a ClusterQodProvider\n+ plus\n1. one\n  more\n2) two\nafter."
+        ),
+        "Either:\n- a QodProvider of this namespace, or\n* a ClusterQodProvider\n+ plus\n1. one more\n2) two after."
+    );
+    // Nested items keep their indentation.
+    assert_eq!(
+        join_paragraphs("- outer\n  - inner\n    wrapped"),
+        "- outer\n  - inner wrapped"
+    );
+    // Not list items: a number or dash that is part of the sentence.
+    assert_eq!(
+        join_paragraphs("from 1 to\n86400 seconds and\n-1 never\n2.5 times"),
+        "from 1 to 86400 seconds and -1 never 2.5 times"
+    );
+    // Fenced code stays as written.
+    assert_eq!(
+        join_paragraphs("Example:\n```\nspec:\n  duration: 60\n```\nas\nabove."),
+        "Example:\n```\nspec:\n  duration: 60\n```\nas above."
+    );
+}
+
+/// Every `description` string anywhere under `value`, with its JSON path.
+fn descriptions<'a>(value: &'a Value, path: String, found: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(text)) = map.get("description") {
+                found.push((path.clone(), text));
+            }
+            for (key, nested) in map {
+                descriptions(nested, format!("{path}.{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, nested) in items.iter().enumerate() {
+                descriptions(nested, format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_description_breaks_a_line_inside_a_sentence() {
+    let mut checked = 0;
+    for crd in crds() {
+        let name = crd.metadata.name.clone().expect("named");
+        let crd = serde_json::to_value(crd).expect("CRD as JSON");
+        let mut found = Vec::new();
+        descriptions(&crd["spec"], String::new(), &mut found);
+        assert!(found.len() > 10, "{name} has its field descriptions");
+        for (path, text) in found {
+            checked += 1;
+            // A newline is fine before or after a blank line, and before a list item.
+            let lines: Vec<&str> = text.split('\n').collect();
+            for pair in lines.windows(2) {
+                let next = pair[1].trim_start();
+                let intended = pair[0].trim().is_empty()
+                    || next.is_empty()
+                    || next.starts_with("- ")
+                    || next.starts_with("* ");
+                assert!(
+                    intended,
+                    "{name} {path}: a line break inside a sentence:\n{text}"
+                );
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} descriptions found");
+}
+
+#[test]
+fn the_crds_join_what_the_doc_comments_wrap() {
+    let duration = |crd: &CustomResourceDefinition| {
+        serde_json::to_value(crd).expect("CRD as JSON")["spec"]["versions"][0]["schema"]
+            ["openAPIV3Schema"]["properties"]["spec"]["properties"]["duration"]["description"]
+            .as_str()
+            .expect("duration is described")
+            .to_owned()
+    };
+    let wrapped = duration(&QodSession::crd());
+    assert!(
+        wrapped.contains('\n'),
+        "the doc comment is wrapped: {wrapped:?}"
+    );
+    let joined = crds()
+        .iter()
+        .find(|crd| crd.spec.names.kind == "QodSession")
+        .map(duration)
+        .expect("QodSession among the CRDs");
+    assert_eq!(joined, wrapped.replace('\n', " "));
 }

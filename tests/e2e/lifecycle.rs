@@ -1,5 +1,6 @@
 //! The README's path: apply the CRD and the examples with kubectl, run the operator, wait for
-//! AVAILABLE, read `kubectl get qod`, delete, and find nothing left at the provider or in the API.
+//! AVAILABLE, read `kubectl get qod` (and `-o wide`, and `kubectl explain`), delete, and find
+//! nothing left at the provider or in the API.
 
 use std::collections::BTreeMap;
 
@@ -8,12 +9,26 @@ use crate::{
     world::{WAIT, World, assert_one_session_each, sink_uid, text},
 };
 
-/// The examples in deploy/examples/: name → spec.qosProfile.
-const EXAMPLES: &[(&str, &str)] = &[
-    ("broadcast-van", "QOS_M"),
-    ("camera-uplink", "QOS_L"),
-    ("phone-low-latency", "QOS_E"),
+/// The examples in deploy/examples/: name → spec.qosProfile, spec.duration.
+const EXAMPLES: &[(&str, &str, u32)] = &[
+    ("broadcast-van", "QOS_M", 3600),
+    ("camera-uplink", "QOS_L", 600),
+    ("phone-low-latency", "QOS_E", 3600),
 ];
+
+/// The columns of `kubectl get qod`.
+const COLUMNS: &[&str] = &["NAME", "PROFILE", "DEVICE", "QOS", "INFO", "EXPIRES", "AGE"];
+
+/// The columns of `kubectl get qod -o wide`: the Ready condition, the requested duration, the
+/// provider and the session id besides.
+const WIDE_COLUMNS: &[&str] = &[
+    "NAME", "PROFILE", "DEVICE", "QOS", "INFO", "READY", "REASON", "EXPIRES", "DURATION",
+    "PROVIDER", "SESSION", "AGE",
+];
+
+/// The width `kubectl explain` wraps a DESCRIPTION to (`wrap 76` in kubectl's plaintext
+/// template).
+const EXPLAIN_WIDTH: usize = 76;
 
 #[tokio::test]
 async fn apply_wait_get_delete_with_kubectl() {
@@ -41,6 +56,15 @@ async fn apply_wait_get_delete_with_kubectl() {
     world.wait_crd_established().await;
     world.kubectl(&apply).await;
 
+    // `kubectl explain` prints each description as a paragraph kubectl wrapped itself.
+    for field in [
+        "qodsession.spec.duration",
+        "qodsession.status.sessionFingerprint",
+        "clusterqodprovider.spec.camara.qosProfilesUrl",
+    ] {
+        assert_explained_as_one_paragraph(&world, field).await;
+    }
+
     // The operator is ready once it has listed QodSessions, so it starts after the CRD.
     let mut operator = world.leading_operator("op-lifecycle").await;
 
@@ -50,6 +74,16 @@ async fn apply_wait_get_delete_with_kubectl() {
             "qod",
             "--all",
             "--for=jsonpath={.status.qosStatus}=AVAILABLE",
+            "--timeout=60s",
+        ])
+        .await;
+    // The README's other form: the Ready condition, True while the network provides the QoS.
+    world
+        .kubectl(&[
+            "wait",
+            "qod",
+            "--all",
+            "--for=condition=Ready",
             "--timeout=60s",
         ])
         .await;
@@ -67,7 +101,8 @@ async fn apply_wait_get_delete_with_kubectl() {
     })
     .await;
     assert_eq!(rows.len(), EXAMPLES.len(), "{table}");
-    for (name, profile) in EXAMPLES {
+    assert_eq!(header(&table), COLUMNS, "{table}");
+    for (name, profile, _) in EXAMPLES {
         let row = rows
             .get(*name)
             .unwrap_or_else(|| panic!("no row {name} in\n{table}"));
@@ -97,6 +132,33 @@ async fn apply_wait_get_delete_with_kubectl() {
     assert_one_session_each(&resources, &at_provider);
     for session in &at_provider {
         assert!(resources.iter().any(|r| r.uid == sink_uid(session)));
+    }
+
+    // `-o wide` adds the second-rank columns. Ready follows AVAILABLE in the same status
+    // write, but the operator's own read may land between them.
+    let (wide, rows) = eventually("READY True in every -o wide row", WAIT, || async {
+        let table = world.kubectl(&["get", "qod", "-o", "wide"]).await;
+        let rows = parse_table(&table);
+        rows.values()
+            .all(|r| r["READY"] == "True")
+            .then_some((table, rows))
+    })
+    .await;
+    assert_eq!(header(&wide), WIDE_COLUMNS, "{wide}");
+    for (name, profile, duration) in EXAMPLES {
+        let row = rows
+            .get(*name)
+            .unwrap_or_else(|| panic!("no row {name} in\n{wide}"));
+        let resource = resources.iter().find(|r| r.name == *name).unwrap();
+        assert_eq!(row["PROFILE"], *profile, "{wide}");
+        assert_eq!(row["REASON"], "SessionAvailable", "{wide}");
+        assert_eq!(row["DURATION"], duration.to_string(), "{wide}");
+        assert!(
+            row["PROVIDER"].is_empty(),
+            "the examples use the default provider:\n{wide}"
+        );
+        assert!(!resource.session_id.is_empty(), "{resource:?}");
+        assert_eq!(row["SESSION"], resource.session_id, "{wide}");
     }
 
     // `kubectl describe` reads Events through core/v1; the operator writes events.k8s.io/v1
@@ -148,6 +210,68 @@ async fn apply_wait_get_delete_with_kubectl() {
 
     assert!(operator.terminate().await, "a clean exit on SIGTERM");
     world.stop().await;
+}
+
+/// The header of a `kubectl get` table, column by column.
+fn header(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
+/// `kubectl explain <kind>.<path>` shows the field's description (as the CRDs the operator
+/// generates carry it) as one paragraph: the same words, and every line break one of kubectl's
+/// own, where the next word would not have fit. A break inside a sentence that came from a
+/// wrapped doc comment ends a line early.
+async fn assert_explained_as_one_paragraph(world: &World, field: &str) {
+    let (kind, path) = field.split_once('.').unwrap();
+    let crd = qod_operator::api::crds()
+        .into_iter()
+        .find(|crd| crd.spec.names.singular.as_deref() == Some(kind))
+        .unwrap_or_else(|| panic!("no CRD of {kind}"));
+    let mut schema =
+        &serde_json::to_value(&crd).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    for name in path.split('.') {
+        schema = &schema["properties"][name];
+    }
+    let description = schema["description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} has a description"))
+        .to_owned();
+
+    // The API server publishes a new CRD's OpenAPI a moment after it is established.
+    let explained = eventually(&format!("kubectl explain {field}"), WAIT, || async {
+        let out = world.kubectl_output(&["explain", field]).await;
+        out.status.success().then(|| text(&out.stdout))
+    })
+    .await;
+    let lines: Vec<&str> = explained
+        .lines()
+        .skip_while(|l| l.trim() != "DESCRIPTION:")
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        lines.len() > 1,
+        "{field}: a description long enough to wrap:\n{explained}"
+    );
+    assert_eq!(
+        lines.join(" ").split_whitespace().collect::<Vec<_>>(),
+        description.split_whitespace().collect::<Vec<_>>(),
+        "{field}: kubectl explain shows the description:\n{explained}"
+    );
+    for pair in lines.windows(2) {
+        let next_word = pair[1].split_whitespace().next().unwrap_or_default();
+        assert!(
+            pair[0].chars().count() + 1 + next_word.chars().count() > EXPLAIN_WIDTH,
+            "{field}: a line break inside a sentence, after {:?}:\n{explained}",
+            pair[0]
+        );
+    }
 }
 
 /// The `Events:` section of `kubectl describe` (its table, header included); `None` while it

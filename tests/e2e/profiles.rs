@@ -175,6 +175,47 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
         .find(|line| line.contains(" QOS_E "))
         .unwrap_or_else(|| panic!("no QOS_E row:\n{table}"));
     assert!(row.contains("10 Mbps") && row.contains("3600"), "{row}");
+    // `-o wide` adds jitter and priority after the latency.
+    let wide = world
+        .kubectl(&[
+            "get",
+            "qosprofiles",
+            "-o",
+            "wide",
+            "-l",
+            &format!("qod.dev/installation={}", world.namespace()),
+        ])
+        .await;
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "PROVIDER",
+            "PROFILE",
+            "STATUS",
+            "MAX-DOWN",
+            "MAX-UP",
+            "LATENCY",
+            "JITTER",
+            "PRIORITY",
+            "MIN-DURATION",
+            "MAX-DURATION",
+            "AGE"
+        ]
+    );
+    // kubectl aligns each cell under its column's name.
+    let row = wide
+        .lines()
+        .find(|line| line.contains(" QOS_E "))
+        .unwrap_or_else(|| panic!("no QOS_E row:\n{wide}"));
+    let cell = |column: &str| {
+        let start = wide.lines().next().unwrap().find(column).unwrap();
+        row.get(start..)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+    };
+    assert_eq!((cell("JITTER"), cell("PRIORITY")), ("5ms", "10"), "{wide}");
 
     // `kubectl explain` documents the fields.
     let explained = world
