@@ -95,12 +95,12 @@ pub struct QodSessionSpec {
     /// imports the one the annotation qod.dev/session-id names. Observe: it only reads the
     /// session the annotation names (required) and shows its status; it never creates,
     /// extends or deletes one, and deleting the resource leaves the session alone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub management_policy: ManagementPolicy,
     /// What deleting this resource does to a session it manages: Delete (default) deletes it
     /// at the provider; Orphan leaves it there (an Event names its id). Replacing a session
     /// after a change of device, server, ports or profile deletes the old one either way.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub deletion_policy: DeletionPolicy,
 }
 
@@ -392,6 +392,12 @@ impl QodSessionSpec {
     pub fn provider_key(&self) -> Option<String> {
         self.provider_ref.as_ref().map(ProviderRef::key)
     }
+}
+
+/// Spec fields added later are left out at their defaults, so a spec written back reads as it
+/// was written.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_zero(value: &u32) -> bool {
