@@ -334,7 +334,7 @@ async fn orphan_leaves_exactly_one_session_behind() {
     wait_field(&world, "qod/left-behind", ".status.qosStatus", "AVAILABLE").await;
     let id = field(&world, "qod/left-behind", ".status.sessionId").await;
     world.kubectl(&["delete", "qod/left-behind"]).await;
-    assert_eq!(session_ids(&world).await, [id.clone()]);
+    assert_eq!(session_ids(&world).await, std::slice::from_ref(&id));
     assert_eq!(writes(&world).await, [1, 0, 0]);
     let events = events(&world, "left-behind", "Normal").await;
     assert!(
