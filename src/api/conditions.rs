@@ -9,6 +9,10 @@ use crate::qod::{QosStatus, StatusInfo};
 
 /// The condition type users wait on: True while the network provides the QoS.
 pub const READY: &str = "Ready";
+/// True while the annotation qod.dev/paused stops the resource's provider calls; removed when
+/// it no longer does. Separate from `Ready`, which keeps describing the session (it runs on at
+/// the provider while the operator is paused), so whoever waits on `Ready` is not disturbed.
+pub const PAUSED: &str = "Paused";
 
 /// CamelCase reasons of the `Ready` condition.
 pub mod reason {
@@ -49,6 +53,14 @@ pub mod reason {
     pub const PROFILE_NOT_AVAILABLE: &str = "ProfileNotAvailable";
     /// The profile is DEPRECATED: no new session is created with it.
     pub const PROFILE_DEPRECATED: &str = "ProfileDeprecated";
+    /// The session named by qod.dev/session-id differs from the spec; nothing was changed.
+    pub const IMPORT_MISMATCH: &str = "ImportMismatch";
+    /// The provider does not know the session named by qod.dev/session-id.
+    pub const IMPORT_NOT_FOUND: &str = "ImportNotFound";
+    /// managementPolicy Observe without the annotation qod.dev/session-id: nothing to observe.
+    pub const SESSION_ID_REQUIRED: &str = "SessionIdRequired";
+    /// Reason of the `Paused` condition.
+    pub const PAUSED: &str = "Paused";
     // The refusals of `crate::providers::Refusal` (ProviderNotFound, ProviderNotAllowed,
     // NoProvider, InvalidProvider, ProvidersNotSynced) carry their own reason words.
 }

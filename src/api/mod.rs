@@ -23,6 +23,11 @@ pub use provider::{
 
 /// The finalizer that keeps a resource until its session is gone at the provider.
 pub const FINALIZER: &str = "qod.dev/session";
+/// Annotation naming a session that exists at the provider: a resource without a session of
+/// its own imports it (Manage) or observes it (Observe), once it matches the spec.
+pub const SESSION_ID_ANNOTATION: &str = "qod.dev/session-id";
+/// Annotation that, set to `"true"`, stops every provider call for the resource until removed.
+pub const PAUSED_ANNOTATION: &str = "qod.dev/paused";
 /// Field manager of the controller's status writes (server-side apply).
 pub const CONTROLLER_MANAGER: &str = "qod-operator";
 /// Field manager of the webhook's status writes (server-side apply).
@@ -42,7 +47,7 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
     shortname = "qod",
     category = "qod",
     status = "QodSessionStatus",
-    doc = "A CAMARA Quality-on-Demand session: guaranteed network quality for a device's traffic to an application server, kept in step with this resource by qod-operator.",
+    doc = "A CAMARA Quality-on-Demand session: guaranteed network quality for a device's traffic to an application server, kept in step with this resource by qod-operator. Annotations: `qod.dev/session-id: <id>` imports (Manage) or observes (Observe) the provider's session with that id, once checked against device, applicationServer, ports and qosProfile; `qod.dev/paused: \"true\"` stops every provider call for this resource (deletion included) until removed, shown by the condition Paused.",
     printcolumn(name = "Profile", type_ = "string", json_path = ".spec.qosProfile"),
     printcolumn(name = "Device", type_ = "string", json_path = ".status.device"),
     printcolumn(name = "QoS", type_ = "string", json_path = ".status.qosStatus"),
@@ -113,6 +118,41 @@ pub struct QodSessionSpec {
     /// operator's default provider (its flags) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_ref: Option<ProviderRef>,
+    /// Manage (default): the operator creates, extends, replaces and deletes the session, or
+    /// imports the one the annotation qod.dev/session-id names. Observe: it only reads the
+    /// session the annotation names (required) and shows its status; it never creates,
+    /// extends or deletes one, and deleting the resource leaves the session alone.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub management_policy: ManagementPolicy,
+    /// What deleting this resource does to a session it manages: Delete (default) deletes it
+    /// at the provider; Orphan leaves it there (an Event names its id). Replacing a session
+    /// after a change of device, server, ports or profile deletes the old one either way.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Whether the operator owns the session or only watches it.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum ManagementPolicy {
+    /// Create, extend, replace and delete the session (or import an existing one).
+    #[default]
+    Manage,
+    /// Only read the session named by qod.dev/session-id; never change it at the provider.
+    Observe,
+}
+
+/// What deleting the resource does to its session.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum DeletionPolicy {
+    /// Delete the session at the provider, then let the resource go.
+    #[default]
+    Delete,
+    /// Leave the session at the provider (it runs until it expires or someone deletes it).
+    Orphan,
 }
 
 /// Identifiers of the device. Give at least one.
@@ -295,10 +335,52 @@ pub struct QodSessionStatus {
     /// event older than this one, or with the same id, changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_notification: Option<NotificationRef>,
+    /// The session the annotation qod.dev/session-id named, once the operator checked it: an
+    /// import is done once (later sessions of a Manage resource are its own), and one refused
+    /// is checked again only when the spec or the annotation changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportRecord>,
     /// `Ready` is True while the network provides the QoS; its reason and message say why not.
+    /// `Paused` is True while the annotation qod.dev/paused stops provider calls.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// What became of the session named by the annotation qod.dev/session-id.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRecord {
+    /// The session id the annotation named.
+    pub session_id: String,
+    /// Imported: it became this resource's session. Refused: it differs from the spec or the
+    /// provider does not know it (the Ready condition says which).
+    pub outcome: ImportOutcome,
+}
+
+/// The outcome of an import.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported,
+    Refused,
+}
+
+impl QodSession {
+    /// The session id the annotation qod.dev/session-id names, if any (blank counts as none).
+    pub fn annotated_session_id(&self) -> Option<&str> {
+        let annotations = self.metadata.annotations.as_ref()?;
+        let id = annotations.get(SESSION_ID_ANNOTATION)?.trim();
+        (!id.is_empty()).then_some(id)
+    }
+
+    /// Whether the annotation qod.dev/paused stops provider calls (only the value "true").
+    pub fn is_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
 }
 
 impl QodSessionSpec {
@@ -337,6 +419,12 @@ impl QodSessionSpec {
     pub fn provider_key(&self) -> Option<String> {
         self.provider_ref.as_ref().map(ProviderRef::key)
     }
+}
+
+/// Spec fields added later are left out at their defaults, so a spec written back reads as it
+/// was written.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn is_zero(value: &u32) -> bool {

@@ -174,6 +174,8 @@ mod tests {
                 duration: 60,
                 auto_extend: false,
                 provider_ref: None,
+                management_policy: Default::default(),
+                deletion_policy: Default::default(),
             },
         );
         s.metadata = ObjectMeta {

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod events;
+pub mod import;
 mod per_resource;
 pub mod plan;
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{
-    api::{FINALIZER, QodSession},
+    api::{
+        DeletionPolicy, FINALIZER, ImportOutcome, ManagementPolicy, QodSession, QodSessionStatus,
+    },
     qod::{QosStatus, StatusInfo},
 };
 
@@ -80,12 +82,28 @@ pub enum Plan {
     },
     /// Nothing remains at the provider: let Kubernetes delete the resource.
     RemoveFinalizer,
+    /// Read the session the annotation `qod.dev/session-id` names and, if it matches the spec,
+    /// record it as this resource's (managed or observed); otherwise say why and change nothing.
+    Import { session_id: String },
+    /// deletionPolicy Orphan: leave the session at the provider, say so in an Event, and let
+    /// Kubernetes delete the resource.
+    Orphan { session_id: String },
+    /// The annotation `qod.dev/paused` is set: no provider call; say so in status.
+    Pause,
+    /// managementPolicy Observe without the annotation `qod.dev/session-id`: say so in status.
+    MissingSessionId,
     /// Nothing to do now; look again after this long, or (`None`) when the resource changes.
     Wait(Option<Duration>),
 }
 
-/// Decides the next step for `session` at `now`.
+/// Decides the next step for `session` at `now`. The rules, in order: a paused resource waits;
+/// a resource being deleted lets its session go as its policies say; an observed resource only
+/// reads; a managed one imports, creates, replaces, extends or renews its session.
 pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
+    // Paused: no provider call, not even for a deletion, until the annotation goes.
+    if session.is_paused() {
+        return Plan::Pause;
+    }
     let has_finalizer = session
         .metadata
         .finalizers
@@ -94,6 +112,8 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
     let status = super::status::current(session);
     let session_id = status.session_id.clone();
     let create_pending = status.create_requested_at.is_some();
+    let spec = &session.spec;
+    let observe = spec.management_policy == ManagementPolicy::Observe;
 
     // After a failed provider call, wait as the failure asked, unless the spec changed since.
     let spec_changed = status.observed_generation < session.metadata.generation;
@@ -104,6 +124,21 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         .filter(|wait| !wait.is_zero() && !spec_changed);
 
     if session.metadata.deletion_timestamp.is_some() {
+        // An observed session is not ours: a finalizer left from Manage goes without a call.
+        if observe {
+            return if has_finalizer {
+                Plan::RemoveFinalizer
+            } else {
+                Plan::Wait(None)
+            };
+        }
+        if let (true, Some(session_id), DeletionPolicy::Orphan) =
+            (has_finalizer, &session_id, spec.deletion_policy)
+        {
+            return Plan::Orphan {
+                session_id: session_id.clone(),
+            };
+        }
         if let (true, Some(_), Some(wait)) = (has_finalizer, &session_id, retry_in) {
             return Plan::Wait(Some(wait.max(MIN_WAIT)));
         }
@@ -113,13 +148,25 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
                 session_id,
                 reason: DeleteReason::Finalize,
             },
+            // Looked up even to orphan it, so the Event can name it.
             (true, None) if create_pending => Plan::Adopt,
             (true, None) => Plan::RemoveFinalizer,
         };
     }
+
+    if observe {
+        return observed(session, &status, spec_changed, retry_in, now, settings);
+    }
+
+    // A session named by the annotation is imported once, by a resource with none of its own.
+    let import = session.annotated_session_id().filter(|id| {
+        session_id.is_none() && !create_pending && !import_was(&status, id, ImportOutcome::Imported)
+    });
     if !has_finalizer {
-        // A resource's first create adds the finalizer in the write that records its intent.
-        let first_create = session_id.is_none() && !create_pending && retry_in.is_none();
+        // A resource's first create adds the finalizer in the write that records its intent;
+        // an import needs it before the session becomes ours.
+        let first_create =
+            session_id.is_none() && !create_pending && retry_in.is_none() && import.is_none();
         return if first_create {
             Plan::Create
         } else {
@@ -130,21 +177,105 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
         return Plan::Wait(Some(wait.max(MIN_WAIT)));
     }
     let Some(session_id) = session_id else {
-        return if create_pending {
-            Plan::Adopt
-        } else {
-            Plan::Create
+        return match import {
+            Some(id) => import_unless_refused(&status, id, spec_changed),
+            None if create_pending => Plan::Adopt,
+            None => Plan::Create,
         };
     };
 
-    let spec = &session.spec;
     if status.session_fingerprint.as_deref() != Some(spec.session_fingerprint().as_str()) {
         return Plan::Delete {
             session_id,
             reason: DeleteReason::Replace,
         };
     }
+    follow(
+        session,
+        &status,
+        session_id,
+        spec_changed,
+        Act::Manage,
+        now,
+        settings,
+    )
+}
 
+/// Observe: read the session the annotation names and nothing else.
+fn observed(
+    session: &QodSession,
+    status: &QodSessionStatus,
+    spec_changed: bool,
+    retry_in: Option<Duration>,
+    now: Timestamp,
+    settings: &Settings,
+) -> Plan {
+    let Some(id) = session.annotated_session_id() else {
+        return Plan::MissingSessionId;
+    };
+    if let Some(wait) = retry_in {
+        return Plan::Wait(Some(wait.max(MIN_WAIT)));
+    }
+    // Another session, or a spec it was not checked against: check it (again) first.
+    let fingerprint = session.spec.session_fingerprint();
+    let checked = status.session_id.as_deref() == Some(id)
+        && status.session_fingerprint.as_deref() == Some(fingerprint.as_str());
+    if !checked {
+        return import_unless_refused(status, id, spec_changed);
+    }
+    follow(
+        session,
+        status,
+        id.to_owned(),
+        spec_changed,
+        Act::Observe,
+        now,
+        settings,
+    )
+}
+
+/// Whether the last import of `id` had `outcome`.
+fn import_was(status: &QodSessionStatus, id: &str, outcome: ImportOutcome) -> bool {
+    status
+        .import
+        .as_ref()
+        .is_some_and(|record| record.session_id == id && record.outcome == outcome)
+}
+
+/// Import `id`, unless it was refused for the spec as it is (a refusal is final for a session
+/// id and a spec: neither changes at the provider).
+fn import_unless_refused(status: &QodSessionStatus, id: &str, spec_changed: bool) -> Plan {
+    if import_was(status, id, ImportOutcome::Refused) && !spec_changed {
+        Plan::Wait(None)
+    } else {
+        Plan::Import {
+            session_id: id.to_owned(),
+        }
+    }
+}
+
+/// What the planner may do to a session beyond reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Extend and renew it as the spec asks.
+    Manage,
+    /// Only read it.
+    Observe,
+}
+
+/// The steps for a session the status holds and the spec still describes: reads on schedule,
+/// and (when managed) extensions and renewals.
+fn follow(
+    session: &QodSession,
+    status: &QodSessionStatus,
+    session_id: String,
+    spec_changed: bool,
+    act: Act,
+    now: Timestamp,
+    settings: &Settings,
+) -> Plan {
+    let spec = &session.spec;
+    let manage = act == Act::Manage;
     // The last answer left the session's state unknown (e.g. an extension was refused):
     // read it before deciding anything else.
     if status.last_synced_at.is_none() {
@@ -163,15 +294,17 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
 
     match qos_status {
         QosStatus::Unavailable => {
-            // The session is over. A new one is wanted if autoExtend says so, if the spec
-            // changed since the status was written (e.g. a longer duration after expiry), or if
-            // the session was deleted (not ended by the network) while the resource still wants
-            // one: a replacement whose outcome was lost, or a delete by another client.
+            // The session is over. A new one is wanted if autoExtend says so, if the duration
+            // was changed since the status was written (e.g. a longer one after expiry; a change
+            // of the policies alone asks for nothing), or if the session was deleted (not ended
+            // by the network) while the resource still wants one: a replacement whose outcome
+            // was lost, or a delete by another client.
             let deleted = status
                 .status_info
                 .as_deref()
                 .is_some_and(|info| StatusInfo::from(info) == StatusInfo::DeleteRequested);
-            if spec.auto_extend || spec_changed || deleted {
+            let duration_changed = spec_changed && status.requested_duration != Some(spec.duration);
+            if manage && (spec.auto_extend || duration_changed || deleted) {
                 Plan::Delete {
                     session_id,
                     reason: DeleteReason::Renew,
@@ -209,7 +342,7 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
                 }
             }
             let requested = status.requested_duration.unwrap_or(spec.duration);
-            if spec.duration > requested {
+            if manage && spec.duration > requested {
                 return Plan::Extend {
                     session_id,
                     seconds: spec.duration - requested,
@@ -218,7 +351,7 @@ pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
             }
             let expires_in = status.expires_at.as_ref().map(|t| until(now, t.0));
             if let Some(expires_in) =
-                expires_in.filter(|_| spec.auto_extend && !status.extension_capped)
+                expires_in.filter(|_| manage && spec.auto_extend && !status.extension_capped)
             {
                 let renew_in = expires_in.saturating_sub(renew_before(spec.duration));
                 if renew_in.is_zero() {

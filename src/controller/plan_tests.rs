@@ -8,12 +8,15 @@ use kube::api::ObjectMeta;
 
 use super::plan::{DeleteReason, ExtendReason, Plan, Settings, plan};
 use crate::api::{
-    ApplicationServer, Device, FINALIZER, ProviderKind, ProviderRef, QodSession, QodSessionSpec,
-    QodSessionStatus,
+    ApplicationServer, DeletionPolicy, Device, FINALIZER, ImportOutcome, ImportRecord,
+    ManagementPolicy, PAUSED_ANNOTATION, ProviderKind, ProviderRef, QodSession, QodSessionSpec,
+    QodSessionStatus, SESSION_ID_ANNOTATION,
     intent::{CREATE_INTENT, CreateIntent},
 };
 
 const ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+/// A session made by someone else, named by the annotation qod.dev/session-id.
+const THEIRS: &str = "7c1d2e3f-0000-4a55-9f3d-2d9c1b8e4a10";
 
 fn now() -> Timestamp {
     "2026-11-24T12:00:00Z".parse().unwrap()
@@ -43,6 +46,8 @@ fn spec() -> QodSessionSpec {
         duration: 3600,
         auto_extend: false,
         provider_ref: None,
+        management_policy: Default::default(),
+        deletion_policy: Default::default(),
     }
 }
 
@@ -69,6 +74,12 @@ trait Fixture: Sized {
     fn status_info(self, info: &str) -> Self;
     fn edit(self, change: impl FnOnce(&mut QodSessionSpec)) -> Self;
     fn status(self, change: impl FnOnce(&mut QodSessionStatus)) -> Self;
+    fn annotated(self, key: &str, value: &str) -> Self;
+    fn import_of(self, id: &str) -> Self;
+    fn paused(self) -> Self;
+    fn observed(self) -> Self;
+    fn orphaning(self) -> Self;
+    fn import_record(self, id: &str, outcome: ImportOutcome) -> Self;
 }
 
 impl Fixture for QodSession {
@@ -127,6 +138,45 @@ impl Fixture for QodSession {
         change(&mut status);
         self.status = Some(status);
         self
+    }
+    fn annotated(mut self, key: &str, value: &str) -> Self {
+        self.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+    fn import_of(self, id: &str) -> Self {
+        self.annotated(SESSION_ID_ANNOTATION, id)
+    }
+    fn paused(self) -> Self {
+        self.annotated(PAUSED_ANNOTATION, "true")
+    }
+    /// managementPolicy Observe, set at creation (generation 1).
+    fn observed(mut self) -> Self {
+        self.spec.management_policy = ManagementPolicy::Observe;
+        self
+    }
+    /// deletionPolicy Orphan, set at creation (generation 1).
+    fn orphaning(mut self) -> Self {
+        self.spec.deletion_policy = DeletionPolicy::Orphan;
+        self
+    }
+    fn import_record(self, id: &str, outcome: ImportOutcome) -> Self {
+        let generation = self.metadata.generation;
+        self.status(|s| {
+            s.import = Some(ImportRecord {
+                session_id: id.into(),
+                outcome,
+            });
+            s.observed_generation = generation;
+        })
+    }
+}
+
+fn import(id: &str) -> Plan {
+    Plan::Import {
+        session_id: id.into(),
     }
 }
 
@@ -542,6 +592,295 @@ fn every_state_gets_its_step() {
             fresh().finalized().with_session("BLA", 100),
             wait(200),
         ),
+        // Paused: nothing at the provider, whatever is due.
+        (
+            "a paused new resource makes no call",
+            fresh().paused(),
+            Plan::Pause,
+        ),
+        (
+            "a paused session due for a read is not read",
+            fresh().finalized().with_session("REQUESTED", 20).paused(),
+            Plan::Pause,
+        ),
+        (
+            "a paused resource whose spec changed replaces nothing",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .edit(|s| s.qos_profile = "QOS_E".into())
+                .paused(),
+            Plan::Pause,
+        ),
+        (
+            "deleting a paused resource waits, its session kept",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .deleting()
+                .paused(),
+            Plan::Pause,
+        ),
+        (
+            "a paused annotation other than \"true\" pauses nothing",
+            fresh().annotated(PAUSED_ANNOTATION, "false"),
+            Plan::Create,
+        ),
+        // Import (Manage).
+        (
+            "an import gets the finalizer first, so the session never outlives its resource",
+            fresh().import_of(THEIRS),
+            Plan::AddFinalizer,
+        ),
+        (
+            "a resource without a session imports the annotated one instead of creating",
+            fresh().finalized().import_of(THEIRS),
+            import(THEIRS),
+        ),
+        (
+            "a refused import waits for a change of spec or annotation",
+            fresh()
+                .finalized()
+                .import_of(THEIRS)
+                .import_record(THEIRS, ImportOutcome::Refused),
+            Plan::Wait(None),
+        ),
+        (
+            "a refused import is checked again once the spec changes",
+            fresh()
+                .finalized()
+                .import_of(THEIRS)
+                .import_record(THEIRS, ImportOutcome::Refused)
+                .edit(|s| s.qos_profile = "QOS_M".into()),
+            import(THEIRS),
+        ),
+        (
+            "an annotation naming another id than the refused one is imported",
+            fresh()
+                .finalized()
+                .import_of(THEIRS)
+                .import_record(ID, ImportOutcome::Refused),
+            import(THEIRS),
+        ),
+        (
+            "an imported session, since replaced, is not imported again: the next is created",
+            fresh()
+                .finalized()
+                .import_of(THEIRS)
+                .import_record(THEIRS, ImportOutcome::Imported),
+            Plan::Create,
+        ),
+        (
+            "the annotation of a resource holding its own session changes nothing",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 100)
+                .expiring_in(3000)
+                .import_of(THEIRS),
+            wait(200),
+        ),
+        (
+            "a create in flight is looked up, not traded for an import",
+            fresh().finalized().create_sent().import_of(THEIRS),
+            Plan::Adopt,
+        ),
+        (
+            "an imported session is managed: a raised duration extends it",
+            fresh()
+                .finalized()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .import_record(ID, ImportOutcome::Imported)
+                .expiring_in(3000)
+                .edit(|s| s.duration = 5400),
+            extend(1800, ExtendReason::DurationRaised),
+        ),
+        // Observe: reads only.
+        (
+            "Observe without the annotation says so and calls nothing",
+            fresh().observed(),
+            Plan::MissingSessionId,
+        ),
+        (
+            "Observe reads the annotated session, without a finalizer",
+            fresh().observed().import_of(ID),
+            import(ID),
+        ),
+        (
+            "Observe of a session refused for this spec waits for a change",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .import_record(ID, ImportOutcome::Refused),
+            Plan::Wait(None),
+        ),
+        (
+            "Observe never extends, whatever the duration",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.duration = 5400),
+            wait(300),
+        ),
+        (
+            "Observe never autoExtends; it watches for the end",
+            fresh()
+                .observed()
+                .edit(auto)
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(100),
+            wait(110),
+        ),
+        (
+            "Observe re-reads a session REQUESTED for too long",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("REQUESTED", 20),
+            refresh(),
+        ),
+        (
+            "Observe re-reads when the resync is due",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 300)
+                .expiring_in(3000),
+            refresh(),
+        ),
+        (
+            "Observe re-reads a session past its end",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(-11),
+            refresh(),
+        ),
+        (
+            "Observe leaves an ended session alone, autoExtend or not",
+            fresh()
+                .observed()
+                .edit(auto)
+                .import_of(ID)
+                .with_session("UNAVAILABLE", 0)
+                .status_info("NETWORK_TERMINATED"),
+            Plan::Wait(None),
+        ),
+        (
+            "Observe checks the session again after a change of a session-defining field",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.qos_profile = "QOS_E".into()),
+            import(ID),
+        ),
+        (
+            "Observe follows the annotation to another session",
+            fresh()
+                .observed()
+                .import_of(THEIRS)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000),
+            import(THEIRS),
+        ),
+        (
+            "deleting an observed resource calls nothing",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .deleting(),
+            Plan::Wait(None),
+        ),
+        (
+            "deleting an observed resource drops a finalizer left from Manage, without a call",
+            fresh()
+                .observed()
+                .finalized()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .deleting(),
+            Plan::RemoveFinalizer,
+        ),
+        // deletionPolicy Orphan.
+        (
+            "Orphan: deleting the resource leaves the session at the provider",
+            fresh()
+                .orphaning()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .deleting(),
+            Plan::Orphan {
+                session_id: ID.into(),
+            },
+        ),
+        (
+            "Orphan: a failing provider does not hold the deletion up",
+            fresh()
+                .orphaning()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .status(|s| s.next_attempt_at = Some(from_now(60)))
+                .deleting(),
+            Plan::Orphan {
+                session_id: ID.into(),
+            },
+        ),
+        (
+            "Orphan: a create in flight is looked up first, so the Event can name it",
+            fresh().orphaning().finalized().create_sent().deleting(),
+            Plan::Adopt,
+        ),
+        (
+            "Orphan: with nothing at the provider, the finalizer goes",
+            fresh().orphaning().finalized().deleting(),
+            Plan::RemoveFinalizer,
+        ),
+        (
+            "Orphan applies to deletion only: a new profile still replaces the session",
+            fresh()
+                .orphaning()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.qos_profile = "QOS_E".into()),
+            delete(DeleteReason::Replace),
+        ),
+        // The policies are not session-defining.
+        (
+            "a change of policies keeps the session",
+            fresh()
+                .finalized()
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.deletion_policy = DeletionPolicy::Orphan),
+            wait(300),
+        ),
+        (
+            "a change of policies after expiry asks for no new session",
+            fresh()
+                .finalized()
+                .with_session("UNAVAILABLE", 0)
+                .status_info("DURATION_EXPIRED")
+                .edit(|s| s.deletion_policy = DeletionPolicy::Orphan),
+            Plan::Wait(None),
+        ),
+        (
+            "Observe to Manage takes the session over: the finalizer first",
+            fresh()
+                .observed()
+                .import_of(ID)
+                .with_session("AVAILABLE", 0)
+                .expiring_in(3000)
+                .edit(|s| s.management_policy = ManagementPolicy::Manage),
+            Plan::AddFinalizer,
+        ),
     ];
 
     let mut failures = Vec::new();
@@ -580,6 +919,10 @@ fn the_fingerprint_ignores_lifetime_fields_only() {
     longer.duration = 60;
     longer.auto_extend = true;
     assert_eq!(base.session_fingerprint(), longer.session_fingerprint());
+    let mut policies = base.clone();
+    policies.management_policy = ManagementPolicy::Observe;
+    policies.deletion_policy = DeletionPolicy::Orphan;
+    assert_eq!(base.session_fingerprint(), policies.session_fingerprint());
     let mut other_server = base.clone();
     other_server.application_server.ipv4_address = Some("198.51.100.8".into());
     assert_ne!(

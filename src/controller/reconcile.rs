@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -18,7 +18,7 @@ use serde_json::json;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
-    Context, Error,
+    Context, Error, import,
     plan::{DeleteReason, ExtendReason, Plan, plan},
     profile_check::{Admission, admit},
     provider_choice::{InUse, Unserved},
@@ -26,7 +26,8 @@ use super::{
 };
 use crate::{
     api::{
-        CONTROLLER_MANAGER, FINALIZER, QodSession, QodSessionSpec, QodSessionStatus,
+        CONTROLLER_MANAGER, FINALIZER, ImportOutcome, ImportRecord, ManagementPolicy,
+        PAUSED_ANNOTATION, QodSession, QodSessionSpec, QodSessionStatus, SESSION_ID_ANNOTATION,
         conditions::{self, reason},
         intent::{CREATE_INTENT, CreateIntent},
     },
@@ -192,6 +193,10 @@ fn step_name(step: &Plan) -> &'static str {
         Plan::Extend { .. } => "extend",
         Plan::Delete { .. } => "delete",
         Plan::RemoveFinalizer => "remove_finalizer",
+        Plan::Import { .. } => "import",
+        Plan::Orphan { .. } => "orphan",
+        Plan::Pause => "pause",
+        Plan::MissingSessionId => "missing_session_id",
         Plan::Wait(_) => "wait",
     }
 }
@@ -213,7 +218,11 @@ impl Pass<'_> {
             Plan::AddFinalizer => return self.add_finalizer().await,
             Plan::RemoveFinalizer => return self.remove_finalizer().await,
             Plan::Wait(after) => return self.wait(*after).await,
-            Plan::Create => providers.named(self.session),
+            Plan::Orphan { session_id } => return self.orphan(session_id).await,
+            Plan::Pause => return self.pause().await,
+            Plan::MissingSessionId => return self.missing_session_id().await,
+            // An import reads at the provider the spec names, as a create would go there.
+            Plan::Create | Plan::Import { .. } => providers.named(self.session),
             Plan::Adopt | Plan::Refresh { .. } | Plan::Extend { .. } | Plan::Delete { .. } => {
                 providers.recorded(self.session)
             }
@@ -234,10 +243,14 @@ impl Pass<'_> {
                 reason,
             } => self.extend(p, &session_id, seconds, reason).await,
             Plan::Delete { session_id, reason } => self.delete(p, &session_id, reason).await,
+            Plan::Import { session_id } => self.import(p, &session_id).await,
             // Returned above.
-            Plan::AddFinalizer | Plan::RemoveFinalizer | Plan::Wait(_) => {
-                Ok(Action::await_change())
-            }
+            Plan::AddFinalizer
+            | Plan::RemoveFinalizer
+            | Plan::Wait(_)
+            | Plan::Orphan { .. }
+            | Plan::Pause
+            | Plan::MissingSessionId => Ok(Action::await_change()),
         }
     }
 
@@ -543,6 +556,163 @@ impl Pass<'_> {
         Ok(self.then(&next))
     }
 
+    /// Reads the session the annotation names and, when it is the session the spec describes,
+    /// records it as this resource's; otherwise records why not and changes nothing at the
+    /// provider. Its notifications go to whoever created it, so its status comes from reads.
+    async fn import(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        let found = match provider.api.get_session(session_id).await {
+            Ok(found) => found,
+            Err(error) if error.is_not_found() => {
+                let message = format!(
+                    "the provider has no session {session_id} (annotation {SESSION_ID_ANNOTATION});                      nothing was changed"
+                );
+                return self
+                    .import_refused(next, session_id, reason::IMPORT_NOT_FOUND, message)
+                    .await;
+            }
+            Err(error) => {
+                return self
+                    .provider_failed(
+                        provider,
+                        self.session,
+                        next,
+                        "read the session to import",
+                        error,
+                    )
+                    .await;
+            }
+        };
+        let differences = import::differences(self.spec(), &found);
+        if !differences.is_empty() {
+            let listed: Vec<String> = differences.iter().map(ToString::to_string).collect();
+            let message = format!(
+                "session {session_id} differs from the spec in {}; nothing was changed",
+                listed.join("; ")
+            );
+            return self
+                .import_refused(next, session_id, reason::IMPORT_MISMATCH, message)
+                .await;
+        }
+        tracing::Span::current().record("session_id", session_id);
+        if next.session_id.as_deref() != Some(session_id) {
+            // Observe moved to another session: nothing of the last one carries over.
+            status::forget_session(&mut next);
+        }
+        next.session_fingerprint = Some(self.spec().session_fingerprint());
+        next.provider.clone_from(&provider.recorded_as);
+        next.requested_duration = Some(found.duration.unwrap_or(self.spec().duration));
+        next.import = Some(ImportRecord {
+            session_id: session_id.to_owned(),
+            outcome: ImportOutcome::Imported,
+        });
+        status::record_session(&mut next, &found, self.generation(), self.now);
+        self.write_status(self.session, &next).await?;
+        let how = match self.spec().management_policy {
+            ManagementPolicy::Manage => "managing it from now on",
+            ManagementPolicy::Observe => "observing it",
+        };
+        self.event(
+            EventType::Normal,
+            "Imported",
+            "Import",
+            format!("session {session_id} matches the spec; {how}"),
+        )
+        .await;
+        Ok(self.then(&next))
+    }
+
+    /// An import refused: say why in `Ready` (with a Warning Event when the reason is new) and
+    /// wait for the spec or the annotation to change.
+    async fn import_refused(
+        &self,
+        mut next: QodSessionStatus,
+        session_id: &str,
+        why: &'static str,
+        message: String,
+    ) -> Result<Action, Error> {
+        let known = conditions::find(&next.conditions, conditions::READY)
+            .is_some_and(|c| c.reason == why && c.message == message);
+        if next.session_id.is_some() {
+            // Observe: the session shown so far is no longer the one the resource names.
+            status::forget_session(&mut next);
+        }
+        next.import = Some(ImportRecord {
+            session_id: session_id.to_owned(),
+            outcome: ImportOutcome::Refused,
+        });
+        status::clear_failures(&mut next);
+        status::set_ready(
+            &mut next,
+            "False",
+            why,
+            message.clone(),
+            self.generation(),
+            self.now,
+        );
+        self.write_status(self.session, &next).await?;
+        if !known {
+            self.event(EventType::Warning, why, "Import", message).await;
+        }
+        Ok(self.then(&next))
+    }
+
+    /// deletionPolicy Orphan: the session stays at the provider; only the finalizer goes.
+    async fn orphan(&self, session_id: &str) -> Result<Action, Error> {
+        self.event(
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            format!("left session {session_id} at the provider (deletionPolicy Orphan)"),
+        )
+        .await;
+        self.remove_finalizer().await
+    }
+
+    /// The annotation qod.dev/paused is set: say so, call nothing, and wait for it to go (its
+    /// removal is a change of the resource, which brings it back).
+    async fn pause(&self) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        let paused = conditions::find(&next.conditions, conditions::PAUSED)
+            .is_some_and(|c| c.status == "True");
+        if !paused {
+            conditions::set(
+                &mut next.conditions,
+                Condition {
+                    type_: conditions::PAUSED.to_owned(),
+                    status: "True".to_owned(),
+                    reason: reason::PAUSED.to_owned(),
+                    message: format!(
+                        "annotation {PAUSED_ANNOTATION} is set: no provider call until it is removed"
+                    ),
+                    observed_generation: self.generation(),
+                    last_transition_time: Time(self.now),
+                },
+            );
+            self.write_status(self.session, &next).await?;
+        }
+        Ok(Action::await_change())
+    }
+
+    /// Observe without the annotation: nothing to read.
+    async fn missing_session_id(&self) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        status::set_ready(
+            &mut next,
+            "False",
+            reason::SESSION_ID_REQUIRED,
+            format!(
+                "managementPolicy Observe needs the annotation {SESSION_ID_ANNOTATION} naming                  the session to observe"
+            ),
+            self.generation(),
+            self.now,
+        );
+        self.write_status(self.session, &next).await?;
+        Ok(Action::await_change())
+    }
+
     async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
         let mut next = status::current(self.session);
         next.observed_generation = self.generation();
@@ -559,7 +729,10 @@ impl Pass<'_> {
                     .ok()
                     .zip(serde_json::to_value(&stored).ok())
                     .is_some_and(|(new, old)| status::merge_diff(&old, &new).is_none());
-                if stored.last_synced_at.is_some() && unchanged {
+                // A Paused condition left from before the resume must be written away.
+                let resumed = !self.session.is_paused()
+                    && conditions::find(&stored.conditions, conditions::PAUSED).is_some();
+                if stored.last_synced_at.is_some() && unchanged && !resumed {
                     self.context.quiet_reads.update(
                         self.uid,
                         |uid| self.context.cache.by_uid(uid).is_some(),
@@ -879,6 +1052,20 @@ impl Pass<'_> {
         let old = match &base.status {
             Some(status) => to_json(status)?,
             None => json!({}),
+        };
+        // The first write after the annotation qod.dev/paused is gone says so.
+        let resumed;
+        let next = if self.session.is_paused()
+            || conditions::find(&next.conditions, conditions::PAUSED).is_none()
+        {
+            next
+        } else {
+            let mut unpaused = next.clone();
+            unpaused
+                .conditions
+                .retain(|c| c.type_ != conditions::PAUSED);
+            resumed = unpaused;
+            &resumed
         };
         let Some(diff) = status::merge_diff(&old, &to_json(next)?) else {
             return Ok(None);

@@ -151,6 +151,8 @@ mod tests {
                 duration: 60,
                 auto_extend: false,
                 provider_ref: None,
+                management_policy: Default::default(),
+                deletion_policy: Default::default(),
             },
         );
         r.status = Some(status);

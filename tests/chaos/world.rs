@@ -430,6 +430,8 @@ pub fn spec(index: usize, profile: &str, duration: u32) -> QodSessionSpec {
         duration,
         auto_extend: false,
         provider_ref: None,
+        management_policy: Default::default(),
+        deletion_policy: Default::default(),
     }
 }
 

@@ -743,6 +743,19 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
         ]
     );
 
+    let policies = cluster
+        .kubectl(&["apply", "-n", namespace, "-f", &deploy("examples/policies")])
+        .await;
+    let mut created: Vec<&str> = policies.lines().collect();
+    created.sort_unstable();
+    assert_eq!(
+        created,
+        [
+            "qodsession.qod.dev/imported-uplink created",
+            "qodsession.qod.dev/observed-uplink created",
+        ]
+    );
+
     // Acceptance means something: the same CRD refuses a broken session, naming the field.
     let bad = cluster.dir.join("bad.yaml");
     let example = std::fs::read_to_string(deploy("examples/phone-number.yaml")).unwrap();

@@ -280,6 +280,8 @@ pub fn spec(phone: &str) -> QodSessionSpec {
         duration: 600,
         auto_extend: false,
         provider_ref: None,
+        management_policy: Default::default(),
+        deletion_policy: Default::default(),
     }
 }
 

@@ -16,6 +16,10 @@
 //!   create (unknown, inactive, deprecated, too short: refused with no call; too long: capped);
 //!   each provider's sessions checked against its own profiles; a provider without the API
 //!   untouched.
+//! - [`policies`]: a session made elsewhere imported when it matches the spec and refused with
+//!   no provider write when not; Observe through expiry and network termination with no create,
+//!   extend or delete; deletionPolicy Orphan leaves exactly one session; qod.dev/paused makes no
+//!   call until removed.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -38,6 +42,7 @@ mod process;
 mod intents;
 mod invalid;
 mod lifecycle;
+mod policies;
 mod profiles;
 mod providers;
 mod restart;

@@ -149,6 +149,8 @@ fn spec() -> QodSessionSpec {
         duration: 600,
         auto_extend: false,
         provider_ref: None,
+        management_policy: Default::default(),
+        deletion_policy: Default::default(),
     }
 }
 

@@ -98,6 +98,8 @@ pub fn spec(port: u16) -> QodSessionSpec {
         duration: 3600,
         auto_extend: false,
         provider_ref: None,
+        management_policy: Default::default(),
+        deletion_policy: Default::default(),
     }
 }
 

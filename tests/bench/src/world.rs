@@ -106,6 +106,8 @@ impl World {
             duration: 3600,
             auto_extend: false,
             provider_ref: None,
+            management_policy: Default::default(),
+            deletion_policy: Default::default(),
         };
         self.api
             .create(
