@@ -49,6 +49,11 @@ pub mod reason {
     pub const PROFILE_NOT_AVAILABLE: &str = "ProfileNotAvailable";
     /// The profile is DEPRECATED: no new session is created with it.
     pub const PROFILE_DEPRECATED: &str = "ProfileDeprecated";
+    /// spec.applicationServer.serviceRef names a Service without an external address yet.
+    pub const WAITING_FOR_SERVICE_ADDRESS: &str = "WaitingForServiceAddress";
+    /// spec.applicationServer.serviceRef names a Service that does not exist (a session made
+    /// for it was deleted).
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
     // The refusals of `crate::providers::Refusal` (ProviderNotFound, ProviderNotAllowed,
     // NoProvider, InvalidProvider, ProvidersNotSynced) carry their own reason words.
 }

@@ -16,6 +16,9 @@
 //!   create (unknown, inactive, deprecated, too short: refused with no call; too long: capped);
 //!   each provider's sessions checked against its own profiles; a provider without the API
 //!   untouched.
+//! - [`services`]: a session whose application server is a Service follows its external
+//!   address (load balancer IPv4/IPv6, hostname through DNS, externalIPs), waits with no call
+//!   while it has none, and is deleted while the Service is gone.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -41,4 +44,5 @@ mod lifecycle;
 mod profiles;
 mod providers;
 mod restart;
+mod services;
 mod world;
