@@ -14,6 +14,7 @@ pub mod probes;
 pub mod profiles;
 pub mod providers;
 pub mod qod;
+pub mod services;
 pub mod simulator;
 pub mod telemetry;
 pub mod webhook;

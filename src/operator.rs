@@ -26,7 +26,9 @@ use crate::{
     probes,
     profiles::{ProfileCatalog, ProfileSync},
     providers::{self, ClientFactory, ProviderRegistry},
-    qod, simulator,
+    qod,
+    services::ServiceAddresses,
+    simulator,
     webhook::{self, Webhook, args::WebhookArgs},
 };
 
@@ -180,6 +182,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
     let namespace = args.controller.namespace.clone();
     let profiles = Arc::new(ProfileCatalog::new(metrics.clone()));
     controller_config.profiles = Some(Arc::clone(&profiles));
+    let services = Arc::new(ServiceAddresses::default());
+    controller_config.services = Some(Arc::clone(&services));
     let reconcile = |stop: CancellationToken| {
         let (client, cache, ready, providers) = (
             client.clone(),
@@ -267,8 +271,20 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
             });
         },
     );
-    let (webhook_result, probes_result, term, ()) =
-        tokio::join!(serve_webhook, serve_probes, run_controller, watch_providers);
+    // Every replica keeps the Services' addresses, as it keeps the providers.
+    let watch_services = services.run(
+        client.clone(),
+        args.controller.namespace.as_deref(),
+        cache.clone(),
+        shutdown.clone(),
+    );
+    let (webhook_result, probes_result, term, (), ()) = tokio::join!(
+        serve_webhook,
+        serve_probes,
+        run_controller,
+        watch_providers,
+        watch_services
+    );
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }

@@ -61,6 +61,11 @@ pub mod reason {
     pub const SESSION_ID_REQUIRED: &str = "SessionIdRequired";
     /// Reason of the `Paused` condition.
     pub const PAUSED: &str = "Paused";
+    /// spec.applicationServer.serviceRef names a Service without an external address yet.
+    pub const WAITING_FOR_SERVICE_ADDRESS: &str = "WaitingForServiceAddress";
+    /// spec.applicationServer.serviceRef names a Service that does not exist (a session made
+    /// for it was deleted).
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
     // The refusals of `crate::providers::Refusal` (ProviderNotFound, ProviderNotAllowed,
     // NoProvider, InvalidProvider, ProvidersNotSynced) carry their own reason words.
 }

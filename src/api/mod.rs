@@ -204,11 +204,14 @@ pub struct DeviceIpv4Address {
     pub public_port: Option<u16>,
 }
 
-/// The application server: an address or a CIDR block. Give at least one.
+/// The application server: addresses or CIDR blocks, or a Service whose external addresses
+/// the operator uses.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[x_kube(
-    validation = Rule::new("has(self.ipv4Address) || has(self.ipv6Address)")
-        .message("applicationServer needs ipv4Address or ipv6Address")
+    validation = Rule::new("has(self.ipv4Address) || has(self.ipv6Address) || has(self.serviceRef)")
+        .message("applicationServer needs ipv4Address or ipv6Address, or serviceRef"),
+    validation = Rule::new("!has(self.serviceRef) || !(has(self.ipv4Address) || has(self.ipv6Address))")
+        .message("applicationServer takes serviceRef or addresses, not both")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationServer {
@@ -224,6 +227,37 @@ pub struct ApplicationServer {
     ))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
+    /// A Service in this namespace: its load balancer's ingress IPs (one IPv4, one IPv6), else
+    /// its spec.externalIPs; a load balancer hostname is resolved through DNS. The session waits
+    /// (WaitingForServiceAddress) until there is one, is replaced when it changes and deleted
+    /// while the Service is gone (ServiceNotFound). status.applicationServer shows what is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_ref: Option<ServiceRef>,
+}
+
+/// A Service in the QodSession's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// The Service's name.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// The application server addresses a session was created with.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationServerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    /// Where they came from (the Service, and whether a load balancer hostname was resolved
+    /// through DNS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Single ports and/or inclusive port ranges. Give at least one.
@@ -317,6 +351,10 @@ pub struct QodSessionStatus {
     /// go there even after `spec.providerRef` changes (which replaces the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The application server addresses of the current session, when spec.applicationServer
+    /// names a Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_server: Option<ApplicationServerStatus>,
     /// Set just before a create is sent, cleared once its answer is recorded: while set without
     /// a sessionId, the create may have happened and the operator looks for it before creating.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@
 //! whole state once it is complete) and says whether it has synced, which `/readyz` uses.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -28,6 +28,8 @@ pub struct Located {
 struct Maps {
     by_uid: HashMap<String, Entry>,
     by_session: HashMap<String, String>,
+    /// (namespace, Service name) → uids of the resources whose applicationServer names it.
+    by_service: HashMap<(String, String), HashSet<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +37,7 @@ struct Entry {
     namespace: String,
     name: String,
     session_id: Option<String>,
+    service: Option<String>,
 }
 
 impl Maps {
@@ -51,22 +54,47 @@ impl Maps {
         if let Some(id) = &session_id {
             self.by_session.insert(id.clone(), uid.clone());
         }
+        let namespace = session.namespace().unwrap_or_default();
+        let service = session
+            .spec
+            .application_server
+            .service_ref
+            .as_ref()
+            .map(|reference| reference.name.clone());
+        if let Some(service) = &service {
+            self.by_service
+                .entry((namespace.clone(), service.clone()))
+                .or_default()
+                .insert(uid.clone());
+        }
         self.by_uid.insert(
             uid,
             Entry {
-                namespace: session.namespace().unwrap_or_default(),
+                namespace,
                 name: session.name_any(),
                 session_id,
+                service,
             },
         );
     }
 
     fn remove(&mut self, uid: &str) {
-        if let Some(old) = self.by_uid.remove(uid)
-            && let Some(id) = old.session_id
+        let Some(old) = self.by_uid.remove(uid) else {
+            return;
+        };
+        if let Some(id) = old.session_id
             && self.by_session.get(&id).is_some_and(|owner| owner == uid)
         {
             self.by_session.remove(&id);
+        }
+        if let Some(service) = old.service {
+            let key = (old.namespace, service);
+            if let Some(uids) = self.by_service.get_mut(&key) {
+                uids.remove(uid);
+                if uids.is_empty() {
+                    self.by_service.remove(&key);
+                }
+            }
         }
     }
 
@@ -109,6 +137,17 @@ impl Index {
         maps.by_session
             .get(session_id)
             .and_then(|uid| maps.located(uid))
+    }
+
+    /// The resources whose applicationServer names Service `name` of `namespace`.
+    pub fn referencing(&self, namespace: &str, name: &str) -> Vec<Located> {
+        let maps = self.read();
+        maps.by_service
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| maps.located(uid))
+            .collect()
     }
 
     /// Number of resources known.
@@ -221,5 +260,32 @@ mod tests {
 
         index.apply(&watcher::Event::Delete(session("b", "u-b", None)));
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn finds_the_resources_that_name_a_service() {
+        let index = Index::new();
+        let mut web = session("a", "u-a", None);
+        web.spec.application_server.service_ref =
+            Some(crate::api::ServiceRef { name: "web".into() });
+        index.apply(&watcher::Event::Apply(web.clone()));
+        index.apply(&watcher::Event::Apply(session("b", "u-b", None)));
+        let names = |index: &Index| -> Vec<String> {
+            index
+                .referencing("ns", "web")
+                .into_iter()
+                .map(|l| l.name)
+                .collect()
+        };
+        assert_eq!(names(&index), ["a"]);
+        assert!(index.referencing("other", "web").is_empty());
+        // Another Service named, then the resource gone: nothing left behind.
+        web.spec.application_server.service_ref =
+            Some(crate::api::ServiceRef { name: "api".into() });
+        index.apply(&watcher::Event::Apply(web.clone()));
+        assert!(names(&index).is_empty());
+        assert_eq!(index.referencing("ns", "api").len(), 1);
+        index.apply(&watcher::Event::Delete(web));
+        assert!(index.referencing("ns", "api").is_empty());
     }
 }

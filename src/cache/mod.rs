@@ -135,6 +135,21 @@ impl SessionCache {
         }
     }
 
+    /// Hands the resources whose applicationServer names Service `name` of `namespace` to the
+    /// controllers again: the Service changed.
+    pub fn retrigger_referencing(&self, namespace: &str, name: &str) {
+        let keys: Vec<_> = self
+            .shared
+            .index
+            .referencing(namespace, name)
+            .into_iter()
+            .map(|located| ObjectRef::<QodSession>::new(&located.name).within(&located.namespace))
+            .collect();
+        if !keys.is_empty() {
+            self.shared.notify(&keys);
+        }
+    }
+
     /// Number of resources known.
     pub fn len(&self) -> usize {
         self.shared.index.len()

@@ -34,7 +34,7 @@ use tracing::{debug, info, warn};
 use self::events::Recorder;
 use crate::{
     api::QodSession, cache::SessionCache, metrics::Metrics, profiles::ProfileCatalog,
-    providers::ProviderRegistry, qod, telemetry::error_chain,
+    providers::ProviderRegistry, qod, services::ServiceAddresses, telemetry::error_chain,
 };
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
@@ -96,6 +96,9 @@ pub struct Config {
     /// The providers' QoS profiles, shared with the sync that keeps them; `None`: one of the
     /// controller's own, filled on demand.
     pub profiles: Option<Arc<ProfileCatalog>>,
+    /// The Services' addresses, kept by their watch; `None`: none are known (sessions naming a
+    /// Service wait).
+    pub services: Option<Arc<ServiceAddresses>>,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             instance: None,
             metrics: Arc::new(Metrics::new()),
             profiles: None,
+            services: None,
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct Context {
     pub providers: provider_choice::Providers,
     /// What the providers' QoS Profiles APIs list, checked before a create.
     pub profiles: Arc<ProfileCatalog>,
+    /// The external addresses of the Services sessions may name.
+    pub services: Arc<ServiceAddresses>,
     pub sink: Sink,
     pub planner: plan::Settings,
     pub recorder: Recorder,
@@ -218,6 +224,7 @@ pub async fn run(
         profiles: config
             .profiles
             .unwrap_or_else(|| Arc::new(ProfileCatalog::new(Arc::clone(&config.metrics)))),
+        services: config.services.unwrap_or_default(),
         sink,
         planner: config.planner,
         backoff: backoff::Backoff::default(),

@@ -26,8 +26,9 @@ use super::{
 };
 use crate::{
     api::{
-        CONTROLLER_MANAGER, FINALIZER, ImportOutcome, ImportRecord, ManagementPolicy,
-        PAUSED_ANNOTATION, QodSession, QodSessionSpec, QodSessionStatus, SESSION_ID_ANNOTATION,
+        ApplicationServerStatus, CONTROLLER_MANAGER, FINALIZER, ImportOutcome, ImportRecord,
+        ManagementPolicy, PAUSED_ANNOTATION, QodSession, QodSessionSpec, QodSessionStatus,
+        SESSION_ID_ANNOTATION,
         conditions::{self, reason},
         intent::{CREATE_INTENT, CreateIntent},
     },
@@ -36,6 +37,7 @@ use crate::{
     profiles::Verdict,
     providers::usage::live_sessions_at,
     qod::{self, NotificationTarget, SessionRequest},
+    services::Resolution,
     telemetry::error_chain,
 };
 
@@ -46,6 +48,29 @@ const TOKEN_GRACE: SignedDuration = SignedDuration::from_hours(24 * 30);
 /// Status writes of an outcome that took effect at the provider, each after a fresh read when
 /// the one before conflicted; more conflicts than this in a row fail the pass (retried).
 const OUTCOME_WRITE_ATTEMPTS: usize = 4;
+
+/// How soon a pass looks again while the Services are not listed yet.
+const SERVICES_NOT_SYNCED: Duration = Duration::from_secs(2);
+
+/// How soon a session waiting for a Service's address looks again without any change (the
+/// Service watch brings it back sooner).
+const SERVICE_RECHECK: Duration = Duration::from_secs(300);
+
+/// The `Ready` reason and message of a create that waits for its Service, if it must.
+fn service_wait(resolution: &Resolution) -> Option<(&'static str, String)> {
+    match resolution {
+        Resolution::Found { .. } => None,
+        Resolution::NotFound { name } => Some((
+            reason::SERVICE_NOT_FOUND,
+            format!("Service {name} (spec.applicationServer.serviceRef) does not exist"),
+        )),
+        Resolution::NoAddress { why } => Some((reason::WAITING_FOR_SERVICE_ADDRESS, why.clone())),
+        Resolution::NotSynced => Some((
+            reason::WAITING_FOR_SERVICE_ADDRESS,
+            "the operator has not listed the Services yet".to_owned(),
+        )),
+    }
+}
 
 /// How soon a create the profile check refused looks again without any change (a change of
 /// the provider's profiles or of the spec brings it back sooner).
@@ -86,6 +111,29 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
         }
         context.own_writes.remove(&uid);
     }
+    // A Service as application server: plan with its addresses in the spec, so a change of
+    // address changes the session fingerprint (the session is replaced) and a Service without
+    // one leaves a fingerprint no session was made with (a live session is deleted).
+    let (effective, service) = match &session.spec.application_server.service_ref {
+        None => (None, None),
+        Some(reference) => {
+            let namespace = session.namespace().unwrap_or_default();
+            let resolution = context.services.resolve(&namespace, &reference.name).await;
+            if resolution == Resolution::NotSynced && session.metadata.deletion_timestamp.is_none()
+            {
+                debug!("Services not listed yet");
+                return Ok(Action::requeue(SERVICES_NOT_SYNCED));
+            }
+            let mut effective = session.clone();
+            if let Resolution::Found { addresses, .. } = &resolution {
+                let server = &mut effective.spec.application_server;
+                server.ipv4_address.clone_from(&addresses.ipv4);
+                server.ipv6_address.clone_from(&addresses.ipv6);
+            }
+            (Some(effective), Some(resolution))
+        }
+    };
+    let session = effective.as_ref().unwrap_or(session);
     let now = Timestamp::now();
     let quiet_read = context.quiet_reads.get(&uid).flatten();
     let step = match quiet_read {
@@ -115,6 +163,7 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
         uid: &uid,
         now,
         quiet_read,
+        service,
     }
     .run(step)
     .instrument(span)
@@ -209,6 +258,8 @@ struct Pass<'a> {
     now: Timestamp,
     /// The last read that found nothing new (see [`Context::quiet_reads`]).
     quiet_read: Option<Timestamp>,
+    /// How `spec.applicationServer.serviceRef` resolved, when it is set.
+    service: Option<Resolution>,
 }
 
 impl Pass<'_> {
@@ -221,8 +272,13 @@ impl Pass<'_> {
             Plan::Orphan { session_id } => return self.orphan(session_id).await,
             Plan::Pause => return self.pause().await,
             Plan::MissingSessionId => return self.missing_session_id().await,
-            // An import reads at the provider the spec names, as a create would go there.
-            Plan::Create | Plan::Import { .. } => providers.named(self.session),
+            Plan::Create | Plan::Import { .. } => {
+                if let Some(waiting) = self.service.as_ref().and_then(service_wait) {
+                    return self.no_service_address(waiting).await;
+                }
+                // An import reads at the provider the spec names, as a create would go there.
+                providers.named(self.session)
+            }
             Plan::Adopt | Plan::Refresh { .. } | Plan::Extend { .. } | Plan::Delete { .. } => {
                 providers.recorded(self.session)
             }
@@ -269,6 +325,27 @@ impl Pass<'_> {
         info!(reason = unserved.reason(), "{unserved}");
         self.write_status(self.session, &next).await?;
         Ok(Action::requeue(unserved.retry_in()))
+    }
+
+    /// The Service named as application server offers no address: say so, call nothing, and
+    /// wait for the Service to change (its watch brings the resource back).
+    async fn no_service_address(
+        &self,
+        (why, message): (&'static str, String),
+    ) -> Result<Action, Error> {
+        let mut next = status::current(self.session);
+        next.observed_generation = self.generation();
+        status::set_ready(
+            &mut next,
+            "False",
+            why,
+            message.clone(),
+            self.generation(),
+            self.now,
+        );
+        info!(reason = why, "{message}");
+        self.write_status(self.session, &next).await?;
+        Ok(Action::requeue(SERVICE_RECHECK))
     }
 
     /// The profile check refused a create: say why in `Ready` (with a Warning Event when the
@@ -409,6 +486,7 @@ impl Pass<'_> {
                     status.extension_capped = capped.is_some();
                     status.extension_capped_reason.clone_from(&capped);
                     status.profile = bought.as_deref().cloned();
+                    status.application_server = self.server_in_use();
                     status.session_fingerprint = intent.session_fingerprint.clone();
                     status.provider = intent.provider.clone();
                     status.requested_duration = intent.requested_duration;
@@ -1101,6 +1179,18 @@ impl Pass<'_> {
             |uid| cache.by_uid(uid).is_some(),
             |entry| *entry = write,
         );
+    }
+
+    /// What status.applicationServer shows for a session created now.
+    fn server_in_use(&self) -> Option<ApplicationServerStatus> {
+        match &self.service {
+            Some(Resolution::Found { addresses, via }) => Some(ApplicationServerStatus {
+                ipv4_address: addresses.ipv4.clone(),
+                ipv6_address: addresses.ipv6.clone(),
+                source: Some(via.clone()),
+            }),
+            _ => None,
+        }
     }
 
     /// The create request for a session of `duration` seconds.

@@ -144,6 +144,7 @@ pub fn forget_session(status: &mut QodSessionStatus) {
     status.extension_capped = false;
     status.extension_capped_reason = None;
     status.profile = None;
+    status.application_server = None;
     status.session_fingerprint = None;
     status.provider = None;
     status.create_requested_at = None;

@@ -422,7 +422,7 @@ pub fn spec(index: usize, profile: &str, duration: u32) -> QodSessionSpec {
         },
         application_server: ApplicationServer {
             ipv4_address: Some("198.51.100.7".into()),
-            ipv6_address: None,
+            ..ApplicationServer::default()
         },
         device_ports: None,
         application_server_ports: None,

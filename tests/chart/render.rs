@@ -237,6 +237,7 @@ fn cluster_rbac_grants_exactly_the_verbs_the_operator_uses() {
             ),
             rule(&["qod.dev"], &["qodproviders/status"], &[], &["patch"]),
             rule(&[""], &["secrets"], &[], &["get"]),
+            rule(&[""], &["services"], &[], &["get", "list", "watch"]),
             rule(&["events.k8s.io"], &["events"], &[], &["create", "patch"]),
         ]
     );

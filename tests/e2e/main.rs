@@ -20,6 +20,9 @@
 //!   no provider write when not; Observe through expiry and network termination with no create,
 //!   extend or delete; deletionPolicy Orphan leaves exactly one session; qod.dev/paused makes no
 //!   call until removed.
+//! - [`services`]: a session whose application server is a Service follows its external
+//!   address (load balancer IPv4/IPv6, hostname through DNS, externalIPs), waits with no call
+//!   while it has none, and is deleted while the Service is gone.
 //! - [`invalid`]: every manifest of tests/fixtures/invalid/ is refused naming the field.
 //! - [`restart`]: SIGKILL and SIGTERM between a provider create and its status write converge
 //!   without a duplicate or an orphaned session; so does kube-apiserver SIGKILLed and restarted
@@ -46,4 +49,5 @@ mod policies;
 mod profiles;
 mod providers;
 mod restart;
+mod services;
 mod world;

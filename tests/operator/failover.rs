@@ -141,7 +141,7 @@ fn spec() -> QodSessionSpec {
         },
         application_server: ApplicationServer {
             ipv4_address: Some("198.51.100.7".into()),
-            ipv6_address: None,
+            ..ApplicationServer::default()
         },
         device_ports: None,
         application_server_ports: None,
