@@ -218,6 +218,11 @@ impl Metrics {
             "Failed reconcile passes, by error category",
             reconcile_errors.clone(),
         );
+        // Shown at zero from the start, so dashboards and alerts see the series before the
+        // first failure (provider failures are recorded in status, not counted here).
+        reconcile_errors.get_or_create(&ErrorLabel {
+            error: "kubernetes",
+        });
         let reconcile_conflicts = Counter::default();
         registry.register(
             "reconcile_conflicts",
@@ -458,6 +463,12 @@ mod tests {
         }
         assert!(text.contains(r#"qod_operator_notifications_total{result="applied"} 1"#));
         assert!(text.contains(r#"qod_operator_notifications_total{result="stale"} 0"#));
+        assert!(
+            Metrics::new()
+                .encode()
+                .contains(r#"qod_operator_reconcile_errors_total{error="kubernetes"} 0"#),
+            "the Kubernetes error series exists before any error"
+        );
         assert!(
             text.contains(r#"qod_operator_provider_requests_total{provider="ClusterQodProvider/a",operation="get",code="none"} 1"#)
         );
