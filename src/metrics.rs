@@ -220,7 +220,7 @@ impl Metrics {
         );
         // Shown at zero from the start, so dashboards and alerts see the series before the
         // first failure (provider failures are recorded in status, not counted here).
-        reconcile_errors.get_or_create(&ErrorLabel {
+        let _ = reconcile_errors.get_or_create(&ErrorLabel {
             error: "kubernetes",
         });
         let reconcile_conflicts = Counter::default();
