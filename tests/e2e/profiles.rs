@@ -39,6 +39,23 @@ async fn qos_profiles(world: &World, provider: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `kubectl get qosprofiles` of the test's installation with `extra` flags: the table and the
+/// words of its header.
+async fn profile_table(world: &World, extra: &[&str]) -> (String, Vec<String>) {
+    let selector = format!("qod.dev/installation={}", world.namespace());
+    let mut args = vec!["get", "qosprofiles", "-l", &selector];
+    args.extend_from_slice(extra);
+    let table = world.kubectl(&args).await;
+    let header = table
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (table, header)
+}
+
 async fn qos_profile(world: &World, name: &str) -> Option<Value> {
     qos_profiles(world, "default")
         .await
@@ -59,10 +76,9 @@ async fn wait_profile(
     .await;
 }
 
-/// A change to the simulator's profiles through `/_sim/profiles`.
-async fn sim_profiles(world: &World, method: reqwest::Method, path: &str, body: Option<Value>) {
-    let request =
-        reqwest::Client::new().request(method, format!("{}/_sim/profiles/{path}", world.sim_url()));
+/// A change to the profiles of the simulator at `sim_url` through `/_sim/profiles`.
+async fn sim_profiles(sim_url: &str, method: reqwest::Method, path: &str, body: Option<Value>) {
+    let request = reqwest::Client::new().request(method, format!("{sim_url}/_sim/profiles/{path}"));
     let request = match body {
         Some(body) => request.json(&body),
         None => request,
@@ -146,15 +162,7 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
     );
 
     // The columns of `kubectl get qosprofiles`.
-    let table = world
-        .kubectl(&[
-            "get",
-            "qosprofiles",
-            "-l",
-            &format!("qod.dev/installation={}", world.namespace()),
-        ])
-        .await;
-    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let (table, header) = profile_table(&world, &[]).await;
     assert_eq!(
         header,
         [
@@ -176,17 +184,7 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
         .unwrap_or_else(|| panic!("no QOS_E row:\n{table}"));
     assert!(row.contains("10 Mbps") && row.contains("3600"), "{row}");
     // `-o wide` adds jitter and priority after the latency.
-    let wide = world
-        .kubectl(&[
-            "get",
-            "qosprofiles",
-            "-o",
-            "wide",
-            "-l",
-            &format!("qod.dev/installation={}", world.namespace()),
-        ])
-        .await;
-    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    let (wide, header) = profile_table(&world, &["-o", "wide"]).await;
     assert_eq!(
         header,
         [
@@ -225,7 +223,7 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
 
     // The provider adds one, deprecates one and removes one: each shows within a refresh.
     sim_profiles(
-        &world,
+        world.sim_url(),
         reqwest::Method::PUT,
         "QOS_NEW",
         Some(
@@ -235,13 +233,13 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
     )
     .await;
     sim_profiles(
-        &world,
+        world.sim_url(),
         reqwest::Method::PUT,
         "QOS_M/status",
         Some(json!({"status": "DEPRECATED"})),
     )
     .await;
-    sim_profiles(&world, reqwest::Method::DELETE, "QOS_S", None).await;
+    sim_profiles(world.sim_url(), reqwest::Method::DELETE, "QOS_S", None).await;
     wait_profile(&world, "QOS_NEW", "added", |p| {
         p.is_some_and(|p| {
             p["spec"]["maxDownstreamRate"] == "2 Gbps" && p["spec"]["maxDurationSeconds"] == 7200
@@ -276,7 +274,7 @@ async fn sessions_are_checked_against_their_providers_profiles_before_any_create
     world.install_crd().await;
     // Sessions shorter than two minutes are refused by this one.
     sim_profiles(
-        &world,
+        world.sim_url(),
         reqwest::Method::PUT,
         "QOS_LONG",
         Some(json!({"status": "ACTIVE", "minDuration": {"value": 2, "unit": "Minutes"}})),
@@ -358,7 +356,7 @@ async fn sessions_are_checked_against_their_providers_profiles_before_any_create
 
     // The provider deprecates the running session's profile: it keeps running, and hears so.
     sim_profiles(
-        &world,
+        world.sim_url(),
         reqwest::Method::PUT,
         "QOS_M/status",
         Some(json!({"status": "DEPRECATED"})),
@@ -384,7 +382,7 @@ async fn sessions_are_checked_against_their_providers_profiles_before_any_create
 
     // The unknown profile appears at the provider: the waiting session is created.
     sim_profiles(
-        &world,
+        world.sim_url(),
         reqwest::Method::PUT,
         "QOS_FUTURE",
         Some(json!({"status": "ACTIVE"})),
@@ -407,14 +405,13 @@ async fn each_provider_checks_its_own_profiles_and_one_without_the_api_is_untouc
     // own, which the default provider does not.
     let old = telco(simulator::Config::default()).await;
     let own = telco(simulator::Config::default()).await;
-    reqwest::Client::new()
-        .put(format!("{}/_sim/profiles/QOS_OWN", own.base_url()))
-        .json(&json!({"status": "ACTIVE"}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    sim_profiles(
+        own.base_url(),
+        reqwest::Method::PUT,
+        "QOS_OWN",
+        Some(json!({"status": "ACTIVE"})),
+    )
+    .await;
     apply(
         &world,
         "providers",
