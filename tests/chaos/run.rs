@@ -28,8 +28,8 @@ use tokio::time::Instant;
 use crate::{
     support::ControlPlane,
     world::{
-        Cluster, Operator, OperatorSetup, in_process_simulator, sink_uid, spec, test_dir,
-        total_calls,
+        Cluster, Operator, OperatorSetup, calls_between, in_process_simulator, sink_uid, spec,
+        test_dir, total_calls,
     },
 };
 
@@ -502,11 +502,13 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
 
     // Quiet: with everything converged and the resync at 5 min, the provider hears (almost)
     // nothing. A 5 s observation window to measure a rate, not a wait for a condition.
-    let before = sim.api_calls().await;
+    let before = sim.stats().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let quiet_calls = sim.api_calls().await - before;
+    let after = sim.stats().await;
+    let quiet_calls = total_calls(&after) - total_calls(&before);
     say(format!(
-        "quiet window: {quiet_calls} provider calls in 5 s for {live} converged resources"
+        "quiet window: {quiet_calls} provider calls in 5 s for {live} converged resources {}",
+        calls_between(&before, &after)
     ));
 
     // Everything deleted: no finalizer left, no session left.

@@ -173,6 +173,22 @@ pub fn total_calls(stats: &Value) -> u64 {
         .sum()
 }
 
+/// The API requests made between two stats snapshots, by operation and status (those with
+/// none left out), to tell what a count of calls was made of.
+pub fn calls_between(before: &Value, after: &Value) -> Value {
+    let mut made = serde_json::Map::new();
+    for (operation, codes) in after["apiRequests"].as_object().into_iter().flatten() {
+        for (code, count) in codes.as_object().into_iter().flatten() {
+            let earlier = before["apiRequests"][operation][code].as_u64().unwrap_or(0);
+            let new = count.as_u64().unwrap_or(0).saturating_sub(earlier);
+            if new > 0 {
+                made.insert(format!("{operation} {code}"), new.into());
+            }
+        }
+    }
+    Value::Object(made)
+}
+
 /// The resource uid a provider session's sink names (`.../notifications/<uid>`).
 pub fn sink_uid(session: &Value) -> Option<&str> {
     session["sink"].as_str()?.rsplit('/').next()
