@@ -73,8 +73,29 @@ fn service_wait(resolution: &Resolution) -> Option<(&'static str, String)> {
 }
 
 /// How soon a create the profile check refused looks again without any change (a change of
-/// the provider's profiles or of the spec brings it back sooner).
+/// the provider's profiles, see [`crate::profiles::sync`], or of the spec brings it back
+/// sooner).
 const PROFILE_RECHECK: Duration = Duration::from_secs(60);
+
+/// A step not taken, and why: `Ready` False with `reason` and `message`.
+struct StepRefusal {
+    reason: &'static str,
+    message: String,
+    /// The Event action under which the refusal is also a Warning Event, when `Ready` did not
+    /// say so already; without one, `Ready` (and the log, where the caller writes one) tells it.
+    warning: Option<&'static str>,
+    retry: Retry,
+}
+
+/// When a refused step is looked at again.
+enum Retry {
+    /// After this long, even without a change.
+    After(Duration),
+    /// When the resource changes.
+    OnChange,
+    /// As the planner says for the status written.
+    AsPlanned,
+}
 
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
@@ -310,68 +331,69 @@ impl Pass<'_> {
         }
     }
 
-    /// No provider may serve this step now: say why in `Ready`, call none, and look again.
-    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+    /// Refuses the step without calling the provider: writes `next` with `Ready` False as
+    /// `refusal` says, fires its Warning Event when `Ready` did not say so already, and comes
+    /// back as it asks.
+    async fn refuse(
+        &self,
+        mut next: QodSessionStatus,
+        refusal: StepRefusal,
+    ) -> Result<Action, Error> {
+        let StepRefusal {
+            reason,
+            message,
+            warning,
+            retry,
+        } = refusal;
+        let known = conditions::find(&next.conditions, conditions::READY)
+            .is_some_and(|c| c.reason == reason && c.message == message);
         next.observed_generation = self.generation();
         status::set_ready(
             &mut next,
             "False",
-            unserved.reason(),
-            unserved.to_string(),
+            reason,
+            message.clone(),
             self.generation(),
             self.now,
         );
-        info!(reason = unserved.reason(), "{unserved}");
         self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(unserved.retry_in()))
+        if let Some(action) = warning.filter(|_| !known) {
+            self.event(EventType::Warning, reason, action, message)
+                .await;
+        }
+        Ok(match retry {
+            Retry::After(wait) => Action::requeue(wait),
+            Retry::OnChange => Action::await_change(),
+            Retry::AsPlanned => self.then(&next),
+        })
+    }
+
+    /// No provider may serve this step now: say why in `Ready`, call none, and look again.
+    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
+        info!(reason = unserved.reason(), "{unserved}");
+        let refusal = StepRefusal {
+            reason: unserved.reason(),
+            message: unserved.to_string(),
+            warning: None,
+            retry: Retry::After(unserved.retry_in()),
+        };
+        self.refuse(status::current(self.session), refusal).await
     }
 
     /// The Service named as application server offers no address: say so, call nothing, and
     /// wait for the Service to change (its watch brings the resource back).
     async fn no_service_address(
         &self,
-        (why, message): (&'static str, String),
+        (reason, message): (&'static str, String),
     ) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            why,
-            message.clone(),
-            self.generation(),
-            self.now,
-        );
-        info!(reason = why, "{message}");
-        self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(SERVICE_RECHECK))
-    }
-
-    /// The profile check refused a create: say why in `Ready` (with a Warning Event when the
-    /// reason is new), call nothing, and look again later; a change of the provider's profiles
-    /// brings the resource back sooner (see [`crate::profiles::sync`]).
-    async fn profile_refused(&self, why: &'static str, message: String) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        let known = next
-            .conditions
-            .iter()
-            .any(|c| c.type_ == conditions::READY && c.reason == why && c.message == message);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            why,
-            message.clone(),
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
-        if !known {
-            self.event(EventType::Warning, why, "CheckProfile", message)
-                .await;
-        }
-        Ok(Action::requeue(PROFILE_RECHECK))
+        info!(reason, "{message}");
+        let refusal = StepRefusal {
+            reason,
+            message,
+            warning: None,
+            retry: Retry::After(SERVICE_RECHECK),
+        };
+        self.refuse(status::current(self.session), refusal).await
     }
 
     /// When to come back after a step that left `status`: plan again on it (with the exact
@@ -416,7 +438,13 @@ impl Pass<'_> {
                 profile,
             } => (duration, capped, profile),
             Admission::Refuse { reason, message } => {
-                return self.profile_refused(reason, message).await;
+                let refusal = StepRefusal {
+                    reason,
+                    message,
+                    warning: Some("CheckProfile"),
+                    retry: Retry::After(PROFILE_RECHECK),
+                };
+                return self.refuse(status::current(self.session), refusal).await;
             }
         };
         // With maxSessions, count and record under the provider's lock, and keep it until the
@@ -707,11 +735,9 @@ impl Pass<'_> {
         &self,
         mut next: QodSessionStatus,
         session_id: &str,
-        why: &'static str,
+        reason: &'static str,
         message: String,
     ) -> Result<Action, Error> {
-        let known = conditions::find(&next.conditions, conditions::READY)
-            .is_some_and(|c| c.reason == why && c.message == message);
         if next.session_id.is_some() {
             // Observe: the session shown so far is no longer the one the resource names.
             status::forget_session(&mut next);
@@ -721,19 +747,13 @@ impl Pass<'_> {
             outcome: ImportOutcome::Refused,
         });
         status::clear_failures(&mut next);
-        status::set_ready(
-            &mut next,
-            "False",
-            why,
-            message.clone(),
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
-        if !known {
-            self.event(EventType::Warning, why, "Import", message).await;
-        }
-        Ok(self.then(&next))
+        let refusal = StepRefusal {
+            reason,
+            message,
+            warning: Some("Import"),
+            retry: Retry::AsPlanned,
+        };
+        self.refuse(next, refusal).await
     }
 
     /// deletionPolicy Orphan: the session stays at the provider; only the finalizer goes.
@@ -773,22 +793,17 @@ impl Pass<'_> {
         Ok(Action::await_change())
     }
 
-    /// Observe without the annotation: nothing to read.
+    /// Observe without the annotation: nothing to read until it is set.
     async fn missing_session_id(&self) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            reason::SESSION_ID_REQUIRED,
-            format!(
+        let refusal = StepRefusal {
+            reason: reason::SESSION_ID_REQUIRED,
+            message: format!(
                 "managementPolicy Observe needs the annotation {SESSION_ID_ANNOTATION} naming                  the session to observe"
             ),
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
-        Ok(Action::await_change())
+            warning: None,
+            retry: Retry::OnChange,
+        };
+        self.refuse(status::current(self.session), refusal).await
     }
 
     async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
