@@ -57,7 +57,8 @@ const SERVICES_NOT_SYNCED: Duration = Duration::from_secs(2);
 /// Service watch brings it back sooner).
 const SERVICE_RECHECK: Duration = Duration::from_secs(300);
 
-/// The `Ready` reason and message of a create that waits for its Service, if it must.
+/// The `Ready` reason and message of a create or an import that waits for its Service, if it
+/// must.
 fn service_wait(resolution: &Resolution) -> Option<(&'static str, String)> {
     match resolution {
         Resolution::Found { .. } => None,
@@ -328,8 +329,8 @@ impl Pass<'_> {
         self.refuse(status::current(self.session), refusal).await
     }
 
-    /// The Service named as application server offers no address: say so, call nothing, and
-    /// wait for the Service to change (its watch brings the resource back).
+    /// The Service named as application server is missing or offers no address: say so, call
+    /// nothing, and wait for the Service to change (its watch brings the resource back).
     async fn no_service_address(
         &self,
         (reason, message): (&'static str, String),
@@ -557,8 +558,9 @@ impl Pass<'_> {
             }
             Err(error) => return Err(error),
         }
-        // Nothing was created: the next pass creates. The generation marks the intent
-        // answered, should it have come from the metadata (see `crate::api::intent`).
+        // No session of ours was found, or none could be looked for (the Event says so): the
+        // next pass creates. The generation marks the intent answered, should it have come
+        // from the metadata (see `crate::api::intent`).
         next.create_requested_at = None;
         next.observed_generation = self.generation();
         self.write_status(self.session, &next).await?;
