@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod events;
 pub mod import;
+pub mod own_write;
 mod per_resource;
 pub mod plan;
 #[cfg(test)]
@@ -136,7 +137,7 @@ pub struct Context {
     pub stop: CancellationToken,
     /// Our last write of each resource, or the copy a write was refused for, so a pass never
     /// plans from a cached copy known to be stale.
-    pub own_writes: per_resource::PerResource<reconcile::OwnWrite>,
+    pub own_writes: per_resource::PerResource<own_write::OwnWrite>,
     /// When each resource's session was last read without finding anything new. Such reads are
     /// not written: one per session every resync interval would, at 100,000 sessions, be most
     /// of what the API server can write.
@@ -277,7 +278,7 @@ fn error_policy(session: Arc<QodSession>, error: &Error, context: Arc<Context>) 
             context.own_writes.update(
                 &uid,
                 |uid| context.cache.by_uid(uid).is_some(),
-                |last| *last = reconcile::OwnWrite::Refused { at },
+                |last| *last = own_write::OwnWrite::Refused { at },
             );
         }
         // Our cached copy was older than the stored one (often our own previous write): plan

@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
     Context, Error, import,
+    own_write::OwnWrite,
     plan::{DeleteReason, ExtendReason, Plan, plan},
     profile_check::{Admission, admit},
     provider_choice::{InUse, Unserved},
@@ -56,7 +57,8 @@ const SERVICES_NOT_SYNCED: Duration = Duration::from_secs(2);
 /// Service watch brings it back sooner).
 const SERVICE_RECHECK: Duration = Duration::from_secs(300);
 
-/// The `Ready` reason and message of a create that waits for its Service, if it must.
+/// The `Ready` reason and message of a create or an import that waits for its Service, if it
+/// must.
 fn service_wait(resolution: &Resolution) -> Option<(&'static str, String)> {
     match resolution {
         Resolution::Found { .. } => None,
@@ -73,8 +75,29 @@ fn service_wait(resolution: &Resolution) -> Option<(&'static str, String)> {
 }
 
 /// How soon a create the profile check refused looks again without any change (a change of
-/// the provider's profiles or of the spec brings it back sooner).
+/// the provider's profiles, see [`crate::profiles::sync`], or of the spec brings it back
+/// sooner).
 const PROFILE_RECHECK: Duration = Duration::from_secs(60);
+
+/// A step not taken, and why: `Ready` False with `reason` and `message`.
+struct StepRefusal {
+    reason: &'static str,
+    message: String,
+    /// The Event action under which the refusal is also a Warning Event, when `Ready` did not
+    /// say so already; without one, `Ready` (and the log, where the caller writes one) tells it.
+    warning: Option<&'static str>,
+    retry: Retry,
+}
+
+/// When a refused step is looked at again.
+enum Retry {
+    /// After this long, even without a change.
+    After(Duration),
+    /// When the resource changes.
+    OnChange,
+    /// As the planner says for the status written.
+    AsPlanned,
+}
 
 /// One pass: plan, act, record.
 pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Result<Action, Error> {
@@ -180,59 +203,6 @@ const OWN_WRITE_PENDING: Duration = Duration::from_secs(1);
 /// down), which the cap tolerates rather than stopping every create.
 const QUOTA_CACHE_WAIT: Duration = Duration::from_secs(2);
 
-/// What we know of a resource beyond the cached copy (our last write, or a write the API
-/// server refused), remembered until the cache has caught up with it.
-#[derive(Clone, Debug, Default)]
-pub enum OwnWrite {
-    #[default]
-    None,
-    /// A write that turned resourceVersion `over` into `written`.
-    Wrote { over: String, written: String },
-    /// A write based on the copy at this resourceVersion was refused (409): the API server
-    /// holds something newer, so that copy and older ones are stale. Planning from them again
-    /// (while the watch is slow, or down) would only repeat the refused pass, provider calls
-    /// included.
-    Refused { at: String },
-    /// Our finalizer was removed from a resource being deleted. The API server answers a
-    /// removal that lets the deletion proceed with the object as it was before, old
-    /// resourceVersion included, so versions cannot tell; but no finalizer can be added to a
-    /// resource being deleted, so every copy that still holds ours is older.
-    FinalizerRemoved,
-}
-
-impl OwnWrite {
-    /// Whether `copy` is older than this write.
-    fn is_missing_from(&self, copy: &QodSession) -> bool {
-        match self {
-            Self::None => false,
-            Self::Wrote { over, written } => {
-                predates(copy.resource_version().as_deref(), over, written)
-            }
-            Self::Refused { at } => {
-                let cached = copy.resource_version();
-                match (cached.as_deref().map(str::parse::<u64>), at.parse::<u64>()) {
-                    (Some(Ok(cached)), Ok(at)) => cached <= at,
-                    _ => cached.as_deref() == Some(at.as_str()),
-                }
-            }
-            Self::FinalizerRemoved => copy.finalizers().iter().any(|f| f == FINALIZER),
-        }
-    }
-}
-
-/// Whether a copy at resourceVersion `cached` is older than our write that turned `over` into
-/// `written`. etcd's resourceVersions are increasing integers, compared as such; should they
-/// not parse (they are opaque by contract), only the version written over is known to be older.
-fn predates(cached: Option<&str>, over: &str, written: &str) -> bool {
-    let Some(cached) = cached else {
-        return false;
-    };
-    match (cached.parse::<u64>(), written.parse::<u64>()) {
-        (Ok(cached), Ok(written)) => cached < written,
-        _ => cached == over,
-    }
-}
-
 fn step_name(step: &Plan) -> &'static str {
     match step {
         Plan::AddFinalizer => "add_finalizer",
@@ -310,68 +280,69 @@ impl Pass<'_> {
         }
     }
 
-    /// No provider may serve this step now: say why in `Ready`, call none, and look again.
-    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            unserved.reason(),
-            unserved.to_string(),
-            self.generation(),
-            self.now,
-        );
-        info!(reason = unserved.reason(), "{unserved}");
-        self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(unserved.retry_in()))
-    }
-
-    /// The Service named as application server offers no address: say so, call nothing, and
-    /// wait for the Service to change (its watch brings the resource back).
-    async fn no_service_address(
+    /// Refuses the step without calling the provider: writes `next` with `Ready` False as
+    /// `refusal` says, fires its Warning Event when `Ready` did not say so already, and comes
+    /// back as it asks.
+    async fn refuse(
         &self,
-        (why, message): (&'static str, String),
+        mut next: QodSessionStatus,
+        refusal: StepRefusal,
     ) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let StepRefusal {
+            reason,
+            message,
+            warning,
+            retry,
+        } = refusal;
+        let known = conditions::find(&next.conditions, conditions::READY)
+            .is_some_and(|c| c.reason == reason && c.message == message);
         next.observed_generation = self.generation();
         status::set_ready(
             &mut next,
             "False",
-            why,
-            message.clone(),
-            self.generation(),
-            self.now,
-        );
-        info!(reason = why, "{message}");
-        self.write_status(self.session, &next).await?;
-        Ok(Action::requeue(SERVICE_RECHECK))
-    }
-
-    /// The profile check refused a create: say why in `Ready` (with a Warning Event when the
-    /// reason is new), call nothing, and look again later; a change of the provider's profiles
-    /// brings the resource back sooner (see [`crate::profiles::sync`]).
-    async fn profile_refused(&self, why: &'static str, message: String) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        let known = next
-            .conditions
-            .iter()
-            .any(|c| c.type_ == conditions::READY && c.reason == why && c.message == message);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            why,
+            reason,
             message.clone(),
             self.generation(),
             self.now,
         );
         self.write_status(self.session, &next).await?;
-        if !known {
-            self.event(EventType::Warning, why, "CheckProfile", message)
+        if let Some(action) = warning.filter(|_| !known) {
+            self.event(EventType::Warning, reason, action, message)
                 .await;
         }
-        Ok(Action::requeue(PROFILE_RECHECK))
+        Ok(match retry {
+            Retry::After(wait) => Action::requeue(wait),
+            Retry::OnChange => Action::await_change(),
+            Retry::AsPlanned => self.then(&next),
+        })
+    }
+
+    /// No provider may serve this step now: say why in `Ready`, call none, and look again.
+    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
+        info!(reason = unserved.reason(), "{unserved}");
+        let refusal = StepRefusal {
+            reason: unserved.reason(),
+            message: unserved.to_string(),
+            warning: None,
+            retry: Retry::After(unserved.retry_in()),
+        };
+        self.refuse(status::current(self.session), refusal).await
+    }
+
+    /// The Service named as application server is missing or offers no address: say so, call
+    /// nothing, and wait for the Service to change (its watch brings the resource back).
+    async fn no_service_address(
+        &self,
+        (reason, message): (&'static str, String),
+    ) -> Result<Action, Error> {
+        info!(reason, "{message}");
+        let refusal = StepRefusal {
+            reason,
+            message,
+            warning: None,
+            retry: Retry::After(SERVICE_RECHECK),
+        };
+        self.refuse(status::current(self.session), refusal).await
     }
 
     /// When to come back after a step that left `status`: plan again on it (with the exact
@@ -416,7 +387,13 @@ impl Pass<'_> {
                 profile,
             } => (duration, capped, profile),
             Admission::Refuse { reason, message } => {
-                return self.profile_refused(reason, message).await;
+                let refusal = StepRefusal {
+                    reason,
+                    message,
+                    warning: Some("CheckProfile"),
+                    retry: Retry::After(PROFILE_RECHECK),
+                };
+                return self.refuse(status::current(self.session), refusal).await;
             }
         };
         // With maxSessions, count and record under the provider's lock, and keep it until the
@@ -581,8 +558,9 @@ impl Pass<'_> {
             }
             Err(error) => return Err(error),
         }
-        // Nothing was created: the next pass creates. The generation marks the intent
-        // answered, should it have come from the metadata (see `crate::api::intent`).
+        // No session of ours was found, or none could be looked for (the Event says so): the
+        // next pass creates. The generation marks the intent answered, should it have come
+        // from the metadata (see `crate::api::intent`).
         next.create_requested_at = None;
         next.observed_generation = self.generation();
         self.write_status(self.session, &next).await?;
@@ -707,11 +685,9 @@ impl Pass<'_> {
         &self,
         mut next: QodSessionStatus,
         session_id: &str,
-        why: &'static str,
+        reason: &'static str,
         message: String,
     ) -> Result<Action, Error> {
-        let known = conditions::find(&next.conditions, conditions::READY)
-            .is_some_and(|c| c.reason == why && c.message == message);
         if next.session_id.is_some() {
             // Observe: the session shown so far is no longer the one the resource names.
             status::forget_session(&mut next);
@@ -721,19 +697,13 @@ impl Pass<'_> {
             outcome: ImportOutcome::Refused,
         });
         status::clear_failures(&mut next);
-        status::set_ready(
-            &mut next,
-            "False",
-            why,
-            message.clone(),
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
-        if !known {
-            self.event(EventType::Warning, why, "Import", message).await;
-        }
-        Ok(self.then(&next))
+        let refusal = StepRefusal {
+            reason,
+            message,
+            warning: Some("Import"),
+            retry: Retry::AsPlanned,
+        };
+        self.refuse(next, refusal).await
     }
 
     /// deletionPolicy Orphan: the session stays at the provider; only the finalizer goes.
@@ -773,22 +743,17 @@ impl Pass<'_> {
         Ok(Action::await_change())
     }
 
-    /// Observe without the annotation: nothing to read.
+    /// Observe without the annotation: nothing to read until it is set.
     async fn missing_session_id(&self) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
-        next.observed_generation = self.generation();
-        status::set_ready(
-            &mut next,
-            "False",
-            reason::SESSION_ID_REQUIRED,
-            format!(
+        let refusal = StepRefusal {
+            reason: reason::SESSION_ID_REQUIRED,
+            message: format!(
                 "managementPolicy Observe needs the annotation {SESSION_ID_ANNOTATION} naming                  the session to observe"
             ),
-            self.generation(),
-            self.now,
-        );
-        self.write_status(self.session, &next).await?;
-        Ok(Action::await_change())
+            warning: None,
+            retry: Retry::OnChange,
+        };
+        self.refuse(status::current(self.session), refusal).await
     }
 
     async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
@@ -1232,56 +1197,5 @@ impl Pass<'_> {
         if let Err(error) = self.context.recorder.publish(&event, &reference).await {
             warn!(error = %error, "could not record an Event");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{FINALIZER, OwnWrite, predates};
-    use crate::api::QodSession;
-
-    #[test]
-    fn after_the_finalizer_is_removed_every_copy_holding_it_is_stale() {
-        let mut copy = QodSession::new(
-            "s",
-            serde_json::from_value(serde_json::json!({
-                "device": {"phoneNumber": "+3670000000"},
-                "applicationServer": {"ipv4Address": "198.51.100.7"},
-                "qosProfile": "QOS_L", "duration": 600
-            }))
-            .unwrap(),
-        );
-        // The version the API server answered the removal with: the one before it.
-        copy.metadata.resource_version = Some("202".into());
-        copy.metadata.finalizers = Some(vec![FINALIZER.into()]);
-        assert!(OwnWrite::FinalizerRemoved.is_missing_from(&copy));
-        copy.metadata.finalizers = Some(vec!["other.dev/keep".into()]);
-        assert!(!OwnWrite::FinalizerRemoved.is_missing_from(&copy));
-        assert!(!OwnWrite::None.is_missing_from(&copy));
-
-        let refused = OwnWrite::Refused { at: "202".into() };
-        assert!(refused.is_missing_from(&copy), "the refused copy itself");
-        copy.metadata.resource_version = Some("201".into());
-        assert!(refused.is_missing_from(&copy));
-        copy.metadata.resource_version = Some("203".into());
-        assert!(
-            !refused.is_missing_from(&copy),
-            "a newer copy is planned from"
-        );
-    }
-
-    #[test]
-    fn a_copy_predates_our_write_by_resource_version() {
-        assert!(predates(Some("41"), "41", "42"));
-        assert!(
-            predates(Some("40"), "41", "42"),
-            "older than what we wrote over"
-        );
-        assert!(!predates(Some("42"), "41", "42"));
-        assert!(!predates(Some("57"), "41", "42"));
-        assert!(!predates(None, "41", "42"));
-        // Opaque versions: only the one written over is known to be older.
-        assert!(predates(Some("a"), "a", "b"));
-        assert!(!predates(Some("z"), "a", "b"));
     }
 }
