@@ -411,7 +411,8 @@ impl QodSession {
         (!id.is_empty()).then_some(id)
     }
 
-    /// Whether the annotation qod.dev/paused stops provider calls (only the value "true").
+    /// Whether the annotation qod.dev/paused stops provider calls: only the value "true"
+    /// (trimmed, in any case).
     pub fn is_paused(&self) -> bool {
         self.metadata
             .annotations

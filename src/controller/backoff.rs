@@ -1,7 +1,8 @@
 //! Retry spacing: capped exponential backoff with jitter for transient failures and a long wait
 //! for failures a human must fix, so a failing provider sees a bounded request rate. Provider
 //! failures are counted in the resource's status (they survive restarts, and our own status
-//! writes cannot re-trigger a retry early); Kubernetes API failures are counted here, in memory.
+//! writes cannot re-trigger a retry early); passes that fail without a status write (mostly
+//! Kubernetes API failures) are counted here, in memory.
 
 use std::time::Duration;
 
@@ -34,7 +35,9 @@ pub fn delay(failures: u32, transient: bool, retry_after: Option<Duration>) -> D
     (base + jitter).max(retry_after.unwrap_or_default())
 }
 
-/// Consecutive Kubernetes API failures per resource (by uid).
+/// Consecutive failed passes per resource (by uid): the errors a pass returns instead of
+/// recording them in status, mostly the Kubernetes API's, but also a provider call outside a
+/// step's own record (the lookup after a create answered 409).
 #[derive(Debug, Default)]
 pub struct Backoff {
     failures: PerResource<u32>,

@@ -71,7 +71,9 @@ impl Sink {
         format!("{}/notifications/{uid}", self.public_url)
     }
 
-    /// Whether `url` is this operator's sink for `uid` (how a lost session is recognised).
+    /// Whether `url` is a sink for `uid` (how a lost session is recognised). Any host counts:
+    /// the public URL may have changed since the session was made, and the uid alone names
+    /// the resource.
     pub fn is_sink_of(url: &str, uid: &str) -> bool {
         url.trim_end_matches('/')
             .strip_suffix(uid)

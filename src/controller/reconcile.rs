@@ -622,7 +622,7 @@ impl Pass<'_> {
             Ok(found) => found,
             Err(error) if error.is_not_found() => {
                 let message = format!(
-                    "the provider has no session {session_id} (annotation {SESSION_ID_ANNOTATION});                      nothing was changed"
+                    "the provider has no session {session_id} (annotation {SESSION_ID_ANNOTATION}); nothing was changed"
                 );
                 return self
                     .import_refused(next, session_id, reason::IMPORT_NOT_FOUND, message)
@@ -748,7 +748,7 @@ impl Pass<'_> {
         let refusal = StepRefusal {
             reason: reason::SESSION_ID_REQUIRED,
             message: format!(
-                "managementPolicy Observe needs the annotation {SESSION_ID_ANNOTATION} naming                  the session to observe"
+                "managementPolicy Observe needs the annotation {SESSION_ID_ANNOTATION} naming the session to observe"
             ),
             warning: None,
             retry: Retry::OnChange,
