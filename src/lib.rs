@@ -16,5 +16,6 @@ pub mod providers;
 pub mod qod;
 pub mod services;
 pub mod simulator;
+pub mod sink_keys;
 pub mod telemetry;
 pub mod webhook;
