@@ -71,6 +71,7 @@ pub struct ProviderArgs {
 
     /// Run the built-in QoD simulator in this process and use it as the provider (no telco
     /// account needed).
+    #[cfg(feature = "simulator")]
     #[arg(long, env = "QOD_SIMULATOR")]
     pub simulator: bool,
 
@@ -234,6 +235,8 @@ mod tests {
         Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
     }
 
+    // Uses --simulator.
+    #[cfg(feature = "simulator")]
     #[test]
     fn the_default_provider_is_optional() {
         let cli = parse(&[]).unwrap();
@@ -282,6 +285,8 @@ mod tests {
         ));
     }
 
+    // Uses --simulator.
+    #[cfg(feature = "simulator")]
     #[test]
     fn nac_needs_an_api_key_and_versions_parse() {
         let cli = parse(&["--provider", "nac", "--provider-url", "https://nac.example"]).unwrap();
@@ -294,6 +299,8 @@ mod tests {
         assert!(parse(&["--simulator", "--camara-version", "v2"]).is_err());
     }
 
+    // Uses --simulator.
+    #[cfg(feature = "simulator")]
     #[test]
     fn intervals_below_a_second_are_refused() {
         let cli = parse(&["--simulator", "--resync-interval", "500ms"]).unwrap();

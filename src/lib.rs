@@ -15,6 +15,10 @@ pub mod profiles;
 pub mod providers;
 pub mod qod;
 pub mod services;
+// The QoD provider simulator (feature `simulator`, on by default), for `qod-operator simulator`,
+// `run --simulator` and the tests; the operator's own modules never use it.
+#[cfg(feature = "simulator")]
 pub mod simulator;
+pub mod sink_keys;
 pub mod telemetry;
 pub mod webhook;

@@ -1,5 +1,6 @@
 //! `qod-operator run`: wires the controller, the notification webhook, the probes and, with
-//! `--simulator`, an in-process QoD simulator, and stops them together on shutdown.
+//! `--simulator` (feature `simulator`), an in-process QoD simulator, and stops them together on
+//! shutdown.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -28,7 +29,6 @@ use crate::{
     providers::{self, ClientFactory, ProviderRegistry},
     qod,
     services::ServiceAddresses,
-    simulator,
     webhook::{self, Webhook, args::WebhookArgs},
 };
 
@@ -67,6 +67,7 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(feature = "simulator")]
     #[error("cannot start the built-in simulator")]
     Simulator(#[source] std::io::Error),
     #[error("--webhook-public-url is required: the provider must be able to reach the webhook")]
@@ -102,13 +103,19 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         })?
         .port();
 
+    #[cfg(feature = "simulator")]
     let simulator = if args.provider.simulator {
         Some(start_simulator().await?)
     } else {
         None
     };
-    let provider_url = match &simulator {
-        Some(sim) => Some(format!("{}/quality-on-demand/v1", sim.base_url())),
+    #[cfg(feature = "simulator")]
+    let simulator_url = simulator.as_ref().map(|sim| sim.base_url().to_owned());
+    // Built without the simulator, there is no --simulator flag.
+    #[cfg(not(feature = "simulator"))]
+    let simulator_url: Option<String> = None;
+    let provider_url = match &simulator_url {
+        Some(url) => Some(format!("{url}/quality-on-demand/v1")),
         None => args.provider.provider_url.clone(),
     };
     let metrics = Arc::new(Metrics::new());
@@ -140,7 +147,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         Box::new(ClientFactory::new(client.clone(), settings)),
         default_provider,
     ));
-    let public_url = match (&args.webhook.webhook_public_url, &simulator) {
+    let public_url = match (&args.webhook.webhook_public_url, &simulator_url) {
         (Some(url), _) => url.clone(),
         // The in-process simulator reaches the webhook on this machine.
         (None, Some(_)) => format!("http://127.0.0.1:{webhook_port}"),
@@ -285,6 +292,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
         watch_providers,
         watch_services
     );
+    #[cfg(feature = "simulator")]
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
@@ -303,7 +311,10 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunEr
         .map_err(|source| RunError::Listen { what, addr, source })
 }
 
-async fn start_simulator() -> Result<simulator::RunningSimulator, RunError> {
+#[cfg(feature = "simulator")]
+async fn start_simulator() -> Result<crate::simulator::RunningSimulator, RunError> {
+    use crate::simulator;
+
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(RunError::Simulator)?;

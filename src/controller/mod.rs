@@ -35,18 +35,19 @@ use tracing::{debug, info, warn};
 use self::events::Recorder;
 use crate::{
     api::QodSession, cache::SessionCache, metrics::Metrics, profiles::ProfileCatalog,
-    providers::ProviderRegistry, qod, services::ServiceAddresses, telemetry::error_chain,
+    providers::ProviderRegistry, qod, services::ServiceAddresses, sink_keys::SinkKeys,
+    telemetry::error_chain,
 };
 
 /// Issues the bearer token the provider must present when it notifies about a resource's
-/// session; the webhook checks it. Implemented by the webhook's HMAC keys.
+/// session; the webhook checks it. Implemented by the HMAC keys ([`SinkKeys`]).
 pub trait SinkTokens: Send + Sync {
     fn token_for(&self, uid: &str) -> SecretString;
 }
 
-impl SinkTokens for crate::webhook::SinkKeys {
+impl SinkTokens for SinkKeys {
     fn token_for(&self, uid: &str) -> SecretString {
-        crate::webhook::SinkKeys::token_for(self, uid)
+        SinkKeys::token_for(self, uid)
     }
 }
 

@@ -390,9 +390,9 @@ pub(crate) mod lenient {
 }
 
 /// Timestamps that are RFC 3339 strings (v0.11+, Nokia in practice) or epoch seconds (v0.10).
-pub mod timestamp {
+mod timestamp {
     use jiff::Timestamp;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+    use serde::{Deserialize, Deserializer, de::Error as _};
 
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -413,17 +413,6 @@ pub mod timestamp {
             Some(Wire::Text(text)) => text.parse::<Timestamp>().map(Some).map_err(|e| {
                 D::Error::custom(format!("`{text}` is not an RFC 3339 date-time: {e}"))
             }),
-        }
-    }
-
-    /// Writes epoch seconds, the v0.10 form.
-    pub fn serialize_optional_seconds<S: Serializer>(
-        value: &Option<Timestamp>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(ts) => serializer.serialize_i64(ts.as_second()),
-            None => serializer.serialize_none(),
         }
     }
 }

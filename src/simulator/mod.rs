@@ -35,7 +35,6 @@ mod validation;
 
 use std::{
     io,
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
@@ -48,11 +47,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
 pub use auth::ClientCredentials;
-pub use faults::{Faults, MAX_LATENCY_MS};
+pub use faults::MAX_LATENCY_MS;
 pub use notifier::RetryPolicy;
-pub use profiles::QosProfile;
-pub use reply::ApiVersion;
 
+use self::{faults::Faults, reply::ApiVersion};
 use crate::qod::event::NotificationFormat;
 
 /// How the simulator behaves.
@@ -360,17 +358,12 @@ pub fn router(state: SimulatorState) -> Router {
 
 /// A simulator serving on a socket.
 pub struct RunningSimulator {
-    local_addr: SocketAddr,
     base_url: String,
     state: SimulatorState,
     server: JoinHandle<io::Result<()>>,
 }
 
 impl RunningSimulator {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// `http://<address>:<port>`, without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
@@ -416,7 +409,6 @@ pub async fn spawn(listener: TcpListener, config: Config) -> io::Result<RunningS
     });
     tracing::info!(%local_addr, "QoD simulator listening");
     Ok(RunningSimulator {
-        local_addr,
         base_url,
         state,
         server,

@@ -186,11 +186,6 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status this error is answered with on `version`.
-    pub fn status_on(&self, version: ApiVersion) -> StatusCode {
-        self.adapted(version).0
-    }
-
     /// The answer for `version` and `dialect`, echoing `correlator` when there is one.
     pub fn render(
         &self,

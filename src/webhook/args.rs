@@ -6,10 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
-use super::{
-    Config, Limits,
-    token::{KeyError, SinkKeys},
-};
+use super::{Config, Limits};
+use crate::sink_keys::{KeyError, SinkKeys};
 
 /// Flags of the notification webhook.
 #[derive(Clone, Debug, clap::Args)]

@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::{problem::Refusal, token::SinkKeys};
+use super::problem::Refusal;
+use crate::sink_keys::SinkKeys;
 
 /// Checks bearer tokens.
 #[derive(Clone, Debug)]

@@ -37,10 +37,11 @@
 //! | 503 | the Kubernetes API could not take the write, the webhook is still loading, the resource is creating its session, the request timed out, or too many are in flight (`Retry-After`) |
 //!
 //! Every refusal is an `application/problem+json` body ([`problem`]). Batches are answered
-//! with their worst outcome (see [`handler`]). Modules: [`token`] (keys and tokens), [`auth`]
-//! (the bearer check), [`limits`] (content mode, size, time, in-flight), [`binary`] (binary
-//! mode's headers), [`dedupe`] (recent events), [`decide`] (what an event does, pure), [`status`]
-//! (reading and writing), [`handler`] (the routes), [`args`] (command-line flags).
+//! with their worst outcome (see [`handler`]). Modules: [`auth`] (the bearer check, with the
+//! keys and tokens of [`crate::sink_keys`]), [`limits`] (content mode, size, time, in-flight),
+//! [`binary`] (binary mode's headers), [`dedupe`] (recent events), [`decide`] (what an event
+//! does, pure), [`status`] (reading and writing), [`handler`] (the routes), [`args`]
+//! (command-line flags).
 
 pub mod args;
 pub mod auth;
@@ -52,7 +53,6 @@ pub mod limits;
 pub mod problem;
 pub mod server;
 pub mod status;
-pub mod token;
 
 use std::{future::Future, io, sync::Arc, time::Duration};
 
@@ -63,9 +63,8 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
 pub use args::WebhookArgs;
 pub use limits::Limits;
-pub use token::{KeyError, SinkKeys};
 
-use crate::{cache::SessionCache, metrics::Metrics};
+use crate::{cache::SessionCache, metrics::Metrics, sink_keys::SinkKeys};
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]

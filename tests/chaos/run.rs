@@ -18,7 +18,7 @@ use kube::{
 };
 use qod_operator::{
     api::{QodSession, intent::effective_status},
-    webhook::SinkKeys,
+    sink_keys::SinkKeys,
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use secrecy::ExposeSecret;

@@ -9,7 +9,7 @@ use kube::{
     ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
-use qod_operator::{api::QodSession, webhook::SinkKeys};
+use qod_operator::{api::QodSession, sink_keys::SinkKeys};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -14,7 +14,7 @@ use std::{
 };
 
 use kube::{ResourceExt, api::PostParams};
-use qod_operator::{api::QodSession, qod::event, simulator, webhook::SinkKeys};
+use qod_operator::{api::QodSession, qod::event, simulator, sink_keys::SinkKeys};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::{

@@ -18,7 +18,8 @@ use qod_operator::{
     api::{CONTROLLER_MANAGER, QodSession},
     metrics::Metrics,
     qod::event::{self, parse_batch, parse_event},
-    webhook::{self, SinkKeys, Webhook},
+    sink_keys::SinkKeys,
+    webhook::{self, Webhook},
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};

@@ -17,7 +17,8 @@ use qod_operator::{
     cache::SessionCache,
     metrics::Metrics,
     qod::event,
-    webhook::{self, SinkKeys, Webhook},
+    sink_keys::SinkKeys,
+    webhook::{self, Webhook},
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;

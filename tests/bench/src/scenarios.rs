@@ -12,7 +12,7 @@ use kube::{
     ResourceExt,
     runtime::{WatchStreamExt, watcher},
 };
-use qod_operator::webhook::SinkKeys;
+use qod_operator::sink_keys::SinkKeys;
 use secrecy::ExposeSecret;
 use serde_json::json;
 

@@ -1,6 +1,7 @@
 //! Per-resource sink tokens: the bearer token a provider presents when it notifies about a
 //! resource's session is the lowercase hex of HMAC-SHA256(key, uid). Every session gets its own
-//! token, and checking one needs no state beyond the key.
+//! token, and checking one needs no state beyond the key. The controller issues tokens and the
+//! webhook checks them; this module sits beside both so neither depends on the other.
 //!
 //! The key is a file's bytes with trailing whitespace removed (a mounted Secret). For rotation a
 //! second file holds the previous key: tokens of either key are accepted, new ones are made with
