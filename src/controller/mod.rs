@@ -1,6 +1,6 @@
 //! Reconciling `QodSession`s with the QoD provider. A pure planner ([`plan`]) decides the next
 //! step from the resource and the clock; [`reconcile`] carries it out (at most one provider call
-//! per pass) and records the outcome in status ([`status`]) and Events ([`events`]); [`backoff`]
+//! per pass) and records the outcome in status ([`status_change`]) and Events ([`events`]); [`backoff`]
 //! spaces out retries.
 
 pub mod backoff;
@@ -15,7 +15,7 @@ pub mod profile_check;
 pub mod provider_choice;
 pub mod provider_health;
 pub mod reconcile;
-pub mod status;
+pub mod status_change;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

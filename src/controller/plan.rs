@@ -160,7 +160,7 @@ struct Facts<'a> {
 
 impl<'a> Facts<'a> {
     fn of(session: &'a QodSession, now: Timestamp, settings: &'a Settings) -> Self {
-        let status = super::status::current(session);
+        let status = super::status_change::current(session);
         let spec_changed = status.observed_generation < session.metadata.generation;
         let retry_in = status
             .next_attempt_at

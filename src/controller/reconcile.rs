@@ -1,6 +1,6 @@
 //! Carrying out the planner's step: the provider call, the status write that records its
 //! outcome, the finalizer patches and the Events. Decisions live in [`super::plan`]; how an
-//! outcome changes status lives in [`super::status`].
+//! outcome changes status lives in [`super::status_change`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +23,7 @@ use super::{
     plan::{DeleteReason, ExtendReason, Plan, plan},
     profile_check::{Admission, admit},
     provider_choice::{InUse, Unserved},
-    status,
+    status_change,
 };
 use crate::{
     api::{
@@ -162,8 +162,8 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
     let step = match quiet_read {
         Some(_) => {
             let mut planned = session.clone();
-            let mut status = status::current(session);
-            status::count_quiet_read(&mut status, quiet_read);
+            let mut status = status_change::current(session);
+            status_change::count_quiet_read(&mut status, quiet_read);
             planned.status = Some(status);
             plan(&planned, now, &context.planner)
         }
@@ -297,7 +297,7 @@ impl Pass<'_> {
         let known = conditions::find(&next.conditions, conditions::READY)
             .is_some_and(|c| c.reason == reason && c.message == message);
         next.observed_generation = self.generation();
-        status::set_ready(
+        status_change::set_ready(
             &mut next,
             "False",
             reason,
@@ -326,7 +326,8 @@ impl Pass<'_> {
             warning: None,
             retry: Retry::After(unserved.retry_in()),
         };
-        self.refuse(status::current(self.session), refusal).await
+        self.refuse(status_change::current(self.session), refusal)
+            .await
     }
 
     /// The Service named as application server is missing or offers no address: say so, call
@@ -342,7 +343,8 @@ impl Pass<'_> {
             warning: None,
             retry: Retry::After(SERVICE_RECHECK),
         };
-        self.refuse(status::current(self.session), refusal).await
+        self.refuse(status_change::current(self.session), refusal)
+            .await
     }
 
     /// When to come back after a step that left `status`: plan again on it (with the exact
@@ -350,7 +352,7 @@ impl Pass<'_> {
     fn then(&self, status: &QodSessionStatus) -> Action {
         let mut updated = self.session.clone();
         let mut status = status.clone();
-        status::count_quiet_read(&mut status, self.quiet_read);
+        status_change::count_quiet_read(&mut status, self.quiet_read);
         updated.status = Some(status);
         match plan(&updated, self.now, &self.context.planner) {
             Plan::Wait(Some(wait)) => Action::requeue(wait),
@@ -393,7 +395,9 @@ impl Pass<'_> {
                     warning: Some("CheckProfile"),
                     retry: Retry::After(PROFILE_RECHECK),
                 };
-                return self.refuse(status::current(self.session), refusal).await;
+                return self
+                    .refuse(status_change::current(self.session), refusal)
+                    .await;
             }
         };
         // With maxSessions, count and record under the provider's lock, and keep it until the
@@ -416,14 +420,17 @@ impl Pass<'_> {
                     .await;
             }
         }
-        let mut intent = status::current(self.session);
+        let mut intent = status_change::current(self.session);
         intent.create_requested_at = Some(Time(self.now));
         intent.session_fingerprint = Some(self.spec().session_fingerprint());
         intent.requested_duration = Some(self.spec().duration);
         intent.observed_generation = self.generation();
         intent.provider = provider.recorded_as.clone();
-        if status::current(self.session).session_fingerprint.is_none() {
-            status::set_ready(
+        if status_change::current(self.session)
+            .session_fingerprint
+            .is_none()
+        {
+            status_change::set_ready(
                 &mut intent,
                 "False",
                 reason::CREATING,
@@ -468,7 +475,7 @@ impl Pass<'_> {
                     status.provider = intent.provider.clone();
                     status.requested_duration = intent.requested_duration;
                     status.observed_generation = self.generation();
-                    status::record_session(status, &info, self.generation(), self.now);
+                    status_change::record_session(status, &info, self.generation(), self.now);
                 };
                 // Another session recorded meanwhile is not ours to overwrite.
                 let still_ours = |status: &QodSessionStatus| {
@@ -533,7 +540,7 @@ impl Pass<'_> {
 
     /// Looks for a session of ours that an interrupted create may have made, and adopts it.
     async fn adopt(&self, provider: &InUse) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         match self.find_ours(provider).await {
             Ok(Some(found)) => return self.adopted(self.session, next, found).await,
             Ok(None) => {}
@@ -597,7 +604,7 @@ impl Pass<'_> {
         // replaces it. Without one, its origin is unknown and the mismatch replaces it too.
         next.requested_duration = Some(next.requested_duration.unwrap_or(self.spec().duration));
         next.observed_generation = self.generation();
-        status::record_session(&mut next, &found, self.generation(), self.now);
+        status_change::record_session(&mut next, &found, self.generation(), self.now);
         self.write_status(session, &next).await?;
         self.event(
             EventType::Normal,
@@ -616,7 +623,7 @@ impl Pass<'_> {
     /// records it as this resource's; otherwise records why not and changes nothing at the
     /// provider. Its notifications go to whoever created it, so its status comes from reads.
     async fn import(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         let found = match provider.api.get_session(session_id).await {
             Ok(found) => found,
@@ -654,7 +661,7 @@ impl Pass<'_> {
         tracing::Span::current().record("session_id", session_id);
         if next.session_id.as_deref() != Some(session_id) {
             // Observe moved to another session: nothing of the last one carries over.
-            status::forget_session(&mut next);
+            status_change::forget_session(&mut next);
         }
         next.session_fingerprint = Some(self.spec().session_fingerprint());
         next.provider.clone_from(&provider.recorded_as);
@@ -663,7 +670,7 @@ impl Pass<'_> {
             session_id: session_id.to_owned(),
             outcome: ImportOutcome::Imported,
         });
-        status::record_session(&mut next, &found, self.generation(), self.now);
+        status_change::record_session(&mut next, &found, self.generation(), self.now);
         self.write_status(self.session, &next).await?;
         let how = match self.spec().management_policy {
             ManagementPolicy::Manage => "managing it from now on",
@@ -690,13 +697,13 @@ impl Pass<'_> {
     ) -> Result<Action, Error> {
         if next.session_id.is_some() {
             // Observe: the session shown so far is no longer the one the resource names.
-            status::forget_session(&mut next);
+            status_change::forget_session(&mut next);
         }
         next.import = Some(ImportRecord {
             session_id: session_id.to_owned(),
             outcome: ImportOutcome::Refused,
         });
-        status::clear_failures(&mut next);
+        status_change::clear_failures(&mut next);
         let refusal = StepRefusal {
             reason,
             message,
@@ -721,7 +728,7 @@ impl Pass<'_> {
     /// The annotation qod.dev/paused is set: say so, call nothing, and wait for it to go (its
     /// removal is a change of the resource, which brings it back).
     async fn pause(&self) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         let paused = conditions::find(&next.conditions, conditions::PAUSED)
             .is_some_and(|c| c.status == "True");
         if !paused {
@@ -753,16 +760,17 @@ impl Pass<'_> {
             warning: None,
             retry: Retry::OnChange,
         };
-        self.refuse(status::current(self.session), refusal).await
+        self.refuse(status_change::current(self.session), refusal)
+            .await
     }
 
     async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         match provider.api.get_session(session_id).await {
             Ok(info) => {
-                status::record_session(&mut next, &info, self.generation(), self.now);
-                let stored = status::current(self.session);
+                status_change::record_session(&mut next, &info, self.generation(), self.now);
+                let stored = status_change::current(self.session);
                 let mut as_stored = next.clone();
                 as_stored.last_synced_at.clone_from(&stored.last_synced_at);
                 // A status without a sync time asks for a read to be recorded; otherwise a read
@@ -771,7 +779,7 @@ impl Pass<'_> {
                 let unchanged = serde_json::to_value(&as_stored)
                     .ok()
                     .zip(serde_json::to_value(&stored).ok())
-                    .is_some_and(|(new, old)| status::merge_diff(&old, &new).is_none());
+                    .is_some_and(|(new, old)| status_change::merge_diff(&old, &new).is_none());
                 // A Paused condition left from before the resume must be written away.
                 let resumed = !self.session.is_paused()
                     && conditions::find(&stored.conditions, conditions::PAUSED).is_some();
@@ -786,7 +794,7 @@ impl Pass<'_> {
                 }
             }
             Err(error) if error.is_not_found() => {
-                status::record_session_gone(&mut next, self.generation(), self.now);
+                status_change::record_session_gone(&mut next, self.generation(), self.now);
             }
             Err(error) => {
                 return self
@@ -805,7 +813,7 @@ impl Pass<'_> {
         seconds: u32,
         why: ExtendReason,
     ) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         match provider.api.extend_session(session_id, seconds).await {
             Ok(info) => {
@@ -824,7 +832,7 @@ impl Pass<'_> {
                     status.extension_capped_reason = granted.map(|granted| {
                         format!("the provider granted {granted} s of the {requested} s asked")
                     });
-                    status::record_session(status, &info, self.generation(), self.now);
+                    status_change::record_session(status, &info, self.generation(), self.now);
                 };
                 let still_ours =
                     |status: &QodSessionStatus| status.session_id.as_deref() == Some(session_id);
@@ -867,7 +875,7 @@ impl Pass<'_> {
             Ok(()) => {}
             Err(error) if error.is_not_found() => {}
             Err(error) => {
-                let next = status::current(self.session);
+                let next = status_change::current(self.session);
                 return self
                     .provider_failed(provider, self.session, next, "delete the session", error)
                     .await;
@@ -897,9 +905,9 @@ impl Pass<'_> {
             _ => (reason::CREATING, "creating a new session"),
         };
         let deleted = |status: &mut QodSessionStatus| {
-            status::forget_session(status);
+            status_change::forget_session(status);
             status.observed_generation = self.generation();
-            status::set_ready(
+            status_change::set_ready(
                 status,
                 "False",
                 why_ready,
@@ -928,7 +936,7 @@ impl Pass<'_> {
         still_ours: impl Fn(&QodSessionStatus) -> bool,
         apply: impl Fn(&mut QodSessionStatus),
     ) -> Result<QodSessionStatus, Error> {
-        let mut next = status::current(base);
+        let mut next = status_change::current(base);
         apply(&mut next);
         let mut written = self.write_status(base, &next).await;
         for _ in 1..OUTCOME_WRITE_ATTEMPTS {
@@ -947,7 +955,7 @@ impl Pass<'_> {
                     action: "re-read after a conflict",
                     source,
                 })?;
-            next = status::current(&fresh);
+            next = status_change::current(&fresh);
             if !still_ours(&next) {
                 info!(
                     recorded = next.session_id.as_deref(),
@@ -975,7 +983,7 @@ impl Pass<'_> {
         next.observed_generation = self.generation();
         // The wait starts when the call failed, not when the pass began: a call that timed out
         // after 30 s must not have used its whole backoff up already.
-        let wait = status::record_error(
+        let wait = status_change::record_error(
             &mut next,
             action,
             &error,
@@ -996,7 +1004,7 @@ impl Pass<'_> {
 
     /// Nothing to do at the provider; keep `observedGeneration` current.
     async fn wait(&self, after: Option<Duration>) -> Result<Action, Error> {
-        let mut next = status::current(self.session);
+        let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         self.write_status(self.session, &next).await?;
         Ok(after.map_or_else(Action::await_change, Action::requeue))
@@ -1110,7 +1118,7 @@ impl Pass<'_> {
             resumed = unpaused;
             &resumed
         };
-        let Some(diff) = status::merge_diff(&old, &to_json(next)?) else {
+        let Some(diff) = status_change::merge_diff(&old, &to_json(next)?) else {
             return Ok(None);
         };
         let patch = json!({
