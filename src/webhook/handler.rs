@@ -10,7 +10,7 @@
 //! 4. parsing every shape providers send, structured ([`crate::qod::event`]) or binary
 //!    ([`binary`]); 400 naming the field or header;
 //! 5. per event, in order: find the resource, drop a duplicate seen recently, read the
-//!    resource, [`decide`], and write the status ([`status`]), re-reading and deciding again
+//!    resource, [`decide`], and write the status ([`status_write`]), re-reading and deciding again
 //!    when the write conflicts with another writer.
 //!
 //! 204 means every event is stored or was safely ignored (duplicate, stale). A batch is
@@ -39,13 +39,13 @@ use kube::{Api, Client};
 use tokio::sync::Semaphore;
 
 use super::{
-    auth::{Authenticator, Presented},
     binary,
     decide::{Decision, decide},
     dedupe::Recent,
     limits::{self, Limits, Shape},
     problem::Refusal,
-    status::{self, StoreError},
+    sink_auth::{Authenticator, Presented},
+    status_write::{self, StoreError},
 };
 use crate::{
     api::QodSession,
@@ -341,7 +341,7 @@ impl Shared {
             let from_cache = cached.is_some();
             let resource = match cached.take() {
                 Some(resource) => resource,
-                None => match status::read(&api, located).await {
+                None => match status_write::read(&api, located).await {
                     Ok(Some(resource)) => Arc::new(resource),
                     Ok(None) => {
                         return Err(Refusal::NotFound(format!(
@@ -357,7 +357,7 @@ impl Shared {
             }
             match decision {
                 Decision::Apply(update) => {
-                    match status::write(&api, located, &resource, &update).await {
+                    match status_write::write(&api, located, &resource, &update).await {
                         Ok(()) => {
                             tracing::info!(namespace = %located.namespace, name = %located.name,
                                 session_id = %event.session_id, qos_status = %update.qos_status,

@@ -37,14 +37,13 @@
 //! | 503 | the Kubernetes API could not take the write, the webhook is still loading, the resource is creating its session, the request timed out, or too many are in flight (`Retry-After`) |
 //!
 //! Every refusal is an `application/problem+json` body ([`problem`]). Batches are answered
-//! with their worst outcome (see [`handler`]). Modules: [`auth`] (the bearer check, with the
+//! with their worst outcome (see [`handler`]). Modules: [`sink_auth`] (the bearer check, with the
 //! keys and tokens of [`crate::sink_keys`]), [`limits`] (content mode, size, time, in-flight),
 //! [`binary`] (binary mode's headers), [`dedupe`] (recent events), [`decide`] (what an event
-//! does, pure), [`status`] (reading and writing), [`handler`] (the routes), [`args`]
+//! does, pure), [`status_write`] (reading and writing), [`handler`] (the routes), [`args`]
 //! (command-line flags).
 
 pub mod args;
-pub mod auth;
 pub mod binary;
 pub mod decide;
 pub mod dedupe;
@@ -52,7 +51,8 @@ pub mod handler;
 pub mod limits;
 pub mod problem;
 pub mod server;
-pub mod status;
+pub mod sink_auth;
+pub mod status_write;
 
 use std::{future::Future, io, sync::Arc, time::Duration};
 
@@ -135,7 +135,7 @@ impl Webhook {
         }
         let shared = Arc::new(handler::Shared {
             client,
-            auth: auth::Authenticator::new(config.keys.clone(), config.static_token),
+            auth: sink_auth::Authenticator::new(config.keys.clone(), config.static_token),
             cache,
             recent: dedupe::Recent::new(config.dedupe_capacity),
             in_flight: Arc::new(Semaphore::new(config.limits.max_in_flight.max(1))),
