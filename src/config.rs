@@ -58,7 +58,7 @@ pub struct ProviderArgs {
     pub api_key_file: Option<PathBuf>,
 
     /// X-RapidAPI-Host header (nac).
-    #[arg(long, env = "QOD_RAPIDAPI_HOST", default_value = qod::auth::DEFAULT_RAPIDAPI_HOST)]
+    #[arg(long, env = "QOD_RAPIDAPI_HOST", default_value = qod::credentials::DEFAULT_RAPIDAPI_HOST)]
     pub rapidapi_host: String,
 
     /// Time limit for connecting to the provider.

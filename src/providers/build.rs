@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(plain.base_url, "https://nac.example");
         assert_eq!(
             plain.rapidapi_host.as_deref(),
-            Some(qod::auth::DEFAULT_RAPIDAPI_HOST)
+            Some(qod::credentials::DEFAULT_RAPIDAPI_HOST)
         );
         assert!(matches!(plain.api_key, SecretSource::Kubernetes(_)));
         let hosted = nac(json!({"rapidApiHost": "qod.nokia.rapidapi.com"}));

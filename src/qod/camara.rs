@@ -3,7 +3,7 @@
 //! This module owns what differs between versions (`specs/QOD_API_NOTES.md`, section 10): the
 //! callback fields (`sink`/`sinkCredential` from v0.11, `webhook` in v0.10), the rules v0.10
 //! fixes on `device`, `duration` and extension, and the missing retrieve-sessions of v0.10.
-//! Everything about sending and judging requests is in `http`; credentials are in `auth`.
+//! Everything about sending and judging requests is in `http`; credentials are in `credentials`.
 //! Answers are parsed leniently by the shared model (epoch or RFC 3339 timestamps alike).
 
 use std::{
@@ -19,7 +19,7 @@ use tracing::{Span, instrument, warn};
 
 use super::{
     Device, NotificationTarget, SessionApi, SessionInfo, SessionRequest,
-    auth::{ClientCredentials, NoAuth, OAuthTokens, SecretSource, StaticBearer},
+    credentials::{ClientCredentials, NoAuth, OAuthTokens, SecretSource, StaticBearer},
     error::{Error, Operation},
     http::{Answer, Call, RequestAuth, Timeouts, Transport, build_client, parse_base_url},
     model::{CreateSession, ExtendSessionDuration, RetrieveSessionsInput, SinkCredential, Webhook},

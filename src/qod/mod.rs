@@ -4,8 +4,8 @@
 //! The controller talks to a provider only through [`SessionApi`], with version-neutral
 //! [`SessionRequest`]s; each flavour turns them into the wire shape its API version expects.
 
-pub mod auth;
 pub mod camara;
+pub mod credentials;
 pub mod error;
 pub mod event;
 pub mod http;
@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use secrecy::SecretString;
 
-pub use auth::{ClientAuthMethod, ClientCredentials};
 pub use camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig};
+pub use credentials::{ClientAuthMethod, ClientCredentials};
 pub use error::{Error, Operation, TransportFailure};
 pub use http::Timeouts;
 pub use model::{

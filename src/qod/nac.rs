@@ -13,8 +13,8 @@ use tracing::debug;
 
 use super::{
     Device, SessionApi, SessionInfo, SessionRequest,
-    auth::{DEFAULT_RAPIDAPI_HOST, RapidApiKey, SecretSource},
     camara::{ApiVersion, CamaraClient},
+    credentials::{DEFAULT_RAPIDAPI_HOST, RapidApiKey, SecretSource},
     error::Error,
     http::{Timeouts, Transport, build_client, join, parse_base_url},
 };

@@ -546,7 +546,7 @@ mod tests {
 
     use super::*;
     use crate::qod::{
-        auth::SecretSource,
+        credentials::SecretSource,
         http::testing::{Recorder, Reply, Seen},
     };
 

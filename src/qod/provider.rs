@@ -113,8 +113,8 @@ mod tests {
 
     use super::*;
     use crate::qod::{
-        auth::SecretSource,
         camara::{ApiVersion, CamaraAuth},
+        credentials::SecretSource,
     };
 
     #[test]

@@ -13,8 +13,8 @@ use qod_operator::{
     controller::{self, Sink, SinkTokens, plan},
     metrics::Metrics,
     qod::{
-        auth::SecretSource,
         camara::{CamaraAuth, CamaraClient, CamaraConfig},
+        credentials::SecretSource,
     },
     simulator::{self, RunningSimulator},
 };

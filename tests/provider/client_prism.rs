@@ -8,8 +8,8 @@ use jiff::{Timestamp, ToSpan};
 use qod_operator::qod::{
     ApplicationServer, Device, DeviceIpv4Address, NotificationTarget, PortRange, PortsSpec,
     QosStatus, SessionApi, SessionRequest,
-    auth::SecretSource,
     camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig},
+    credentials::SecretSource,
     error::Error,
 };
 use secrecy::SecretString;

@@ -9,8 +9,8 @@ use qod_operator::{
     qod::{
         ApplicationServer, Device, DeviceIpv4Address, NotificationTarget, QosStatus, SessionApi,
         SessionRequest,
-        auth::SecretSource,
         camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig},
+        credentials::SecretSource,
     },
     simulator::{self, Config},
 };
