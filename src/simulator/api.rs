@@ -20,7 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    Shared, auth, notifier, render,
+    Shared, client_auth, notifier, render,
     reply::{ApiError, ApiVersion, Dialect, X_CORRELATOR, code},
     store::{NewSession, Session},
     validation::{self, V0_10_MAX_DURATION},
@@ -125,7 +125,7 @@ pub(super) async fn serve(
             "x-correlator: must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$",
         ))
     } else {
-        auth::authorize(shared, dialect, headers)
+        client_auth::authorize(shared, dialect, headers)
             .and_then(|()| faults.admit())
             .and_then(|()| work(dialect))
     };

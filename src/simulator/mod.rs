@@ -19,7 +19,7 @@
 //! requires `^https://`.
 
 mod api;
-mod auth;
+mod client_auth;
 mod clock;
 mod control;
 mod faults;
@@ -46,7 +46,7 @@ use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-pub use auth::ClientCredentials;
+pub use client_auth::ClientCredentials;
 pub use faults::MAX_LATENCY_MS;
 pub use notifier::RetryPolicy;
 
@@ -172,14 +172,14 @@ struct Shared {
     /// The QoS profiles on offer; changed through `/_sim/profiles`.
     profiles: Mutex<profiles::Table>,
     faults: Mutex<Faults>,
-    tokens: Mutex<auth::Tokens>,
+    tokens: Mutex<client_auth::Tokens>,
     /// The static bearer token accepted besides issued ones: `Config::bearer_token` at start,
     /// replaced by `PUT /_sim/auth` (a credential rotation at the provider).
     bearer_token: Mutex<Option<SecretString>>,
     /// The client secret the token endpoint accepts, when it checks one.
-    client_secret: Option<auth::WatchedSecret>,
+    client_secret: Option<client_auth::WatchedSecret>,
     /// The `X-RapidAPI-Key` NaC calls must carry, when one is configured.
-    api_key: Option<auth::WatchedSecret>,
+    api_key: Option<client_auth::WatchedSecret>,
     stats: stats::Stats,
     /// Wakes the scheduler after a change of deadlines.
     wake: Notify,
@@ -204,7 +204,7 @@ impl Shared {
         lock(&self.profiles)
     }
 
-    fn tokens(&self) -> MutexGuard<'_, auth::Tokens> {
+    fn tokens(&self) -> MutexGuard<'_, client_auth::Tokens> {
         lock(&self.tokens)
     }
 
@@ -302,16 +302,15 @@ impl SimulatorState {
             tokens: Mutex::default(),
             bearer_token: Mutex::new(config.bearer_token.clone()),
             client_secret: config.client_credentials.as_ref().map(|c| {
-                auth::WatchedSecret::new(
+                client_auth::WatchedSecret::new(
                     "client secret",
                     c.client_secret.clone(),
                     config.client_secret_file.clone(),
                 )
             }),
-            api_key: config
-                .api_key
-                .clone()
-                .map(|key| auth::WatchedSecret::new("API key", key, config.api_key_file.clone())),
+            api_key: config.api_key.clone().map(|key| {
+                client_auth::WatchedSecret::new("API key", key, config.api_key_file.clone())
+            }),
             stats: stats::Stats::default(),
             wake: Notify::new(),
             http,
@@ -341,7 +340,10 @@ pub fn router(state: SimulatorState) -> Router {
     router
         .nest(crate::qod::profiles::BASE_PATH, profile_api::routes())
         .nest("/_sim", control::routes())
-        .route("/oauth/token", axum::routing::post(auth::token_endpoint))
+        .route(
+            "/oauth/token",
+            axum::routing::post(client_auth::token_endpoint),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {
             reply::ApiError::not_found("no such path at this QoD simulator").render(
