@@ -63,7 +63,7 @@ const MAX_ATTEMPTS: usize = 5;
 const PENDING_CREATE_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything the handlers share.
-pub struct Shared {
+pub struct WebhookState {
     pub client: Client,
     pub auth: Authenticator,
     pub cache: SessionCache,
@@ -77,7 +77,7 @@ pub struct Shared {
 
 /// `POST /notifications/{uid}`: the sink the controller registers for a resource.
 pub async fn by_uid(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<WebhookState>>,
     Path(uid): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -87,7 +87,7 @@ pub async fn by_uid(
 
 /// `POST /notifications`: the resource is found by the session id in the event.
 pub async fn by_session(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<WebhookState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -111,7 +111,7 @@ fn structured_error(error: EventError) -> String {
 /// How one event ended, when it did not end in a refusal.
 type EventOutcome = Result<NotificationResult, Refusal>;
 
-impl Shared {
+impl WebhookState {
     async fn handle(&self, uid: Option<String>, headers: HeaderMap, body: Body) -> Response {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.limits.request_timeout;

@@ -117,7 +117,7 @@ impl Readiness {
 
 /// The notification webhook, ready to serve.
 pub struct Webhook {
-    shared: Arc<handler::Shared>,
+    shared: Arc<handler::WebhookState>,
     keys: SinkKeys,
 }
 
@@ -133,7 +133,7 @@ impl Webhook {
                 config.key_reload_interval,
             )));
         }
-        let shared = Arc::new(handler::Shared {
+        let shared = Arc::new(handler::WebhookState {
             client,
             auth: sink_auth::Authenticator::new(config.keys.clone(), config.static_token),
             cache,
