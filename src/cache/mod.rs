@@ -36,13 +36,13 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 #[derive(Clone)]
 pub struct SessionCache {
     store: Store<QodSession>,
-    shared: Arc<Shared>,
+    shared: Arc<CacheState>,
     _watch: Arc<AbortOnDrop>,
 }
 
 /// What the watch task and the handles both reach.
 #[derive(Default)]
-struct Shared {
+struct CacheState {
     index: Index,
     /// Controllers listening for changed objects; dropped receivers are pruned on send.
     listeners: Mutex<Vec<mpsc::UnboundedSender<ObjectRef<QodSession>>>>,
@@ -68,7 +68,7 @@ impl SessionCache {
         };
         let writer = reflector::store::Writer::<QodSession>::default();
         let store = writer.as_reader();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(CacheState::default());
         let task = tokio::spawn(keep_in_step(api, writer, Arc::clone(&shared)));
         Self {
             store,
@@ -206,7 +206,7 @@ fn slim(session: &mut QodSession) {
 async fn keep_in_step(
     api: Api<QodSession>,
     mut writer: reflector::store::Writer<QodSession>,
-    shared: Arc<Shared>,
+    shared: Arc<CacheState>,
 ) {
     // Lists may come from the API server's watch cache (as the controller's did): a write
     // decided on a cached object carries its resourceVersion, so a slightly old list can
@@ -248,7 +248,7 @@ async fn keep_in_step(
     }
 }
 
-impl Shared {
+impl CacheState {
     /// Hands changed objects to every listener still listening.
     fn notify(&self, keys: &[ObjectRef<QodSession>]) {
         self.listeners
