@@ -20,7 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    Shared, client_auth, notifier, render,
+    SimulatorState, client_auth, notifier, render,
     reply::{ApiError, ApiVersion, Dialect, X_CORRELATOR, code},
     store::{NewSession, Session},
     validation::{self, V0_10_MAX_DURATION},
@@ -34,12 +34,14 @@ pub(super) enum Reply {
 }
 
 /// The routes of one path family, to be nested under `version.base_path()`.
-pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
+pub(super) fn routes(version: ApiVersion) -> Router<Arc<SimulatorState>> {
     Router::new()
         .route(
             "/sessions",
             post(
-                move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes| async move {
+                move |State(shared): State<Arc<SimulatorState>>,
+                      headers: HeaderMap,
+                      body: Bytes| async move {
                     serve(&shared, version, Operation::Create, &headers, |dialect| {
                         create(&shared, version, dialect, &body)
                     })
@@ -50,7 +52,7 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
         .route(
             "/sessions/{session_id}",
             axum::routing::get(
-                move |State(shared): State<Arc<Shared>>,
+                move |State(shared): State<Arc<SimulatorState>>,
                       Path(id): Path<String>,
                       headers: HeaderMap| async move {
                     serve(&shared, version, Operation::Get, &headers, |_| {
@@ -60,7 +62,7 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
                 },
             )
             .delete(
-                move |State(shared): State<Arc<Shared>>,
+                move |State(shared): State<Arc<SimulatorState>>,
                       Path(id): Path<String>,
                       headers: HeaderMap| async move {
                     serve(&shared, version, Operation::Delete, &headers, |_| {
@@ -73,7 +75,7 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
         .route(
             "/sessions/{session_id}/extend",
             post(
-                move |State(shared): State<Arc<Shared>>,
+                move |State(shared): State<Arc<SimulatorState>>,
                       Path(id): Path<String>,
                       headers: HeaderMap,
                       body: Bytes| async move {
@@ -87,10 +89,16 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
         .route(
             "/retrieve-sessions",
             post(
-                move |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes| async move {
-                    serve(&shared, version, Operation::RetrieveSessions, &headers, |dialect| {
-                        retrieve(&shared, version, dialect, &body)
-                    })
+                move |State(shared): State<Arc<SimulatorState>>,
+                      headers: HeaderMap,
+                      body: Bytes| async move {
+                    serve(
+                        &shared,
+                        version,
+                        Operation::RetrieveSessions,
+                        &headers,
+                        |dialect| retrieve(&shared, version, dialect, &body),
+                    )
                     .await
                 },
             ),
@@ -99,7 +107,7 @@ pub(super) fn routes(version: ApiVersion) -> Router<Arc<Shared>> {
 
 /// The request pipeline shared by every operation (of the QoS Profiles API too).
 pub(super) async fn serve(
-    shared: &Shared,
+    shared: &SimulatorState,
     version: ApiVersion,
     operation: Operation,
     headers: &HeaderMap,
@@ -157,7 +165,7 @@ pub(super) async fn serve(
 
 /// Counts a request whose handling was dropped before its answer.
 struct Abandoned<'a> {
-    shared: &'a Shared,
+    shared: &'a SimulatorState,
     operation: Operation,
     armed: bool,
 }
@@ -204,7 +212,7 @@ pub(super) fn session_not_found(id: &Uuid) -> ApiError {
 }
 
 fn create(
-    shared: &Arc<Shared>,
+    shared: &Arc<SimulatorState>,
     version: ApiVersion,
     dialect: Dialect,
     body: &[u8],
@@ -266,7 +274,7 @@ fn create(
     Ok(Reply::Json(StatusCode::CREATED, body))
 }
 
-fn get(shared: &Shared, version: ApiVersion, raw_id: &str) -> Result<Reply, ApiError> {
+fn get(shared: &SimulatorState, version: ApiVersion, raw_id: &str) -> Result<Reply, ApiError> {
     let id = parse_session_id(raw_id)?;
     let mut store = shared.store();
     let session = store.get_mut(&id).ok_or_else(|| session_not_found(&id))?;
@@ -277,7 +285,7 @@ fn get(shared: &Shared, version: ApiVersion, raw_id: &str) -> Result<Reply, ApiE
     ))
 }
 
-fn delete(shared: &Shared, raw_id: &str) -> Result<Reply, ApiError> {
+fn delete(shared: &SimulatorState, raw_id: &str) -> Result<Reply, ApiError> {
     let id = parse_session_id(raw_id)?;
     let mut store = shared.store();
     let session = store.get_mut(&id).ok_or_else(|| session_not_found(&id))?;
@@ -290,7 +298,7 @@ fn delete(shared: &Shared, raw_id: &str) -> Result<Reply, ApiError> {
 }
 
 fn extend(
-    shared: &Shared,
+    shared: &SimulatorState,
     version: ApiVersion,
     raw_id: &str,
     body: &[u8],
@@ -343,7 +351,7 @@ fn extend(
 }
 
 fn retrieve(
-    shared: &Shared,
+    shared: &SimulatorState,
     version: ApiVersion,
     dialect: Dialect,
     body: &[u8],

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{
-    Shared,
+    SimulatorState,
     reply::{ApiError, Dialect, X_RAPIDAPI_KEY},
 };
 
@@ -122,7 +122,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Checks the credentials of an API call.
 pub(super) fn authorize(
-    shared: &Shared,
+    shared: &SimulatorState,
     dialect: Dialect,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
@@ -168,7 +168,7 @@ pub(super) fn authorize(
 /// `POST /oauth/token`: the client-credentials grant (RFC 6749 section 4.4). Client
 /// credentials come from the form or from HTTP Basic authentication.
 pub(super) async fn token_endpoint(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -181,7 +181,7 @@ pub(super) async fn token_endpoint(
     response
 }
 
-fn issue_token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+fn issue_token(shared: &SimulatorState, headers: &HeaderMap, body: &[u8]) -> Response {
     let form: Vec<(String, String)> = match serde_urlencoded_pairs(body) {
         Some(form) => form,
         None => {

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Shared,
+    SimulatorState,
     api::{parse_session_id, session_not_found},
     faults::Faults,
     format_name,
@@ -51,7 +51,7 @@ use crate::qod::{
     profiles::{ProfileStatus, wire},
 };
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<SimulatorState>> {
     Router::new()
         .route("/sessions", get(list_sessions))
         .route("/sessions/{session_id}/terminate", post(terminate))
@@ -151,7 +151,7 @@ struct ListQuery {
 }
 
 async fn list_sessions(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<SimulatorState>>,
     Query(query): Query<ListQuery>,
 ) -> Response {
     let store = shared.store();
@@ -163,7 +163,10 @@ async fn list_sessions(
     Json(views).into_response()
 }
 
-async fn terminate(State(shared): State<Arc<Shared>>, Path(raw_id): Path<String>) -> Response {
+async fn terminate(
+    State(shared): State<Arc<SimulatorState>>,
+    Path(raw_id): Path<String>,
+) -> Response {
     let id = match parse_session_id(&raw_id) {
         Ok(id) => id,
         Err(error) => return control_error(&error),
@@ -187,11 +190,11 @@ async fn terminate(State(shared): State<Arc<Shared>>, Path(raw_id): Path<String>
     response
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+async fn get_faults(State(shared): State<Arc<SimulatorState>>) -> Response {
     Json(shared.faults()).into_response()
 }
 
-async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn put_faults(State(shared): State<Arc<SimulatorState>>, body: Bytes) -> Response {
     let faults: Faults = match parse_json(&body) {
         Ok(faults) => faults,
         Err(error) => return control_error(&error),
@@ -204,7 +207,7 @@ async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
     Json(faults).into_response()
 }
 
-async fn revoke_tokens(State(shared): State<Arc<Shared>>) -> Response {
+async fn revoke_tokens(State(shared): State<Arc<SimulatorState>>) -> Response {
     let revoked = shared.tokens().revoke_all(shared.clock.now());
     shared.stats.tokens_revoked(revoked);
     tracing::info!(revoked, "access tokens revoked");
@@ -218,7 +221,7 @@ struct AuthChange {
     bearer_token: Option<String>,
 }
 
-async fn put_auth(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn put_auth(State(shared): State<Arc<SimulatorState>>, body: Bytes) -> Response {
     let change: AuthChange = match parse_json(&body) {
         Ok(change) => change,
         Err(error) => return control_error(&error),
@@ -234,7 +237,7 @@ async fn put_auth(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     Json(json!({ "bearerToken": set })).into_response()
 }
 
-async fn list_profiles(State(shared): State<Arc<Shared>>) -> Response {
+async fn list_profiles(State(shared): State<Arc<SimulatorState>>) -> Response {
     let table = shared.profiles();
     let wires: Vec<&wire::QosProfile> = table.all().iter().map(|p| &p.wire).collect();
     Json(wires).into_response()
@@ -247,7 +250,7 @@ fn profile_not_found(name: &str) -> Response {
 }
 
 async fn put_profile(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<SimulatorState>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -295,7 +298,7 @@ struct StatusChange {
 }
 
 async fn put_profile_status(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<SimulatorState>>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -319,7 +322,10 @@ async fn put_profile_status(
     answer
 }
 
-async fn delete_profile(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+async fn delete_profile(
+    State(shared): State<Arc<SimulatorState>>,
+    Path(name): Path<String>,
+) -> Response {
     if !shared.profiles().remove(&name) {
         return profile_not_found(&name);
     }
@@ -327,13 +333,13 @@ async fn delete_profile(State(shared): State<Arc<Shared>>, Path(name): Path<Stri
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+async fn stats(State(shared): State<Arc<SimulatorState>>) -> Response {
     let mut snapshot = shared.stats.snapshot();
     snapshot.live_sessions = shared.store().live_count();
     Json(snapshot).into_response()
 }
 
-async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+async fn reset(State(shared): State<Arc<SimulatorState>>) -> Response {
     shared.reset();
     tracing::info!("simulator reset");
     StatusCode::NO_CONTENT.into_response()

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use super::Shared;
+use super::SimulatorState;
 
 /// Runs until the simulator shuts down.
-pub(super) async fn run(shared: Arc<Shared>) {
+pub(super) async fn run(shared: Arc<SimulatorState>) {
     loop {
         let next = {
             let mut store = shared.store();

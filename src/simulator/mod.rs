@@ -163,7 +163,7 @@ pub fn format_name(format: NotificationFormat) -> &'static str {
 }
 
 /// Everything the handlers and background tasks share.
-struct Shared {
+struct SimulatorState {
     config: Config,
     clock: clock::Clock,
     /// Base of the CloudEvent `source` URLs.
@@ -195,7 +195,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Shared {
+impl SimulatorState {
     fn store(&self) -> MutexGuard<'_, store::Store> {
         lock(&self.store)
     }
@@ -271,14 +271,14 @@ impl Shared {
     }
 }
 
-/// A simulator's state: what [`router`] serves. Create it inside a tokio runtime: it starts
-/// the lifecycle scheduler.
+/// A simulator: a handle to the state its handlers and background tasks share, which is what
+/// [`router`] serves. Create it inside a tokio runtime: it starts the lifecycle scheduler.
 #[derive(Clone)]
-pub struct SimulatorState {
-    shared: Arc<Shared>,
+pub struct Simulator {
+    shared: Arc<SimulatorState>,
 }
 
-impl SimulatorState {
+impl Simulator {
     /// A simulator whose CloudEvent sources start with `base_url` (unless the config names a
     /// public URL).
     pub fn new(config: Config, base_url: impl Into<String>) -> Result<Self, Error> {
@@ -293,7 +293,7 @@ impl SimulatorState {
             .unwrap_or_else(|| base_url.into())
             .trim_end_matches('/')
             .to_owned();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SimulatorState {
             clock: clock::Clock::start(),
             base_url,
             store: Mutex::default(),
@@ -332,7 +332,7 @@ impl SimulatorState {
 }
 
 /// The simulator's HTTP routes.
-pub fn router(state: SimulatorState) -> Router {
+pub fn router(state: Simulator) -> Router {
     let mut router = Router::new();
     for version in ApiVersion::ALL {
         router = router.nest(version.base_path(), api::routes(version));
@@ -361,7 +361,7 @@ pub fn router(state: SimulatorState) -> Router {
 /// A simulator serving on a socket.
 pub struct RunningSimulator {
     base_url: String,
-    state: SimulatorState,
+    state: Simulator,
     server: JoinHandle<io::Result<()>>,
 }
 
@@ -401,7 +401,7 @@ impl RunningSimulator {
 pub async fn spawn(listener: TcpListener, config: Config) -> io::Result<RunningSimulator> {
     let local_addr = listener.local_addr()?;
     let base_url = format!("http://{local_addr}");
-    let state = SimulatorState::new(config, base_url.clone()).map_err(io::Error::other)?;
+    let state = Simulator::new(config, base_url.clone()).map_err(io::Error::other)?;
     let app = router(state.clone());
     let shutdown = state.shared.cancel.clone().cancelled_owned();
     let server = tokio::spawn(async move {

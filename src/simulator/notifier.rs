@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Shared, faults::Faults};
+use super::{SimulatorState, faults::Faults};
 use crate::qod::{
     event::{NotificationFormat, RenderedEvent, render},
     model::{QosStatus, StatusInfo},
@@ -140,7 +140,7 @@ impl Delivery {
 
 /// Everything a worker needs to reach its sink.
 struct Worker {
-    shared: Arc<Shared>,
+    shared: Arc<SimulatorState>,
     session_id: Uuid,
     callback: Callback,
     format: NotificationFormat,
@@ -152,7 +152,7 @@ struct Worker {
 /// Starts the notifier of one session; status changes are sent through the returned sender.
 /// The worker stops when the sender is dropped (after sending what is queued) or on cancel.
 pub(super) fn start(
-    shared: &Arc<Shared>,
+    shared: &Arc<SimulatorState>,
     session_id: Uuid,
     callback: Callback,
     format: NotificationFormat,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::{
-    Shared,
+    SimulatorState,
     api::{Reply, serve},
     reply::{ApiError, ApiVersion, Dialect},
     validation::{check_device, parse_json},
@@ -26,12 +26,12 @@ use axum::{
     routing::{get, post},
 };
 
-pub(super) fn routes() -> Router<Arc<Shared>> {
+pub(super) fn routes() -> Router<Arc<SimulatorState>> {
     Router::new()
         .route(
             "/retrieve-qos-profiles",
             post(
-                |State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes| async move {
+                |State(shared): State<Arc<SimulatorState>>, headers: HeaderMap, body: Bytes| async move {
                     serve(
                         &shared,
                         ApiVersion::V1,
@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route(
             "/qos-profiles/{name}",
             get(
-                |State(shared): State<Arc<Shared>>,
+                |State(shared): State<Arc<SimulatorState>>,
                  Path(name): Path<String>,
                  headers: HeaderMap| async move {
                     serve(
@@ -93,7 +93,7 @@ fn json(value: &impl serde::Serialize) -> Result<Reply, ApiError> {
         })
 }
 
-fn retrieve(shared: &Shared, dialect: Dialect, body: &[u8]) -> Result<Reply, ApiError> {
+fn retrieve(shared: &SimulatorState, dialect: Dialect, body: &[u8]) -> Result<Reply, ApiError> {
     no_such_api(dialect)?;
     let request: wire::QosProfileDeviceRequest = parse_json(body)?;
     if let Some(device) = &request.device {
@@ -118,7 +118,7 @@ fn retrieve(shared: &Shared, dialect: Dialect, body: &[u8]) -> Result<Reply, Api
     json(&matching)
 }
 
-fn get_one(shared: &Shared, dialect: Dialect, name: &str) -> Result<Reply, ApiError> {
+fn get_one(shared: &SimulatorState, dialect: Dialect, name: &str) -> Result<Reply, ApiError> {
     no_such_api(dialect)?;
     check_name("name", name)?;
     let profile = shared
