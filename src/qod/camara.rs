@@ -446,7 +446,7 @@ mod tests {
     use super::*;
     use crate::qod::{
         ApplicationServer, DeviceIpv4Address, PortRange, PortsSpec, QosStatus, TransportFailure,
-        http::testing::{Recorder, Reply, Seen, closed_port_url},
+        http::testing::{Reply, RequestLog, Seen, closed_port_url},
     };
 
     const SESSION_ID: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
@@ -493,8 +493,8 @@ mod tests {
     }
 
     /// A provider that creates, reads, extends, lists and deletes like a happy CAMARA v1 one.
-    async fn happy_provider() -> Recorder {
-        Recorder::start(
+    async fn happy_provider() -> RequestLog {
+        RequestLog::start(
             |seen: &Seen, _| match (seen.method.as_str(), seen.path.as_str()) {
                 ("POST", p) if p.ends_with("/sessions") => Reply::json(201, session("REQUESTED")),
                 ("POST", p) if p.ends_with("/extend") => Reply::json(200, session("AVAILABLE")),
@@ -512,7 +512,7 @@ mod tests {
         .await
     }
 
-    fn client(server: &Recorder, base_path: &str, version: ApiVersion) -> CamaraClient {
+    fn client(server: &RequestLog, base_path: &str, version: ApiVersion) -> CamaraClient {
         let mut config = CamaraConfig::new(server.url(base_path));
         config.version = version;
         CamaraClient::new(config).unwrap()
@@ -603,7 +603,7 @@ mod tests {
 
     #[tokio::test]
     async fn v0_10_create_uses_webhook_and_parses_epoch_timestamps() {
-        let server = Recorder::start(|_, _| {
+        let server = RequestLog::start(|_, _| {
             Reply::json(
                 201,
                 json!({"sessionId": SESSION_ID, "qosStatus": "AVAILABLE", "duration": 600,
@@ -789,7 +789,7 @@ mod tests {
 
     #[tokio::test]
     async fn camara_errors_keep_their_body_and_classification() {
-        let server = Recorder::start(|seen: &Seen, _| match seen.path.rsplit('/').next() {
+        let server = RequestLog::start(|seen: &Seen, _| match seen.path.rsplit('/').next() {
             Some("conflict") => Reply::json(
                 409,
                 json!({"status": 409, "code": "CONFLICT", "message": "Conflict with an existing session"}),
@@ -860,7 +860,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_201_may_have_created_a_session() {
         let server =
-            Recorder::start(|_, _| Reply::json(201, json!({"qosStatus": "REQUESTED"}))).await;
+            RequestLog::start(|_, _| Reply::json(201, json!({"qosStatus": "REQUESTED"}))).await;
         let client = client(&server, "/quality-on-demand/v1", ApiVersion::V1);
         let err = client.create_session(&request()).await.unwrap_err();
         assert!(
@@ -875,7 +875,7 @@ mod tests {
 
     #[tokio::test]
     async fn retry_after_is_ignored_on_statuses_that_do_not_define_it() {
-        let server = Recorder::start(|_, _| Reply::raw(500, &[("retry-after", "9")], "{}")).await;
+        let server = RequestLog::start(|_, _| Reply::raw(500, &[("retry-after", "9")], "{}")).await;
         let client = client(&server, "/quality-on-demand/v1", ApiVersion::V1);
         let err = client.get_session(SESSION_ID).await.unwrap_err();
         assert!(err.is_retryable());
@@ -884,7 +884,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_is_never_repeated_after_a_server_error() {
-        let server = Recorder::start(|_, _| Reply::raw(503, &[], "")).await;
+        let server = RequestLog::start(|_, _| Reply::raw(503, &[], "")).await;
         let client = client(&server, "/quality-on-demand/v1", ApiVersion::V1);
         let err = client.create_session(&request()).await.unwrap_err();
         assert_eq!(err.status(), Some(503));
@@ -893,7 +893,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_without_answer_is_outcome_unknown_and_not_repeated() {
-        let server = Recorder::start(|_, _| Reply::Hang).await;
+        let server = RequestLog::start(|_, _| Reply::Hang).await;
         let mut config = CamaraConfig::new(server.url("/quality-on-demand/v1"));
         config.timeouts = short_timeouts();
         let client = CamaraClient::new(config).unwrap();
@@ -997,8 +997,8 @@ mod tests {
     }
 
     /// A provider whose OAuth tokens are `tok-N`; the API accepts only tokens listed in `valid`.
-    async fn oauth_provider(valid: &'static [&'static str]) -> Recorder {
-        Recorder::start(move |seen: &Seen, n| {
+    async fn oauth_provider(valid: &'static [&'static str]) -> RequestLog {
+        RequestLog::start(move |seen: &Seen, n| {
             if seen.path == "/oauth/token" {
                 return Reply::json(
                     200,
@@ -1018,7 +1018,7 @@ mod tests {
         .await
     }
 
-    fn oauth_client(server: &Recorder) -> CamaraClient {
+    fn oauth_client(server: &RequestLog) -> CamaraClient {
         let mut config = CamaraConfig::new(server.url("/quality-on-demand/v1"));
         config.auth = CamaraAuth::ClientCredentials(ClientCredentials::new(
             server.url("/oauth/token"),
@@ -1076,7 +1076,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_403_is_not_repeated() {
-        let server = Recorder::start(|seen: &Seen, _| {
+        let server = RequestLog::start(|seen: &Seen, _| {
             if seen.path == "/oauth/token" {
                 Reply::json(200, json!({"access_token": "t", "expires_in": 3600}))
             } else {
@@ -1097,7 +1097,7 @@ mod tests {
     async fn a_rotated_bearer_token_file_is_picked_up_after_a_401() {
         let path = std::env::temp_dir().join(format!("qod-bearer-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "old-token\n").unwrap();
-        let server = Recorder::start(|seen: &Seen, _| {
+        let server = RequestLog::start(|seen: &Seen, _| {
             if seen.header("authorization") == Some("Bearer new-token") {
                 Reply::json(200, session("AVAILABLE"))
             } else {
@@ -1148,7 +1148,7 @@ mod tests {
 
     #[tokio::test]
     async fn secrets_never_show_in_debug_or_errors() {
-        let server = Recorder::start(|seen: &Seen, _| {
+        let server = RequestLog::start(|seen: &Seen, _| {
             if seen.path == "/oauth/token" {
                 Reply::json(
                     200,
@@ -1201,7 +1201,7 @@ mod tests {
 
     #[tokio::test]
     async fn any_2xx_on_delete_counts_as_deleted() {
-        let server = Recorder::start(|_, n| match n {
+        let server = RequestLog::start(|_, n| match n {
             0 => Reply::json(200, json!({})),
             _ => Reply::raw(202, &[], "not json"),
         })

@@ -431,7 +431,7 @@ mod tests {
     use super::*;
     use crate::qod::http::{
         Timeouts, build_client,
-        testing::{Recorder, Reply},
+        testing::{Reply, RequestLog},
     };
 
     fn temp_file(content: &str) -> std::path::PathBuf {
@@ -454,7 +454,7 @@ mod tests {
     }
 
     fn token_cache(
-        server: &Recorder,
+        server: &RequestLog,
         client_auth: ClientAuthMethod,
         secret: SecretSource,
     ) -> OAuthTokens {
@@ -466,7 +466,7 @@ mod tests {
 
     #[tokio::test]
     async fn basic_client_auth_sends_the_encoded_id_and_secret_in_the_header_only() {
-        let server = Recorder::start(|_, n| {
+        let server = RequestLog::start(|_, n| {
             Reply::json(
                 200,
                 json!({"access_token": format!("tok-{n}"), "token_type": "bearer", "expires_in": 3600}),
@@ -503,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn request_body_client_auth_sends_form_fields_and_no_basic_header() {
-        let server = Recorder::start(|_, _| {
+        let server = RequestLog::start(|_, _| {
             Reply::json(200, json!({"access_token": "t", "expires_in": "60"}))
         })
         .await;
@@ -524,7 +524,7 @@ mod tests {
     async fn an_expired_token_is_fetched_again_and_a_refusal_drops_the_cached_one() {
         let fetches = std::sync::Arc::new(AtomicU32::new(0));
         let counter = fetches.clone();
-        let server = Recorder::start(move |_, _| {
+        let server = RequestLog::start(move |_, _| {
             counter.fetch_add(1, Ordering::SeqCst);
             Reply::json(200, json!({"access_token": "t", "expires_in": 0}))
         })
@@ -542,7 +542,7 @@ mod tests {
             "expires_in 0 is never reused"
         );
 
-        let server = Recorder::start(|_, _| {
+        let server = RequestLog::start(|_, _| {
             Reply::json(200, json!({"access_token": "t", "expires_in": 3600}))
         })
         .await;
@@ -575,7 +575,7 @@ mod tests {
 
     #[tokio::test]
     async fn token_endpoint_errors_say_what_it_said_and_never_the_secret() {
-        let server = Recorder::start(|_, _| {
+        let server = RequestLog::start(|_, _| {
             Reply::json(
                 401,
                 json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
@@ -601,7 +601,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_token_answer_does_not_echo_the_token() {
-        let server = Recorder::start(|_, _| {
+        let server = RequestLog::start(|_, _| {
             Reply::json(
                 200,
                 json!({"access_token": "leaky-token", "token_type": "mac"}),
@@ -617,7 +617,7 @@ mod tests {
         assert!(err.to_string().contains("token_type `mac`"), "{err}");
 
         let server =
-            Recorder::start(|_, _| Reply::json(200, json!({"access_token": 12345678}))).await;
+            RequestLog::start(|_, _| Reply::json(200, json!({"access_token": 12345678}))).await;
         let tokens = token_cache(
             &server,
             ClientAuthMethod::Basic,
@@ -631,7 +631,7 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_token_answer_is_refused_not_read_whole() {
         let oversized = format!("{{\"access_token\": \"{}\"}}", "t".repeat(MAX_BODY_BYTES));
-        let server = Recorder::start(move |_, _| {
+        let server = RequestLog::start(move |_, _| {
             Reply::raw(200, &[("content-type", "application/json")], &oversized)
         })
         .await;
@@ -648,9 +648,10 @@ mod tests {
     #[tokio::test]
     async fn the_client_secret_file_is_read_for_every_fetch() {
         let path = temp_file("first-secret\n");
-        let server =
-            Recorder::start(|_, _| Reply::json(200, json!({"access_token": "t", "expires_in": 0})))
-                .await;
+        let server = RequestLog::start(|_, _| {
+            Reply::json(200, json!({"access_token": "t", "expires_in": 0}))
+        })
+        .await;
         let tokens = token_cache(
             &server,
             ClientAuthMethod::RequestBody,

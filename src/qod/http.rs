@@ -454,20 +454,20 @@ pub(crate) mod testing {
 
     type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 
-    /// The server; it stops when dropped.
-    pub struct Recorder {
+    /// The server, with the log of every request it got; it stops when dropped.
+    pub struct RequestLog {
         pub addr: SocketAddr,
         seen: Arc<Mutex<Vec<Seen>>>,
         task: tokio::task::JoinHandle<()>,
     }
 
-    impl Drop for Recorder {
+    impl Drop for RequestLog {
         fn drop(&mut self) {
             self.task.abort();
         }
     }
 
-    impl Recorder {
+    impl RequestLog {
         /// Starts a server answering with `handler(request, how many requests to the same
         /// path came before it)`.
         pub async fn start(

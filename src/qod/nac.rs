@@ -119,12 +119,12 @@ mod tests {
     use super::*;
     use crate::qod::{
         ApplicationServer, NotificationTarget,
-        http::testing::{Recorder, Reply, Seen},
+        http::testing::{Reply, RequestLog, Seen},
     };
 
     const SESSION_ID: &str = "08305343-7ed2-43b7-8eda-4c5ae9805bd0";
 
-    fn config(server: &Recorder, key: SecretSource) -> NacConfig {
+    fn config(server: &RequestLog, key: SecretSource) -> NacConfig {
         NacConfig {
             base_url: server.url(""),
             ..NacConfig::new(key)
@@ -178,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_sends_the_v1_body_with_rapidapi_headers_and_no_correlator() {
-        let server = Recorder::start(|_, _| Reply::json(201, nokia_session())).await;
+        let server = RequestLog::start(|_, _| Reply::json(201, nokia_session())).await;
         let client = NacClient::new(config(&server, key())).unwrap();
         let info = client.create_session(&request()).await.unwrap();
         assert_eq!(info.session_id, SESSION_ID);
@@ -211,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_host_header_can_be_changed_or_left_out_and_a_path_prefix_is_kept() {
-        let server = Recorder::start(|_, _| Reply::json(200, nokia_session())).await;
+        let server = RequestLog::start(|_, _| Reply::json(200, nokia_session())).await;
         let mut config = config(&server, key());
         config.base_url = server.url("/prefix");
         config.rapidapi_host = Some("network-as-code.nokia-stage.rapidapi.com".into());
@@ -240,7 +240,7 @@ mod tests {
 
     #[tokio::test]
     async fn retrieve_404_means_no_sessions_but_other_errors_stay_errors() {
-        let server = Recorder::start(|_, n| match n {
+        let server = RequestLog::start(|_, n| match n {
             0 => Reply::json(404, json!({"detail": "QoS subscription not found"})),
             1 => Reply::json(200, json!([nokia_session()])),
             _ => Reply::json(403, json!({"message": "Invalid API key."})),
@@ -267,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn nokia_error_bodies_map_by_status() {
-        let server = Recorder::start(|seen: &Seen, _| match seen.method.as_str() {
+        let server = RequestLog::start(|seen: &Seen, _| match seen.method.as_str() {
             "GET" => Reply::json(404, json!({"detail": "Session not found"})),
             "DELETE" => Reply::json(200, json!({})),
             _ => Reply::json(
@@ -291,7 +291,7 @@ mod tests {
     async fn keys_sent_around_a_rotation(refusal: u16) -> Vec<String> {
         let path = std::env::temp_dir().join(format!("qod-nac-key-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "old-key\n").unwrap();
-        let server = Recorder::start(move |seen: &Seen, _| {
+        let server = RequestLog::start(move |seen: &Seen, _| {
             if seen.header("x-rapidapi-key") == Some("new-key") {
                 Reply::json(200, nokia_session())
             } else {

@@ -547,7 +547,7 @@ mod tests {
     use super::*;
     use crate::qod::{
         credentials::SecretSource,
-        http::testing::{Recorder, Reply, Seen},
+        http::testing::{Reply, RequestLog, Seen},
     };
 
     fn rate(value: i64, unit: &str) -> wire::Rate {
@@ -741,7 +741,7 @@ mod tests {
         assert_eq!(base_url_beside("https://h", BASE_PATH), None);
     }
 
-    fn client(server: &Recorder) -> CamaraProfilesClient {
+    fn client(server: &RequestLog) -> CamaraProfilesClient {
         CamaraProfilesClient::new(
             &server.url("/qos-profiles/v1"),
             CamaraAuth::Bearer(SecretSource::Value(secrecy::SecretString::from(
@@ -754,7 +754,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_carry_auth_correlator_and_only_the_filters_given() {
-        let server = Recorder::start(|seen: &Seen, _| {
+        let server = RequestLog::start(|seen: &Seen, _| {
             if seen.path.ends_with("/retrieve-qos-profiles") {
                 Reply::json(200, json!([{"name": "QOS_L", "status": "ACTIVE"}]))
             } else {
@@ -799,7 +799,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_the_spec_forbids_is_refused_before_sending() {
-        let server = Recorder::start(|_, _| Reply::json(200, json!([]))).await;
+        let server = RequestLog::start(|_, _| Reply::json(200, json!([]))).await;
         let client = client(&server);
         for name in ["ab", "QOS L", "../x", &"a".repeat(257)] {
             let err = client.get_profile(name).await.unwrap_err();
@@ -831,7 +831,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_and_bad_answers_map_as_for_sessions() {
-        let server = Recorder::start(|seen: &Seen, _| match seen.path.rsplit('/').next() {
+        let server = RequestLog::start(|seen: &Seen, _| match seen.path.rsplit('/').next() {
             Some("QOS_GONE") => Reply::json(
                 404,
                 json!({"status": 404, "code": "NOT_FOUND", "message": "no such profile"}),
