@@ -21,7 +21,7 @@ use crate::{
     api::{self, CONTROLLER_MANAGER},
     cache::SessionCache,
     config::{ConfigError, ControllerArgs, ProviderArgs},
-    controller::{self, Sink, events::Recorder},
+    controller::{self, Sink, events::EventPublisher},
     leader::{self, LeaderArgs, LeaderError, Term},
     metrics::Metrics,
     probes,
@@ -203,7 +203,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
             catalog: Arc::clone(&profiles),
             registry: Arc::clone(&registry),
             cache: cache.clone(),
-            recorder: Recorder::new(
+            events: EventPublisher::new(
                 client.clone(),
                 Reporter {
                     controller: "qod-operator".into(),

@@ -55,18 +55,18 @@ struct Recorded {
 }
 
 /// Publishes Events as one reporting controller (and instance).
-pub struct Recorder {
+pub struct EventPublisher {
     client: Client,
     reporter: Reporter,
     recent: Mutex<LruCache<Key, Recorded>>,
 }
 
-impl Recorder {
+impl EventPublisher {
     pub fn new(client: Client, reporter: Reporter) -> Self {
         Self::with_capacity(client, reporter, REMEMBERED)
     }
 
-    /// A recorder that remembers `capacity` recent Events for series.
+    /// A publisher that remembers `capacity` recent Events for series.
     pub fn with_capacity(client: Client, reporter: Reporter, capacity: NonZeroUsize) -> Self {
         Self {
             client,

@@ -32,7 +32,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use self::events::Recorder;
+use self::events::EventPublisher;
 use crate::{
     api::QodSession, cache::SessionCache, metrics::Metrics, profiles::ProfileCatalog,
     providers::ProviderRegistry, qod, services::ServiceAddresses, sink_keys::SinkKeys,
@@ -129,7 +129,7 @@ pub struct Context {
     pub services: Arc<ServiceAddresses>,
     pub sink: Sink,
     pub planner: plan::Settings,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub backoff: backoff::Backoff,
     pub metrics: Arc<Metrics>,
     /// The shared watch, to tell which resources still exist.
@@ -218,7 +218,7 @@ pub async fn run(
         instance: config.instance.clone(),
     };
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        events: EventPublisher::new(client.clone(), reporter),
         client,
         providers: provider_choice::Providers::new(
             providers,

@@ -1202,7 +1202,7 @@ impl Pass<'_> {
             secondary: None,
         };
         let reference = self.session.object_ref(&());
-        if let Err(error) = self.context.recorder.publish(&event, &reference).await {
+        if let Err(error) = self.context.events.publish(&event, &reference).await {
             warn!(error = %error, "could not record an Event");
         }
     }

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     api::{ProviderRef, QodSession, intent::effective_status},
     cache::SessionCache,
-    controller::events::Recorder,
+    controller::events::EventPublisher,
     providers::{ProviderRegistry, label_of},
     qod::profiles::{ProfileApi, ProfileStatus},
     telemetry::error_chain,
@@ -40,7 +40,7 @@ pub struct ProfileSync {
     pub catalog: Arc<ProfileCatalog>,
     pub registry: Arc<ProviderRegistry>,
     pub cache: SessionCache,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     /// The operator's own namespace: its QosProfile resources carry it.
     pub installation: String,
     /// How often each provider's profiles are listed.
@@ -190,11 +190,7 @@ impl ProfileSync {
             action: "CheckProfile".into(),
             secondary: None,
         };
-        if let Err(error) = self
-            .recorder
-            .publish(&event, &session.object_ref(&()))
-            .await
-        {
+        if let Err(error) = self.events.publish(&event, &session.object_ref(&())).await {
             warn!(error = %error, "could not record an Event");
         }
     }

@@ -9,7 +9,7 @@ use kube::{
     api::ListParams,
     runtime::events::{Event, EventType, Reporter},
 };
-use qod_operator::controller::events::Recorder;
+use qod_operator::controller::events::EventPublisher;
 
 use crate::harness::{Harness, Setup, spec};
 
@@ -49,15 +49,15 @@ async fn a_repeated_event_counts_up_one_series() {
     .await;
     let session = h.create("repeats", spec("+36721601230201")).await;
     let regarding = session.object_ref(&());
-    let recorder = Recorder::new(h.client.clone(), reporter());
+    let publisher = EventPublisher::new(h.client.clone(), reporter());
 
     for _ in 0..3 {
-        recorder
+        publisher
             .publish(&event("ProviderUnavailable"), &regarding)
             .await
             .unwrap();
     }
-    recorder
+    publisher
         .publish(&event("Unauthorized"), &regarding)
         .await
         .unwrap();
@@ -100,15 +100,21 @@ async fn the_memory_of_recent_events_is_bounded() {
     .await;
     let session = h.create("bounded", spec("+36721601230202")).await;
     let regarding = session.object_ref(&());
-    let recorder = Recorder::with_capacity(h.client.clone(), reporter(), NonZeroUsize::MIN);
+    let publisher = EventPublisher::with_capacity(h.client.clone(), reporter(), NonZeroUsize::MIN);
 
-    recorder.publish(&event("First"), &regarding).await.unwrap();
-    recorder
+    publisher
+        .publish(&event("First"), &regarding)
+        .await
+        .unwrap();
+    publisher
         .publish(&event("Second"), &regarding)
         .await
         .unwrap();
     // "First" was forgotten to make room for "Second": its repeat is a new Event.
-    recorder.publish(&event("First"), &regarding).await.unwrap();
+    publisher
+        .publish(&event("First"), &regarding)
+        .await
+        .unwrap();
 
     let reasons: Vec<_> = events(&h)
         .await
