@@ -190,7 +190,7 @@ pub struct ControllerArgs {
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ControllerArgs {
-    pub fn controller_config(&self) -> Result<controller::Config, ConfigError> {
+    pub fn controller_config(&self) -> Result<controller::ControllerConfig, ConfigError> {
         for (flag, value) in [
             ("--resync-interval", self.resync_interval),
             ("--requested-refresh", self.requested_refresh),
@@ -204,15 +204,15 @@ impl ControllerArgs {
                 });
             }
         }
-        Ok(controller::Config {
+        Ok(controller::ControllerConfig {
             concurrency: self.concurrency.max(1),
-            planner: plan::Settings {
+            planner: plan::PlannerSettings {
                 resync_interval: self.resync_interval,
                 requested_refresh: self.requested_refresh,
-                ..plan::Settings::default()
+                ..plan::PlannerSettings::default()
             },
             instance: self.pod_name.clone(),
-            ..controller::Config::default()
+            ..controller::ControllerConfig::default()
         })
     }
 }

@@ -208,7 +208,7 @@ mod simulator_command {
     }
 
     impl SimulatorArgs {
-        fn into_config(self) -> Result<simulator::Config, simulator::Error> {
+        fn into_config(self) -> Result<simulator::SimulatorConfig, simulator::Error> {
             let read = |what, path: &Option<PathBuf>| {
                 path.as_deref()
                     .map(|path| simulator::read_secret_file(what, path))
@@ -221,7 +221,7 @@ mod simulator_command {
                 }),
                 _ => None,
             };
-            Ok(simulator::Config {
+            Ok(simulator::SimulatorConfig {
                 available_after: self.available_after,
                 notification_format: self.notification_format,
                 token_ttl: self.token_ttl,

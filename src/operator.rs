@@ -135,7 +135,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
     };
     // Every provider resource's client, with the flags' provider as the default. Kept in step
     // by its watches on every replica.
-    let settings = providers::Settings {
+    let settings = providers::ClientSettings {
         timeouts: args.provider.timeouts(),
         cluster_resource_namespace: args
             .provider
@@ -318,7 +318,7 @@ async fn start_simulator() -> Result<crate::simulator::RunningSimulator, RunErro
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(RunError::Simulator)?;
-    let sim = simulator::spawn(listener, simulator::Config::default())
+    let sim = simulator::spawn(listener, simulator::SimulatorConfig::default())
         .await
         .map_err(RunError::Simulator)?;
     info!(url = sim.base_url(), "built-in QoD simulator running");

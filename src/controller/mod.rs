@@ -87,12 +87,12 @@ const PASSES_PER_PROVIDER_SLOT: u16 = 4;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct ControllerConfig {
     /// Passes that talk to one provider at the same time (each provider rate-limits); four
     /// times as many passes run at once overall.
     pub concurrency: u16,
     /// The planner's timing.
-    pub planner: plan::Settings,
+    pub planner: plan::PlannerSettings,
     /// Shown as the reporting instance of Events (the pod name in a cluster).
     pub instance: Option<String>,
     /// Where reconcile passes are counted and timed.
@@ -105,11 +105,11 @@ pub struct Config {
     pub services: Option<Arc<ServiceAddresses>>,
 }
 
-impl Default for Config {
+impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             concurrency: 16,
-            planner: plan::Settings::default(),
+            planner: plan::PlannerSettings::default(),
             instance: None,
             metrics: Arc::new(Metrics::new()),
             profiles: None,
@@ -128,7 +128,7 @@ pub struct Context {
     /// The external addresses of the Services sessions may name.
     pub services: Arc<ServiceAddresses>,
     pub sink: Sink,
-    pub planner: plan::Settings,
+    pub planner: plan::PlannerSettings,
     pub events: EventPublisher,
     pub backoff: backoff::Backoff,
     pub metrics: Arc<Metrics>,
@@ -210,7 +210,7 @@ pub async fn run(
     cache: SessionCache,
     providers: Arc<ProviderRegistry>,
     sink: Sink,
-    config: Config,
+    config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let reporter = Reporter {

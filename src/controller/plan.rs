@@ -18,7 +18,7 @@ use crate::{
 
 /// Timing knobs of the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub struct PlannerSettings {
     /// How often a session is re-read from the provider even without a reason.
     pub resync_interval: Duration,
     /// How soon a session still REQUESTED is re-read, in case its notification is lost.
@@ -27,7 +27,7 @@ pub struct Settings {
     pub expiry_grace: Duration,
 }
 
-impl Default for Settings {
+impl Default for PlannerSettings {
     fn default() -> Self {
         Self {
             resync_interval: Duration::from_secs(300),
@@ -99,7 +99,7 @@ pub enum Plan {
 }
 
 /// Decides the next step for `session` at `now`: the first of `RULES` that applies.
-pub fn plan(session: &QodSession, now: Timestamp, settings: &Settings) -> Plan {
+pub fn plan(session: &QodSession, now: Timestamp, settings: &PlannerSettings) -> Plan {
     let facts = Facts::of(session, now, settings);
     RULES
         .iter()
@@ -140,7 +140,7 @@ struct Facts<'a> {
     /// The status, with a first create's intent from the metadata.
     status: QodSessionStatus,
     now: Timestamp,
-    settings: &'a Settings,
+    settings: &'a PlannerSettings,
     /// managementPolicy Manage: the session is ours to create, extend, renew and delete.
     manage: bool,
     has_finalizer: bool,
@@ -159,7 +159,7 @@ struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
-    fn of(session: &'a QodSession, now: Timestamp, settings: &'a Settings) -> Self {
+    fn of(session: &'a QodSession, now: Timestamp, settings: &'a PlannerSettings) -> Self {
         let status = super::status_change::current(session);
         let spec_changed = status.observed_generation < session.metadata.generation;
         let retry_in = status

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
 
-use super::plan::{DeleteReason, ExtendReason, Plan, Settings, plan};
+use super::plan::{DeleteReason, ExtendReason, Plan, PlannerSettings, plan};
 use crate::api::{
     ApplicationServer, DeletionPolicy, Device, FINALIZER, ImportOutcome, ImportRecord,
     ManagementPolicy, PAUSED_ANNOTATION, ProviderKind, ProviderRef, QodSession, QodSessionSpec,
@@ -208,7 +208,7 @@ fn wait(seconds: u64) -> Plan {
 #[test]
 fn every_state_gets_its_step() {
     let auto = |s: &mut QodSessionSpec| s.auto_extend = true;
-    let settings = Settings::default();
+    let settings = PlannerSettings::default();
     let cases: Vec<(&str, QodSession, Plan)> = vec![
         // Intent before action.
         (
@@ -898,7 +898,7 @@ fn every_state_gets_its_step() {
 #[test]
 fn the_planner_never_asks_to_wait_zero() {
     // Walk the clock across a session's whole life: every Wait is at least a second.
-    let settings = Settings::default();
+    let settings = PlannerSettings::default();
     let session = fresh()
         .edit(|s| s.auto_extend = true)
         .finalized()

@@ -145,7 +145,7 @@ pub trait BuildClient: Send + Sync {
 
 /// Settings every provider client shares, from the operator's flags.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct ClientSettings {
     pub timeouts: Timeouts,
     /// Where a ClusterQodProvider's Secrets are (the operator's namespace); a QodProvider's are
     /// in its own namespace.
@@ -155,11 +155,11 @@ pub struct Settings {
 /// The operator's [`BuildClient`]: Secrets read with its own Kubernetes client.
 pub struct ClientFactory {
     client: kube::Client,
-    settings: Settings,
+    settings: ClientSettings,
 }
 
 impl ClientFactory {
-    pub fn new(client: kube::Client, settings: Settings) -> Self {
+    pub fn new(client: kube::Client, settings: ClientSettings) -> Self {
         Self { client, settings }
     }
 
@@ -357,7 +357,7 @@ mod tests {
     async fn a_cluster_providers_secrets_are_read_in_the_operators_namespace() {
         let factory = ClientFactory::new(
             offline_client(),
-            Settings {
+            ClientSettings {
                 timeouts: Timeouts::default(),
                 cluster_resource_namespace: "qod-system".into(),
             },

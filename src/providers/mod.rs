@@ -11,6 +11,6 @@ pub mod selector;
 pub mod usage;
 pub mod watch;
 
-pub use build::{BuildClient, BuildError, ClientFactory, SecretScope, Settings};
+pub use build::{BuildClient, BuildError, ClientFactory, ClientSettings, SecretScope};
 pub use key::{DEFAULT_LABEL, ProviderKey, label_of};
 pub use registry::{ProviderRegistry, Refusal, Resolved, Source};

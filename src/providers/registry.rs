@@ -440,7 +440,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        providers::build::{ClientFactory, Settings, testing::offline_client},
+        providers::build::{ClientFactory, ClientSettings, testing::offline_client},
         qod::Timeouts,
     };
 
@@ -478,7 +478,7 @@ mod tests {
             let builds = Arc::new(AtomicUsize::new(0));
             let factory = ClientFactory::new(
                 offline_client(),
-                Settings {
+                ClientSettings {
                     timeouts: Timeouts::default(),
                     cluster_resource_namespace: "qod-system".into(),
                 },
@@ -585,7 +585,7 @@ mod tests {
         let without = ProviderRegistry::new(
             Box::new(ClientFactory::new(
                 offline_client(),
-                Settings {
+                ClientSettings {
                     timeouts: Timeouts::default(),
                     cluster_resource_namespace: "qod-system".into(),
                 },
@@ -798,7 +798,7 @@ mod tests {
         let fresh = ProviderRegistry::new(
             Box::new(ClientFactory::new(
                 offline_client(),
-                Settings {
+                ClientSettings {
                     timeouts: Timeouts::default(),
                     cluster_resource_namespace: "qod-system".into(),
                 },

@@ -55,7 +55,7 @@ use crate::qod::event::NotificationFormat;
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct SimulatorConfig {
     /// Delay between create (REQUESTED) and AVAILABLE; zero answers AVAILABLE in the 201.
     pub available_after: Duration,
     /// The notification format for every session; `None` picks the path's own (v1 for
@@ -87,7 +87,7 @@ pub struct Config {
     pub public_url: Option<String>,
 }
 
-impl Default for Config {
+impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
             available_after: Duration::from_secs(1),
@@ -164,7 +164,7 @@ pub fn format_name(format: NotificationFormat) -> &'static str {
 
 /// Everything the handlers and background tasks share.
 struct SimulatorState {
-    config: Config,
+    config: SimulatorConfig,
     clock: clock::Clock,
     /// Base of the CloudEvent `source` URLs.
     base_url: String,
@@ -173,7 +173,7 @@ struct SimulatorState {
     profiles: Mutex<profiles::Table>,
     faults: Mutex<Faults>,
     tokens: Mutex<client_auth::Tokens>,
-    /// The static bearer token accepted besides issued ones: `Config::bearer_token` at start,
+    /// The static bearer token accepted besides issued ones: `SimulatorConfig::bearer_token` at start,
     /// replaced by `PUT /_sim/auth` (a credential rotation at the provider).
     bearer_token: Mutex<Option<SecretString>>,
     /// The client secret the token endpoint accepts, when it checks one.
@@ -281,7 +281,7 @@ pub struct Simulator {
 impl Simulator {
     /// A simulator whose CloudEvent sources start with `base_url` (unless the config names a
     /// public URL).
-    pub fn new(config: Config, base_url: impl Into<String>) -> Result<Self, Error> {
+    pub fn new(config: SimulatorConfig, base_url: impl Into<String>) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.notification_retry.timeout)
             .build()
@@ -398,7 +398,7 @@ impl RunningSimulator {
 }
 
 /// Serves a simulator on `listener` until [`RunningSimulator::shutdown`].
-pub async fn spawn(listener: TcpListener, config: Config) -> io::Result<RunningSimulator> {
+pub async fn spawn(listener: TcpListener, config: SimulatorConfig) -> io::Result<RunningSimulator> {
     let local_addr = listener.local_addr()?;
     let base_url = format!("http://{local_addr}");
     let state = Simulator::new(config, base_url.clone()).map_err(io::Error::other)?;

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::SecretString;
 
-use super::{Config, Limits};
+use super::{Limits, WebhookConfig};
 use crate::sink_keys::{KeyError, SinkKeys};
 
 /// Flags of the notification webhook.
@@ -78,7 +78,7 @@ impl WebhookArgs {
 
     /// The webhook's settings with `keys` (from [`keys`](Self::keys), shared with the
     /// controller).
-    pub fn config(&self, keys: SinkKeys) -> Result<Config, ArgsError> {
+    pub fn config(&self, keys: SinkKeys) -> Result<WebhookConfig, ArgsError> {
         let static_token = self
             .webhook_static_token_file
             .as_deref()
@@ -97,7 +97,7 @@ impl WebhookArgs {
                 Ok(SecretString::from(token.to_owned()))
             })
             .transpose()?;
-        Ok(Config {
+        Ok(WebhookConfig {
             static_token,
             limits: Limits {
                 max_body_bytes: self.webhook_max_body_bytes,
@@ -105,7 +105,7 @@ impl WebhookArgs {
                 max_in_flight: self.webhook_max_in_flight,
             },
             key_reload_interval: self.hmac_key_reload_interval,
-            ..Config::new(keys)
+            ..WebhookConfig::new(keys)
         })
     }
 }

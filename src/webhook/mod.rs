@@ -68,7 +68,7 @@ use crate::{cache::SessionCache, metrics::Metrics, sink_keys::SinkKeys};
 
 /// How the webhook runs.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct WebhookConfig {
     /// The HMAC keys of sink tokens (share them with the controller).
     pub keys: SinkKeys,
     /// A fixed token accepted for every resource (the seeds' "Bearer my-token" receivers);
@@ -81,7 +81,7 @@ pub struct Config {
     pub dedupe_capacity: usize,
 }
 
-impl Config {
+impl WebhookConfig {
     /// Defaults for everything but the keys.
     pub fn new(keys: SinkKeys) -> Self {
         Self {
@@ -125,7 +125,12 @@ impl Webhook {
     /// The webhook over `cache` (which finds the resources notifications are about). For
     /// file-backed keys it starts re-reading the key files, which stops when the webhook and
     /// every router made from it are dropped. Call inside a tokio runtime.
-    pub fn new(client: Client, cache: SessionCache, config: Config, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        cache: SessionCache,
+        config: WebhookConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut tasks = Vec::new();
         if config.keys.is_file_backed() {
             tasks.push(tokio::spawn(reload_keys(

@@ -40,7 +40,7 @@ const MOST_IN_FLIGHT: usize = 16 + 64 + 1;
 /// it, retries a refused notification for about a minute (the webhook's request timeout is
 /// 10 s, each attempt may wait 15 s for its answer).
 async fn patient_simulator() -> (simulator::RunningSimulator, Sim) {
-    simulator_with(simulator::Config {
+    simulator_with(simulator::SimulatorConfig {
         available_after: Duration::from_millis(200),
         notification_retry: simulator::RetryPolicy {
             attempts: 20,
@@ -48,7 +48,7 @@ async fn patient_simulator() -> (simulator::RunningSimulator, Sim) {
             max_backoff: Duration::from_secs(3),
             timeout: Duration::from_secs(15),
         },
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await
 }

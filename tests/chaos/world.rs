@@ -196,15 +196,17 @@ pub fn sink_uid(session: &Value) -> Option<&str> {
 
 /// An in-process simulator that answers AVAILABLE 200 ms after a create.
 pub async fn in_process_simulator() -> (simulator::RunningSimulator, Sim) {
-    simulator_with(simulator::Config {
+    simulator_with(simulator::SimulatorConfig {
         available_after: Duration::from_millis(200),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await
 }
 
 /// An in-process simulator with `config`.
-pub async fn simulator_with(config: simulator::Config) -> (simulator::RunningSimulator, Sim) {
+pub async fn simulator_with(
+    config: simulator::SimulatorConfig,
+) -> (simulator::RunningSimulator, Sim) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = simulator::spawn(listener, config).await.unwrap();
     let sim = Sim::new(running.base_url());

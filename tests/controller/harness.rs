@@ -37,16 +37,16 @@ impl SinkTokens for TestTokens {
 
 /// What differs between tests.
 pub struct Setup {
-    pub simulator: simulator::Config,
+    pub simulator: simulator::SimulatorConfig,
     pub provider_token: Option<&'static str>,
     pub start_controller: bool,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        let mut simulator = simulator::Config {
+        let mut simulator = simulator::SimulatorConfig {
             available_after: Duration::from_millis(100),
-            ..simulator::Config::default()
+            ..simulator::SimulatorConfig::default()
         };
         // No webhook runs here: the sink refuses, and the controller learns by reading.
         simulator.notification_retry.attempts = 1;
@@ -71,8 +71,8 @@ pub struct Harness {
 }
 
 /// Fast timing, so lost notifications are repaired within a test's patience.
-pub fn planner() -> plan::Settings {
-    plan::Settings {
+pub fn planner() -> plan::PlannerSettings {
+    plan::PlannerSettings {
         resync_interval: Duration::from_secs(2),
         requested_refresh: Duration::from_secs(1),
         expiry_grace: Duration::from_millis(500),
@@ -139,10 +139,10 @@ impl Harness {
             cache,
             providers,
             sink,
-            controller::Config {
+            controller::ControllerConfig {
                 planner: planner(),
                 metrics: Arc::clone(&self.metrics),
-                ..controller::Config::default()
+                ..controller::ControllerConfig::default()
             },
             shutdown.clone().cancelled_owned(),
         ));

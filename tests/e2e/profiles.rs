@@ -403,8 +403,8 @@ async fn each_provider_checks_its_own_profiles_and_one_without_the_api_is_untouc
     world.install_crd().await;
     // CAMARA QoD v0.11 predates the QoS Profiles API; the v1 provider offers a profile of its
     // own, which the default provider does not.
-    let old = telco(simulator::Config::default()).await;
-    let own = telco(simulator::Config::default()).await;
+    let old = telco(simulator::SimulatorConfig::default()).await;
+    let own = telco(simulator::SimulatorConfig::default()).await;
     sim_profiles(
         own.base_url(),
         reqwest::Method::PUT,

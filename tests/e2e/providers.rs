@@ -18,32 +18,32 @@ use crate::{
 
 /// A simulator that accepts only `token` as bearer token.
 async fn telco_with_bearer(token: &str) -> RunningSimulator {
-    telco(simulator::Config {
+    telco(simulator::SimulatorConfig {
         require_auth: true,
         bearer_token: Some(SecretString::from(token)),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await
 }
 
 /// A simulator whose token endpoint accepts only this client.
 async fn telco_with_oauth(client_id: &str, secret: &str) -> RunningSimulator {
-    telco(simulator::Config {
+    telco(simulator::SimulatorConfig {
         require_auth: true,
         client_credentials: Some(ClientCredentials {
             client_id: client_id.into(),
             client_secret: SecretString::from(secret),
         }),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await
 }
 
-pub(crate) async fn telco(config: simulator::Config) -> RunningSimulator {
+pub(crate) async fn telco(config: simulator::SimulatorConfig) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(
         listener,
-        simulator::Config {
+        simulator::SimulatorConfig {
             available_after: Duration::from_millis(200),
             ..config
         },
@@ -453,7 +453,7 @@ spec:
 async fn a_hanging_provider_does_not_hold_up_another() {
     let world = World::start("hanging-provider").await;
     world.install_crd().await;
-    let hanging = telco(simulator::Config::default()).await;
+    let hanging = telco(simulator::SimulatorConfig::default()).await;
     // It makes each session but answers 25 s later (the operator waits up to 30 s).
     reqwest::Client::new()
         .put(format!("{}/_sim/faults", hanging.base_url()))

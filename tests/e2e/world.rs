@@ -74,9 +74,9 @@ impl World {
             listener,
             // Faster than the operator's 1 s re-read of REQUESTED sessions, so the AVAILABLE
             // notification often lands in the same whole second as the last read.
-            simulator::Config {
+            simulator::SimulatorConfig {
                 available_after: Duration::from_millis(200),
-                ..simulator::Config::default()
+                ..simulator::SimulatorConfig::default()
             },
         )
         .await

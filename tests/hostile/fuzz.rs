@@ -225,7 +225,7 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
         .await
         .unwrap();
         let keys = SinkKeys::from_bytes(b"fuzz-key".to_vec(), None).unwrap();
-        let mut config = webhook::Config::new(keys.clone());
+        let mut config = webhook::WebhookConfig::new(keys.clone());
         config.limits.max_body_bytes = 16 * 1024;
         config.limits.request_timeout = Duration::from_secs(2);
         let cache = qod_operator::cache::SessionCache::start(client.clone(), Some(&namespace));

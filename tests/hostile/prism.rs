@@ -53,11 +53,11 @@ async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_for
     let cluster = Cluster::start("prism").await;
     // The spec demands credentials: a static bearer token on both sides.
     let token = "prism-lifecycle-token";
-    let (running, sim) = simulator_with(simulator::Config {
+    let (running, sim) = simulator_with(simulator::SimulatorConfig {
         available_after: Duration::from_millis(200),
         bearer_token: Some(SecretString::from(token)),
         require_auth: true,
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
     std::fs::write(dir.join("bearer-token"), token).unwrap();

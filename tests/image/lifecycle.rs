@@ -63,9 +63,9 @@ async fn operator_from_the_image_runs_a_session_through_its_life() {
 
     let sim = simulator::spawn(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        simulator::Config {
+        simulator::SimulatorConfig {
             available_after: Duration::from_millis(200),
-            ..simulator::Config::default()
+            ..simulator::SimulatorConfig::default()
         },
     )
     .await

@@ -45,9 +45,9 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = simulator::spawn(
             listener,
-            simulator::Config {
+            simulator::SimulatorConfig {
                 available_after: Duration::from_millis(200),
-                ..simulator::Config::default()
+                ..simulator::SimulatorConfig::default()
             },
         )
         .await

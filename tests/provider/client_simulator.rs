@@ -31,16 +31,16 @@ const SINK_TOKEN: &str = "7d1c0a9e5b3f4e2d8c6b1a0f9e8d7c6b";
 const UNKNOWN_SESSION: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn start(config: simulator::Config) -> RunningSimulator {
+async fn start(config: simulator::SimulatorConfig) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(listener, config).await.unwrap()
 }
 
 /// Sessions are AVAILABLE in the 201, so they can be extended at once.
-fn available_at_once() -> simulator::Config {
-    simulator::Config {
+fn available_at_once() -> simulator::SimulatorConfig {
+    simulator::SimulatorConfig {
         available_after: Duration::ZERO,
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     }
 }
 
@@ -319,7 +319,7 @@ async fn every_operation_on_v0_10() {
 
 #[tokio::test]
 async fn every_operation_in_the_nac_flavour() {
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         api_key: Some(SecretString::from("nac-application-key")),
         ..available_at_once()
     })
@@ -418,9 +418,9 @@ async fn provider_refusals_keep_their_status_and_code() {
 
 #[tokio::test]
 async fn extending_a_session_that_is_not_available_is_refused_per_version() {
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         available_after: Duration::from_secs(3600),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
     let v1 = camara(&sim, "/quality-on-demand/v1", ApiVersion::V1);
@@ -507,7 +507,7 @@ async fn a_create_without_answer_is_outcome_unknown() {
 async fn a_revoked_token_is_replaced_once_and_the_call_succeeds() {
     // A secret with characters that RFC 6749's form-encoding changes.
     let secret = "s3cr3t/with+chars=";
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         require_auth: true,
         client_credentials: Some(simulator::ClientCredentials {
             client_id: "operator-1".into(),
@@ -566,7 +566,7 @@ async fn a_revoked_token_is_replaced_once_and_the_call_succeeds() {
 
 #[tokio::test]
 async fn a_static_bearer_token_is_accepted_and_a_wrong_one_refused_once() {
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         require_auth: true,
         bearer_token: Some(SecretString::from("static-bearer-token")),
         ..available_at_once()

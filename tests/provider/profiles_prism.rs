@@ -10,7 +10,7 @@ use qod_operator::{
         BitRate, CamaraAuth, CamaraProfilesClient, Device, ProfileApi, ProfileFilter,
         ProfileStatus, SecretSource, Timeouts, error::Error,
     },
-    simulator::{self, Config},
+    simulator::{self, SimulatorConfig},
 };
 use secrecy::SecretString;
 
@@ -94,10 +94,10 @@ async fn v1_2_rc_3_requests_are_valid() {
 
 #[tokio::test]
 async fn the_simulator_answers_as_the_v1_1_spec_allows() {
-    let config = Config {
+    let config = SimulatorConfig {
         require_auth: true,
         bearer_token: Some(SecretString::from(TOKEN)),
-        ..Config::default()
+        ..SimulatorConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = simulator::spawn(listener, config).await.unwrap();

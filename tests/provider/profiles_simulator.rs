@@ -25,11 +25,11 @@ async fn start() -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(
         listener,
-        simulator::Config {
+        simulator::SimulatorConfig {
             available_after: Duration::ZERO,
             require_auth: true,
             bearer_token: Some(SecretString::from(TOKEN)),
-            ..simulator::Config::default()
+            ..simulator::SimulatorConfig::default()
         },
     )
     .await

@@ -14,7 +14,7 @@ use kube::{
 };
 use qod_operator::{
     api::{ClusterQodProvider, ProviderKind, ProviderRef, QodProvider},
-    providers::{self, ClientFactory, ProviderRegistry, Refusal, Resolved, Settings},
+    providers::{self, ClientFactory, ClientSettings, ProviderRegistry, Refusal, Resolved},
     qod::Timeouts,
     simulator::{self, RunningSimulator},
 };
@@ -29,7 +29,7 @@ use crate::{
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn start(config: simulator::Config) -> RunningSimulator {
+async fn start(config: simulator::SimulatorConfig) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(listener, config).await.unwrap()
 }
@@ -102,15 +102,15 @@ async fn sessions_land_at_the_provider_their_reference_names() {
     // Labels of this test alone: other tests' namespaces share the control plane.
     label(&client, &team_a, json!({"qod-test": team_a})).await;
 
-    let camara_sim = start(simulator::Config {
+    let camara_sim = start(simulator::SimulatorConfig {
         require_auth: true,
         bearer_token: Some(SecretString::from("token-of-telco-a")),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
-    let nac_sim = start(simulator::Config {
+    let nac_sim = start(simulator::SimulatorConfig {
         api_key: Some(SecretString::from("key-of-team-b")),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
     apply(
@@ -151,7 +151,7 @@ async fn sessions_land_at_the_provider_their_reference_names() {
     let registry = Arc::new(ProviderRegistry::new(
         Box::new(ClientFactory::new(
             client.clone(),
-            Settings {
+            ClientSettings {
                 timeouts: Timeouts::default(),
                 cluster_resource_namespace: operator.clone(),
             },

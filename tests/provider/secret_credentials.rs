@@ -65,7 +65,7 @@ fn secret_file(test: &str, value: &str) -> PathBuf {
     path
 }
 
-async fn start(config: simulator::Config) -> RunningSimulator {
+async fn start(config: simulator::SimulatorConfig) -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     simulator::spawn(listener, config).await.unwrap()
 }
@@ -144,10 +144,10 @@ async fn a_rotated_secret_is_used_without_a_restart_with_get_alone() {
     let reader = only_get_on_secrets(plane, &namespace).await;
     write_secret(&admin, &namespace, "nac", json!({"api-key": "key-one\n"})).await;
     let provider_key = secret_file("nac-key", "key-one");
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         api_key: Some(SecretString::from("key-one")),
         api_key_file: Some(provider_key.clone()),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
     let key = SecretKeyRef::new(reader, &namespace, "nac", "api-key");
@@ -181,14 +181,14 @@ async fn an_oauth2_client_secret_comes_from_a_secret() {
     )
     .await;
     let provider_secret = secret_file("client-secret", "s3cr3t");
-    let sim = start(simulator::Config {
+    let sim = start(simulator::SimulatorConfig {
         require_auth: true,
         client_credentials: Some(simulator::ClientCredentials {
             client_id: "operator".into(),
             client_secret: SecretString::from("s3cr3t"),
         }),
         client_secret_file: Some(provider_secret.clone()),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     })
     .await;
     let mut config = CamaraConfig::new(format!("{}/quality-on-demand/v1", sim.base_url()));
@@ -223,7 +223,7 @@ async fn a_missing_or_forbidden_secret_is_named_and_nothing_reaches_the_provider
     )
     .await;
     write_secret(&admin, &elsewhere, "telco", json!({"token": "hunter2"})).await;
-    let sim = start(simulator::Config::default()).await;
+    let sim = start(simulator::SimulatorConfig::default()).await;
     let client_for = |namespace: &str, name: &str, key: &str| {
         let mut config = CamaraConfig::new(format!("{}/quality-on-demand/v1", sim.base_url()));
         config.auth = CamaraAuth::Bearer(SecretSource::Kubernetes(SecretKeyRef::new(

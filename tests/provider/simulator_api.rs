@@ -23,7 +23,7 @@ use qod_operator::{
         event::{self, NotificationFormat},
         model::{QosStatus, StatusInfo},
     },
-    simulator::{self, Config, RunningSimulator},
+    simulator::{self, RunningSimulator, SimulatorConfig},
 };
 use reqwest::Method;
 use secrecy::SecretString;
@@ -50,7 +50,7 @@ struct Answer {
     body: Value,
 }
 
-async fn start(config: Config) -> Sim {
+async fn start(config: SimulatorConfig) -> Sim {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = simulator::spawn(listener, config).await.unwrap();
     Sim {
@@ -60,10 +60,10 @@ async fn start(config: Config) -> Sim {
 }
 
 /// Activation after 50 ms, quick notification retries.
-fn fast_config() -> Config {
-    let mut config = Config {
+fn fast_config() -> SimulatorConfig {
+    let mut config = SimulatorConfig {
         available_after: Duration::from_millis(50),
-        ..Config::default()
+        ..SimulatorConfig::default()
     };
     config.notification_retry.initial_backoff = Duration::from_millis(20);
     config.notification_retry.max_backoff = Duration::from_millis(100);
@@ -414,7 +414,7 @@ async fn v1_session_goes_available_notifies_and_is_deleted_with_delete_requested
 async fn every_notification_format_reaches_the_sink_and_parses() {
     let sink = start_sink().await;
     for (index, format) in NotificationFormat::ALL.into_iter().enumerate() {
-        let sim = start(Config {
+        let sim = start(SimulatorConfig {
             available_after: Duration::ZERO,
             notification_format: Some(format),
             ..fast_config()
@@ -444,7 +444,7 @@ async fn every_notification_format_reaches_the_sink_and_parses() {
 
 #[tokio::test]
 async fn without_a_configured_format_each_path_notifies_in_its_own() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     })
@@ -543,7 +543,7 @@ async fn an_expired_session_notifies_duration_expired_and_disappears() {
 
 #[tokio::test]
 async fn a_network_termination_keeps_the_session_and_its_flow_until_deleted() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     })
@@ -612,7 +612,7 @@ async fn a_network_termination_keeps_the_session_and_its_flow_until_deleted() {
 
 #[tokio::test]
 async fn a_terminated_session_is_removed_after_the_retention() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         terminated_retention: Duration::from_secs(1),
         ..fast_config()
@@ -642,7 +642,7 @@ async fn a_terminated_session_is_removed_after_the_retention() {
 
 #[tokio::test]
 async fn failing_sinks_are_retried_and_then_given_up() {
-    let mut config = Config {
+    let mut config = SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     };
@@ -716,7 +716,7 @@ async fn failing_sinks_are_retried_and_then_given_up() {
 
 #[tokio::test]
 async fn notification_faults_drop_duplicate_and_reorder() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     })
@@ -1033,7 +1033,7 @@ async fn overlapping_flows_conflict_and_separate_ones_do_not() {
 
 #[tokio::test]
 async fn extend_is_capped_at_the_profile_maximum_and_needs_an_available_session() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::from_secs(1),
         ..fast_config()
     })
@@ -1080,7 +1080,7 @@ async fn extend_is_capped_at_the_profile_maximum_and_needs_an_available_session(
 
 #[tokio::test]
 async fn v0_10_path_speaks_the_webhook_shape_with_epoch_seconds() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::from_secs(1),
         ..fast_config()
     })
@@ -1188,7 +1188,7 @@ async fn v0_10_path_speaks_the_webhook_shape_with_epoch_seconds() {
 
 #[tokio::test]
 async fn v0_11_path_serves_the_sink_shape_with_its_older_codes() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     })
@@ -1285,7 +1285,7 @@ async fn retrieve_sessions_lists_a_devices_sessions() {
 
 #[tokio::test]
 async fn nac_clients_get_nokias_answers() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         api_key: Some(SecretString::from("nac-key")),
         require_auth: true,
@@ -1422,7 +1422,7 @@ async fn oauth_tokens_are_issued_checked_and_revoked() {
     std::fs::create_dir_all(&dir).unwrap();
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, "s3cret\n").unwrap();
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         require_auth: true,
         client_credentials: Some(simulator::ClientCredentials {
             client_id: "operator".into(),
@@ -1540,7 +1540,7 @@ async fn oauth_tokens_are_issued_checked_and_revoked() {
 
 #[tokio::test]
 async fn tokens_expire_after_their_ttl() {
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         token_ttl: Duration::from_millis(1500),
         ..fast_config()
     })
@@ -1692,7 +1692,7 @@ async fn shutdown_stops_serving() {
 #[tokio::test]
 async fn session_state_is_reported_as_the_model_types_read_it() {
     // The simulator's answers parse with the project's own wire models.
-    let sim = start(Config {
+    let sim = start(SimulatorConfig {
         available_after: Duration::ZERO,
         ..fast_config()
     })

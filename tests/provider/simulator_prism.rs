@@ -12,7 +12,7 @@ use qod_operator::{
         camara::{ApiVersion, CamaraAuth, CamaraClient, CamaraConfig},
         credentials::SecretSource,
     },
-    simulator::{self, Config},
+    simulator::{self, SimulatorConfig},
 };
 use secrecy::SecretString;
 
@@ -76,10 +76,10 @@ async fn v0_10_endpoints_answer_as_the_v0_10_spec_allows() {
 
 /// Drives every endpoint of one API version through a validating proxy of that version's spec.
 async fn drive(spec: &str, base_path: &str, version: ApiVersion) {
-    let mut config = Config {
+    let mut config = SimulatorConfig {
         available_after: Duration::from_millis(300),
         bearer_token: Some(SecretString::from(TOKEN)),
-        ..Config::default()
+        ..SimulatorConfig::default()
     };
     config.notification_retry.attempts = 1;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use qod_operator::{
-    providers::{ClientFactory, ProviderRegistry, Settings},
+    providers::{ClientFactory, ClientSettings, ProviderRegistry},
     qod::{ProviderClients, SessionApi, Timeouts},
 };
 
@@ -13,7 +13,7 @@ pub fn default_only(client: kube::Client, default: Arc<dyn SessionApi>) -> Arc<P
     Arc::new(ProviderRegistry::new(
         Box::new(ClientFactory::new(
             client,
-            Settings {
+            ClientSettings {
                 timeouts: Timeouts::default(),
                 cluster_resource_namespace: "default".into(),
             },

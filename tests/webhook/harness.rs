@@ -133,14 +133,14 @@ impl Hook {
     }
 
     /// Starts with the webhook's config changed by `adjust`.
-    pub async fn start_with(adjust: impl FnOnce(&mut webhook::Config)) -> Self {
+    pub async fn start_with(adjust: impl FnOnce(&mut webhook::WebhookConfig)) -> Self {
         Self::start_full(adjust, |client| client).await
     }
 
     /// Starts with the webhook's config changed by `adjust` and its Kubernetes client made by
     /// `wrap` from a working one (to inject API failures).
     pub async fn start_full(
-        adjust: impl FnOnce(&mut webhook::Config),
+        adjust: impl FnOnce(&mut webhook::WebhookConfig),
         wrap: impl FnOnce(Client) -> Client,
     ) -> Self {
         Self::start_on(None, adjust, wrap).await
@@ -161,7 +161,7 @@ impl Hook {
 
     async fn start_on(
         own: Option<ControlPlane>,
-        adjust: impl FnOnce(&mut webhook::Config),
+        adjust: impl FnOnce(&mut webhook::WebhookConfig),
         wrap: impl FnOnce(Client) -> Client,
     ) -> Self {
         // QOD_TEST_LOG=debug shows the webhook's logs of a failing test.
@@ -176,7 +176,7 @@ impl Hook {
         control_plane::install_crd(&client).await;
         let namespace = control_plane.namespace("webhook").await;
         let keys = SinkKeys::from_bytes(b"webhook-test-key".to_vec(), None).unwrap();
-        let mut config = webhook::Config::new(keys.clone());
+        let mut config = webhook::WebhookConfig::new(keys.clone());
         adjust(&mut config);
         let metrics = Arc::new(Metrics::new());
         let wrapped = wrap(client.clone());
@@ -373,7 +373,7 @@ impl Hook {
         let replica = Webhook::new(
             self.client.clone(),
             cache.clone(),
-            webhook::Config::new(self.keys.clone()),
+            webhook::WebhookConfig::new(self.keys.clone()),
             Arc::new(Metrics::new()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -45,9 +45,9 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = simulator::spawn(
         listener,
-        simulator::Config {
+        simulator::SimulatorConfig {
             available_after: Duration::from_millis(500),
-            ..simulator::Config::default()
+            ..simulator::SimulatorConfig::default()
         },
     )
     .await
@@ -65,13 +65,13 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
         hook.cache.clone(),
         crate::support::providers::default_only(hook.client.clone(), provider),
         Sink::new(&hook.base, Arc::new(hook.keys.clone())),
-        controller::Config {
-            planner: plan::Settings {
+        controller::ControllerConfig {
+            planner: plan::PlannerSettings {
                 resync_interval: Duration::from_secs(3600),
                 requested_refresh: Duration::from_secs(3600),
                 expiry_grace: Duration::from_secs(3600),
             },
-            ..controller::Config::default()
+            ..controller::ControllerConfig::default()
         },
         shutdown.clone().cancelled_owned(),
     ));

@@ -93,9 +93,9 @@ impl Flavour {
 
 async fn start_simulator() -> RunningSimulator {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut config = simulator::Config {
+    let mut config = simulator::SimulatorConfig {
         available_after: Duration::from_millis(300),
-        ..simulator::Config::default()
+        ..simulator::SimulatorConfig::default()
     };
     config.notification_retry.initial_backoff = Duration::from_millis(50);
     simulator::spawn(listener, config).await.unwrap()

@@ -52,9 +52,9 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim = simulator::spawn(
             listener,
-            simulator::Config {
+            simulator::SimulatorConfig {
                 available_after: Duration::from_millis(100),
-                ..simulator::Config::default()
+                ..simulator::SimulatorConfig::default()
             },
         )
         .await?;
