@@ -128,7 +128,7 @@ struct Known {
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct ServicesState {
     services: HashMap<(String, String), Known>,
     synced: bool,
     relisting: Option<HashMap<(String, String), Known>>,
@@ -137,7 +137,7 @@ struct State {
 /// The external addresses of every Service in scope, kept by [`ServiceAddresses::run`].
 #[derive(Debug, Default)]
 pub struct ServiceAddresses {
-    state: RwLock<State>,
+    state: RwLock<ServicesState>,
 }
 
 impl ServiceAddresses {

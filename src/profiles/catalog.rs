@@ -76,12 +76,12 @@ struct Book {
     /// The client as the registry built it: another one means the provider changed.
     api: Arc<dyn ProfileApi>,
     metered: Metered<dyn ProfileApi>,
-    state: Mutex<State>,
+    state: Mutex<BookState>,
     /// One listing at a time per provider.
     listing: tokio::sync::Mutex<()>,
 }
 
-struct State {
+struct BookState {
     known: Known,
     /// When the last listing was asked for (whatever its outcome).
     asked_at: Option<Instant>,
@@ -139,7 +139,7 @@ impl ProfileCatalog {
         Book {
             api: Arc::clone(api),
             metered: Metered::new(Arc::clone(api), Arc::clone(&self.metrics), provider.into()),
-            state: Mutex::new(State {
+            state: Mutex::new(BookState {
                 known: Known::Unread,
                 asked_at: None,
             }),
@@ -261,7 +261,7 @@ impl ProfileCatalog {
 }
 
 impl Book {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BookState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

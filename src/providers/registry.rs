@@ -124,7 +124,7 @@ struct Entry {
 }
 
 #[derive(Default)]
-struct State {
+struct RegistryState {
     providers: HashMap<ProviderKey, Entry>,
     /// Labels of every namespace (for namespace selectors).
     namespaces: HashMap<String, BTreeMap<String, String>>,
@@ -138,7 +138,7 @@ struct State {
 pub struct ProviderRegistry {
     builder: Box<dyn BuildClient>,
     default: Option<ProviderClients>,
-    state: RwLock<State>,
+    state: RwLock<RegistryState>,
     /// Counts changes of the set of providers or their clients, for those that follow it
     /// (the QoS profile sync).
     changes: tokio::sync::watch::Sender<u64>,
@@ -149,7 +149,7 @@ impl ProviderRegistry {
         Self {
             builder,
             default,
-            state: RwLock::new(State::default()),
+            state: RwLock::new(RegistryState::default()),
             changes: tokio::sync::watch::Sender::new(0),
         }
     }

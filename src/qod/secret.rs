@@ -193,11 +193,11 @@ impl SecretSource {
 pub(crate) struct CachedSecret {
     source: SecretSource,
     what: &'static str,
-    state: tokio::sync::Mutex<State>,
+    state: tokio::sync::Mutex<SecretState>,
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct SecretState {
     loaded: Option<Loaded>,
     /// Counts the values loaded; identifies which one a refused request carried. Never reset,
     /// so a late refusal of a value from before a failed read cannot match a newer one.
@@ -217,7 +217,7 @@ impl CachedSecret {
         Self {
             source,
             what,
-            state: tokio::sync::Mutex::new(State::default()),
+            state: tokio::sync::Mutex::new(SecretState::default()),
         }
     }
 
@@ -272,7 +272,7 @@ impl CachedSecret {
     }
 }
 
-impl State {
+impl SecretState {
     /// Keeps `value` read at `now`; a new generation only if the value changed.
     fn store(&mut self, value: SecretString, now: Instant, what: &str) -> (SecretString, u64) {
         let stale_at = now + MAX_AGE;
