@@ -1,6 +1,6 @@
-//! The operator's Prometheus metrics: one registry for the whole process, every metric of
-//! DESIGN.md ("Operations") registered up front with the `qod_operator_` prefix, so each part
-//! only records. Served as text by the probe server's `/metrics` ([`Metrics::encode`]).
+//! The operator's Prometheus metrics: one registry for the whole process, every metric
+//! registered up front with the `qod_operator_` prefix (docs/architecture.md, "Operations"), so
+//! each part only records. Served as text by the probe server's `/metrics` ([`Metrics::encode`]).
 //!
 //! Labels are bounded: operations, outcomes, error categories, HTTP status codes and the
 //! network's status words (unknown words fold into `other`). Never a name, uid or session id.
@@ -427,7 +427,8 @@ fn session_state(word: Option<&str>) -> &'static str {
 mod tests {
     use super::*;
 
-    /// Every metric name DESIGN.md and the README promise.
+    /// The metric names the README and the chart's dashboard and alerts use, but for the gauge
+    /// of notifications awaiting a create, which the webhook's tests check.
     const NAMES: [&str; 11] = [
         "qod_operator_notifications_total",
         "qod_operator_notification_duration_seconds",

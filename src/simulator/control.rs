@@ -1,4 +1,5 @@
-//! Test control under `/_sim/` (the contract in DESIGN.md): inspect sessions and their
+//! Test control under `/_sim/` (the contract in
+//! docs/architecture.md, "Command-line and test-control contract"): inspect sessions and their
 //! notification deliveries, end a session from the network side, inject faults, revoke tokens,
 //! read counters and reset. Never subject to faults or authentication: it is a test harness,
 //! bind the simulator to a trusted interface.

@@ -2,7 +2,8 @@
 //! QoD API endpoints, and dropped, duplicated or reordered notifications.
 //!
 //! Faults never touch `/_sim/*` or `/oauth/token`, so a test can always inspect and repair the
-//! simulator. The JSON shape is part of the test-control contract in DESIGN.md.
+//! simulator. The JSON shape is part of the test-control contract
+//! (docs/architecture.md, "Command-line and test-control contract").
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
-//! The webhook's command-line flags (DESIGN.md, "Command-line and test-control contract"),
-//! for `qod-operator run` to flatten in (`#[command(flatten)] webhook: WebhookArgs`). Every flag
-//! is also read from `QOD_<FLAG>`.
+//! The webhook's command-line flags
+//! (docs/architecture.md, "Command-line and test-control contract"), for `qod-operator run` to
+//! flatten in (`#[command(flatten)] webhook: WebhookArgs`). Every flag is also read from
+//! `QOD_<FLAG>`.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
