@@ -78,15 +78,7 @@ mod tests {
     use super::*;
 
     fn session(annotation: Option<&str>, status: Option<QodSessionStatus>) -> QodSession {
-        let mut session = QodSession::new(
-            "s",
-            serde_json::from_value(serde_json::json!({
-                "device": {"phoneNumber": "+3670000000"},
-                "applicationServer": {"ipv4Address": "198.51.100.7"},
-                "qosProfile": "QOS_L", "duration": 600
-            }))
-            .unwrap(),
-        );
+        let mut session = QodSession::new("s", crate::api::QodSessionSpec::example());
         session.metadata.annotations =
             annotation.map(|a| BTreeMap::from([(CREATE_INTENT.to_owned(), a.to_owned())]));
         session.status = status;

@@ -423,6 +423,30 @@ impl QodSession {
 }
 
 impl QodSessionSpec {
+    /// A valid spec (a phone number, an IPv4 application server, QOS_L for 600 s), for unit
+    /// tests that need a resource but not its details.
+    #[cfg(test)]
+    pub fn example() -> Self {
+        Self {
+            device: Device {
+                phone_number: Some("+3670000000".into()),
+                ..Device::default()
+            },
+            application_server: ApplicationServer {
+                ipv4_address: Some("198.51.100.7".into()),
+                ..ApplicationServer::default()
+            },
+            device_ports: None,
+            application_server_ports: None,
+            qos_profile: "QOS_L".into(),
+            duration: 600,
+            auto_extend: false,
+            provider_ref: None,
+            management_policy: ManagementPolicy::default(),
+            deletion_policy: DeletionPolicy::default(),
+        }
+    }
+
     /// A digest of the fields that define a session at the provider (device, application
     /// server, ports, profile, provider). Duration and autoExtend are left out: they change a session's
     /// lifetime, not which session it is.

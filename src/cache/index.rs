@@ -202,21 +202,7 @@ mod tests {
     use crate::api::{QodSessionSpec, QodSessionStatus};
 
     fn session(name: &str, uid: &str, session_id: Option<&str>) -> QodSession {
-        let mut s = QodSession::new(
-            name,
-            QodSessionSpec {
-                device: Default::default(),
-                application_server: Default::default(),
-                device_ports: None,
-                application_server_ports: None,
-                qos_profile: "QOS_L".into(),
-                duration: 60,
-                auto_extend: false,
-                provider_ref: None,
-                management_policy: Default::default(),
-                deletion_policy: Default::default(),
-            },
-        );
+        let mut s = QodSession::new(name, QodSessionSpec::example());
         s.metadata = ObjectMeta {
             name: Some(name.into()),
             namespace: Some("ns".into()),

@@ -66,15 +66,7 @@ mod tests {
 
     #[test]
     fn after_the_finalizer_is_removed_every_copy_holding_it_is_stale() {
-        let mut copy = QodSession::new(
-            "s",
-            serde_json::from_value(serde_json::json!({
-                "device": {"phoneNumber": "+3670000000"},
-                "applicationServer": {"ipv4Address": "198.51.100.7"},
-                "qosProfile": "QOS_L", "duration": 600
-            }))
-            .unwrap(),
-        );
+        let mut copy = QodSession::new("s", crate::api::QodSessionSpec::example());
         // The version the API server answered the removal with: the one before it.
         copy.metadata.resource_version = Some("202".into());
         copy.metadata.finalizers = Some(vec![FINALIZER.into()]);

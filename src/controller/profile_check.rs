@@ -114,23 +114,9 @@ mod tests {
 
     fn profile(status: ProfileStatus, min: Option<u64>, max: Option<u64>) -> QosProfile {
         QosProfile {
-            name: "QOS_E".into(),
-            status,
-            description: None,
-            target_min_upstream_rate: None,
-            max_upstream_rate: None,
-            max_upstream_burst_rate: None,
-            target_min_downstream_rate: None,
-            max_downstream_rate: None,
-            max_downstream_burst_rate: None,
             min_duration_seconds: min,
             max_duration_seconds: max,
-            priority: None,
-            packet_delay_budget: None,
-            jitter: None,
-            packet_error_loss_rate: None,
-            l4s_queue_type: None,
-            service_class: None,
+            ..QosProfile::named("QOS_E", status)
         }
     }
 

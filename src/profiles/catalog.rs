@@ -342,25 +342,7 @@ mod tests {
     }
 
     fn profile(name: &str, status: ProfileStatus) -> QosProfile {
-        QosProfile {
-            name: name.into(),
-            status,
-            description: None,
-            target_min_upstream_rate: None,
-            max_upstream_rate: None,
-            max_upstream_burst_rate: None,
-            target_min_downstream_rate: None,
-            max_downstream_rate: None,
-            max_downstream_burst_rate: None,
-            min_duration_seconds: None,
-            max_duration_seconds: None,
-            priority: None,
-            packet_delay_budget: None,
-            jitter: None,
-            packet_error_loss_rate: None,
-            l4s_queue_type: None,
-            service_class: None,
-        }
+        QosProfile::named(name, status)
     }
 
     fn catalog() -> ProfileCatalog {

@@ -215,25 +215,7 @@ mod tests {
             names
                 .iter()
                 .map(|name| {
-                    let profile = ProviderProfile {
-                        name: (*name).to_owned(),
-                        status: ProfileStatus::Active,
-                        description: None,
-                        target_min_upstream_rate: None,
-                        max_upstream_rate: None,
-                        max_upstream_burst_rate: None,
-                        target_min_downstream_rate: None,
-                        max_downstream_rate: None,
-                        max_downstream_burst_rate: None,
-                        min_duration_seconds: None,
-                        max_duration_seconds: None,
-                        priority: None,
-                        packet_delay_budget: None,
-                        jitter: None,
-                        packet_error_loss_rate: None,
-                        l4s_queue_type: None,
-                        service_class: None,
-                    };
+                    let profile = ProviderProfile::named(name, ProfileStatus::Active);
                     ((*name).to_owned(), profile)
                 })
                 .collect(),

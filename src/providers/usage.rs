@@ -42,15 +42,7 @@ mod tests {
     use crate::api::QodSessionStatus;
 
     fn session(namespace: &str, uid: &str, status: QodSessionStatus) -> QodSession {
-        let mut session = QodSession::new(
-            uid,
-            serde_json::from_value(serde_json::json!({
-                "device": {"phoneNumber": "+3670000000"},
-                "applicationServer": {"ipv4Address": "198.51.100.7"},
-                "qosProfile": "QOS_L", "duration": 600
-            }))
-            .unwrap(),
-        );
+        let mut session = QodSession::new(uid, crate::api::QodSessionSpec::example());
         session.metadata.namespace = Some(namespace.into());
         session.metadata.uid = Some(uid.into());
         session.status = Some(status);

@@ -332,6 +332,30 @@ pub enum DurationFit {
 }
 
 impl QosProfile {
+    /// A profile with a name and a status and no figures, for tests to fill in what they need.
+    #[cfg(test)]
+    pub fn named(name: &str, status: ProfileStatus) -> Self {
+        Self {
+            name: name.to_owned(),
+            status,
+            description: None,
+            target_min_upstream_rate: None,
+            max_upstream_rate: None,
+            max_upstream_burst_rate: None,
+            target_min_downstream_rate: None,
+            max_downstream_rate: None,
+            max_downstream_burst_rate: None,
+            min_duration_seconds: None,
+            max_duration_seconds: None,
+            priority: None,
+            packet_delay_budget: None,
+            jitter: None,
+            packet_error_loss_rate: None,
+            l4s_queue_type: None,
+            service_class: None,
+        }
+    }
+
     /// Whether new sessions may use the profile (only ACTIVE ones).
     pub fn is_usable(&self) -> bool {
         self.status == ProfileStatus::Active

@@ -140,21 +140,7 @@ mod tests {
     }
 
     fn resource(status: QodSessionStatus) -> QodSession {
-        let mut r = QodSession::new(
-            "r",
-            QodSessionSpec {
-                device: Default::default(),
-                application_server: Default::default(),
-                device_ports: None,
-                application_server_ports: None,
-                qos_profile: "QOS_L".into(),
-                duration: 60,
-                auto_extend: false,
-                provider_ref: None,
-                management_policy: Default::default(),
-                deletion_policy: Default::default(),
-            },
-        );
+        let mut r = QodSession::new("r", QodSessionSpec::example());
         r.status = Some(status);
         r
     }
