@@ -1,8 +1,11 @@
 //! qod-operator: CAMARA Quality-on-Demand sessions as Kubernetes resources.
 //!
-//! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI.
+//! The library holds every behaviour so tests can reach it; `main.rs` only wires the CLI. How
+//! the modules fit together: docs/architecture.md, "Parts and data flow" and "Where things are".
 
 pub mod api;
+#[cfg(test)]
+mod architecture_citations;
 pub mod cache;
 pub mod config;
 pub mod controller;

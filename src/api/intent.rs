@@ -8,8 +8,9 @@
 //! annotation [`CREATE_INTENT`], and counts for as long as the controller has recorded no outcome
 //! in status (`observedGeneration` unset). The annotation then stays as a harmless record.
 //!
-//! Every reader of status that cares whether a create may be in flight (the planner, the IO
-//! layer, the webhook) reads it through [`effective_status`].
+//! Every reader of status that cares whether a create may be in flight (the planner, the
+//! reconcile driver, the webhook) reads it through [`effective_status`] (docs/architecture.md,
+//! "Reconcile rules").
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};

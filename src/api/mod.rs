@@ -28,7 +28,8 @@ pub const FINALIZER: &str = "qod.dev/session";
 pub const SESSION_ID_ANNOTATION: &str = "qod.dev/session-id";
 /// Annotation that, set to `"true"`, stops every provider call for the resource until removed.
 pub const PAUSED_ANNOTATION: &str = "qod.dev/paused";
-/// Field manager of the controller's status writes (server-side apply).
+/// Field manager of the controller's writes: its status merge patches, the provider status
+/// and the CRDs it installs (server-side apply).
 pub const CONTROLLER_MANAGER: &str = "qod-operator";
 /// Field manager of the webhook's status writes (server-side apply).
 pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";

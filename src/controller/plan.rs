@@ -2,7 +2,8 @@
 //! one next step, by the first of an ordered list of rules (`RULES`) that applies. Pure: no
 //! IO, no Kubernetes or provider calls, so every rule is covered by the table tests in
 //! `plan_tests.rs`. [`super::reconcile`] carries the step out and records its outcome in status;
-//! the next pass plans again from there.
+//! the next pass plans again from there. The rules in words: docs/architecture.md, "Reconcile
+//! rules".
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //! words (`qosStatus`, `statusInfo`) are written by both the controller and the webhook, and
 //! with server-side apply a field both managers once set would survive the other's removal, so a
 //! stale `statusInfo` could outlive its session. A `resourceVersion` precondition in the patch
-//! keeps the two writers from losing each other's updates.
+//! keeps the two writers from losing each other's updates (docs/architecture.md, "Status: who
+//! writes what").
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

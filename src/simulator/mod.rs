@@ -4,7 +4,9 @@
 //!
 //! It exists so the operator can be tried without a telco account and tested end to end. The
 //! wire models are those of [`crate::qod`]. Start one with [`spawn`] (tests, the operator's
-//! `--simulator` mode) or from the CLI (`qod-operator simulator`).
+//! `--simulator` mode) or from the CLI (`qod-operator simulator`). It is behind the cargo
+//! feature `simulator`, which no part of the operator reaches into (docs/architecture.md, "The
+//! simulator's boundary").
 //!
 //! Paths:
 //! - `/quality-on-demand/v1`, `/quality-on-demand/v0.11`, `/qod/v0`: the QoD API

@@ -5,7 +5,7 @@
 //! `statusInfo` when the network gave one, `lastNotification`, the `Ready` condition) and the
 //! `metadata.resourceVersion` of the object the decision was made on. That precondition makes
 //! a concurrent write by the controller a 409 Conflict instead of a lost update; the handler
-//! then reads again and decides again.
+//! then reads again and decides again (docs/architecture.md, "Status: who writes what").
 //!
 //! Failures are sorted by what the provider should do: retry (503: the API is unreachable,
 //! overloaded or forbids us), give up (404: the resource is gone), or nothing it can fix (500).
