@@ -4,12 +4,12 @@
 //! deletionPolicy Orphan leaves the session at the provider; qod.dev/paused stops every call
 //! and removing it resumes. Calls are counted at the simulator.
 
+use qod_test_support::{eventually, repo_root, simulator::provider_calls};
 use serde_json::{Value, json};
 
 use crate::{
     providers::{apply, field, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
-    world::{WAIT, World, repo},
+    world::{WAIT, World},
 };
 
 const READY_REASON: &str = r#".status.conditions[?(@.type=="Ready")].reason"#;
@@ -91,7 +91,7 @@ async fn session_ids(world: &World) -> Vec<String> {
 /// The example file with the placeholder session id replaced by `id`, applied.
 async fn apply_example(world: &World, file: &str, placeholder: &str, id: &str) {
     let example =
-        std::fs::read_to_string(repo().join("deploy/examples/policies").join(file)).unwrap();
+        std::fs::read_to_string(repo_root().join("deploy/examples/policies").join(file)).unwrap();
     assert!(example.contains(placeholder), "{file} names {placeholder}");
     apply(world, file, &example.replace(placeholder, id)).await;
 }

@@ -6,11 +6,11 @@
 //! provider without the API (CAMARA v0.11) gets no QosProfile and its sessions go on as before.
 
 use qod_operator::simulator;
+use qod_test_support::{eventually, simulator::provider_calls};
 use serde_json::{Value, json};
 
 use crate::{
     providers::{apply, creates_at, field, sessions_at, telco, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
     world::{WAIT, World},
 };
 

@@ -8,13 +8,11 @@
 use std::time::Duration;
 
 use qod_operator::simulator::{self, ClientCredentials, RunningSimulator};
+use qod_test_support::{eventually, simulator::provider_calls};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::{
-    support::{eventually, simulator_stats::provider_calls},
-    world::{WAIT, World, sink_uid},
-};
+use crate::world::{WAIT, World, sink_uid};
 
 /// A simulator that accepts only `token` as bearer token.
 async fn telco_with_bearer(token: &str) -> RunningSimulator {

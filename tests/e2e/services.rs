@@ -4,11 +4,11 @@
 //! load balancer hostname resolved through DNS, externalIPs), and deleted while the Service is
 //! gone; no provider call is made while there is no address.
 
+use qod_test_support::{eventually, simulator::provider_calls};
 use serde_json::Value;
 
 use crate::{
     providers::{field, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
     world::{WAIT, World, sink_uid},
 };
 

@@ -10,7 +10,7 @@ use kube::{
 use qod_operator::api::{ClusterQodProvider, QodProvider, QodSession};
 use serde_json::{Value, json};
 
-use crate::support::{ControlPlane, control_plane};
+use qod_test_support::Cluster;
 
 fn valid() -> Value {
     json!({
@@ -56,10 +56,9 @@ async fn post_raw(client: &Client, namespace: &str, body: String) -> u16 {
 /// The shared control plane with the CRD: a namespace of the test's own, and the QodSessions
 /// API (untyped, so anything can be sent) in it.
 async fn cluster(test: &str) -> (Client, String, Api<DynamicObject>) {
-    let control_plane = ControlPlane::shared();
-    let client = control_plane.client().await;
-    control_plane::install_crd(&client).await;
-    let namespace = control_plane.namespace(test).await;
+    let Cluster {
+        client, namespace, ..
+    } = Cluster::start(test).await;
     let api = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         &namespace,

@@ -2,9 +2,8 @@
 //! the reference implementations send, parse into the session id, status and reason they carry.
 
 use qod_operator::qod::event::{ACCEPTED_TYPES, parse_batch, parse_event};
+use qod_test_support::camara::{SPEC_FILES, notification_examples, payload};
 use serde_json::{Value, json};
-
-use crate::support::camara::{SPEC_FILES, notification_examples, payload};
 
 #[test]
 fn every_spec_example_parses() {

@@ -18,14 +18,12 @@ use qod_operator::{
     qod::Timeouts,
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::{ControlPlane, control_plane, eventually};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    secret_credentials::request,
-    support::{ControlPlane, control_plane, eventually},
-};
+use crate::secret_credentials::request;
 
 const WAIT: Duration = Duration::from_secs(20);
 

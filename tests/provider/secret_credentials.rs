@@ -18,10 +18,12 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::{
+    ControlPlane,
+    kubeconfig::{KubeconfigCopy, client_from},
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-use crate::support::{ControlPlane, control_plane, identity};
 
 /// A plain session request (also used by the registry's tests).
 pub(crate) fn request() -> SessionRequest {
@@ -132,8 +134,10 @@ async fn only_get_on_secrets(plane: &ControlPlane, namespace: &str) -> Client {
         .unwrap()
         .token;
     let kubeconfig = plane.dir().join(format!("kubeconfig-{namespace}-{name}"));
-    identity::write_kubeconfig(plane.kubeconfig(), None, Some(&token), &kubeconfig);
-    control_plane::client_from(&kubeconfig).await
+    KubeconfigCopy::of(plane.kubeconfig())
+        .token(&token)
+        .write(&kubeconfig);
+    client_from(&kubeconfig).await
 }
 
 #[tokio::test]

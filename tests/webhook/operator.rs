@@ -18,40 +18,23 @@ use qod_operator::{
     qod::camara::{CamaraClient, CamaraConfig},
     simulator,
 };
-use serde_json::{Value, json};
+use qod_test_support::{eventually, providers, simulator::Sim};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    harness::{Hook, spec},
-    support::eventually,
-};
+use crate::harness::{Hook, spec};
 
 /// The promise: the status shows a notification within a second.
 const PROMPTLY: Duration = Duration::from_secs(1);
 
-async fn sim_sessions(http: &reqwest::Client, base: &str) -> Vec<Value> {
-    http.get(format!("{base}/_sim/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json::<Vec<Value>>()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a_second() {
     let hook = Hook::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = simulator::spawn(
-        listener,
-        simulator::Config {
-            available_after: Duration::from_millis(500),
-            ..simulator::Config::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (sim, sim_control) = Sim::start(simulator::Config {
+        available_after: Duration::from_millis(500),
+        ..simulator::Config::default()
+    })
+    .await;
     let provider = Arc::new(
         CamaraClient::new(CamaraConfig::new(format!(
             "{}/quality-on-demand/v1",
@@ -63,7 +46,7 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
     let controller = tokio::spawn(controller::run(
         hook.client.clone(),
         hook.cache.clone(),
-        crate::support::providers::default_only(hook.client.clone(), provider),
+        providers::default_only(hook.client.clone(), provider),
         Sink::new(&hook.base, Arc::new(hook.keys.clone())),
         controller::Config {
             planner: plan::Settings {
@@ -89,12 +72,7 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
     let session = eventually(
         "the session at the simulator",
         Duration::from_secs(10),
-        || async {
-            sim_sessions(&hook.http, sim.base_url())
-                .await
-                .into_iter()
-                .next()
-        },
+        || async { sim_control.sessions(false).await.into_iter().next() },
     )
     .await;
     assert_eq!(
@@ -109,7 +87,7 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
         "the simulator to make it AVAILABLE",
         Duration::from_secs(10),
         || async {
-            let sessions = sim_sessions(&hook.http, sim.base_url()).await;
+            let sessions = sim_control.sessions(false).await;
             (sessions.first()?["qosStatus"] == "AVAILABLE").then(Instant::now)
         },
     )
@@ -144,7 +122,7 @@ async fn the_controller_and_the_webhook_together_show_the_networks_news_within_a
         "NETWORK_TERMINATED through the webhook",
         PROMPTLY,
         || async {
-            let status = Hook::status(&hook.get("camera-uplink").await);
+            let status = hook.status_of("camera-uplink").await;
             (status.status_info.as_deref() == Some("NETWORK_TERMINATED")).then_some(status)
         },
     )

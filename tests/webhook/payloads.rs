@@ -5,12 +5,10 @@ use qod_operator::{
     api::conditions::{self, READY},
     qod::{QosStatus, StatusInfo},
 };
+use qod_test_support::camara::{SPEC_FILES, notification_examples, payload};
 use serde_json::{Value, json};
 
-use crate::{
-    harness::{BATCH, CLOUDEVENTS, Hook},
-    support::camara::{SPEC_FILES, notification_examples, payload},
-};
+use crate::harness::{BATCH, CLOUDEVENTS, Hook};
 
 /// Posts `body` to a fresh resource holding the body's session and checks the status it
 /// leaves: the network's words verbatim, Ready as they imply, and the event's identity.
@@ -32,7 +30,7 @@ async fn lands_in_status(hook: &Hook, name: &str, body: &Value, content_type: &s
     assert_eq!(answer.status, 204, "{name}: {answer:?}\n{body:#}");
     assert!(answer.body.is_empty());
 
-    let status = Hook::status(&hook.get(name).await);
+    let status = hook.status_of(name).await;
     let qos = expected["qosStatus"].as_str().unwrap();
     let info = expected["statusInfo"].as_str();
     assert_eq!(status.session_id.as_deref(), Some(session), "{name}");
@@ -168,7 +166,7 @@ async fn a_batch_is_applied_in_order() {
         )
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    let status = Hook::status(&hook.get("batched").await);
+    let status = hook.status_of("batched").await;
     assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
     assert_eq!(status.status_info.as_deref(), Some("DELETE_REQUESTED"));
     assert_eq!(status.last_notification.unwrap().id.as_deref(), Some("2"));
@@ -194,7 +192,7 @@ async fn the_session_route_finds_the_resource_by_session_id() {
         )
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    let status = Hook::status(&hook.get("by-session").await);
+    let status = hook.status_of("by-session").await;
     assert_eq!(status.qos_status.as_deref(), Some("AVAILABLE"));
     let ready = conditions::find(&status.conditions, READY).unwrap();
     assert_eq!(ready.status, "True");
@@ -223,9 +221,7 @@ async fn a_configured_static_token_is_accepted() {
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("static").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("static").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
 }

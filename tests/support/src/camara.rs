@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::tools::camara_spec;
+use crate::tools::camara_spec;
 
 /// Every QoD spec file with notification examples, oldest first.
 pub const SPEC_FILES: [&str; 6] = [

