@@ -208,16 +208,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     // The network ends the first session: its notification carries the old key's token, and
     // only the webhook (resync is 5 min away) can bring NETWORK_TERMINATED into status.
     let first_session = session_id(&first).unwrap().to_owned();
-    sim.http
-        .post(format!(
-            "{}/_sim/sessions/{first_session}/terminate",
-            sim.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    sim.terminate(&first_session).await;
     eventually("NETWORK_TERMINATED through the webhook", WAIT, || async {
         let status = api.get("first").await.unwrap().status?;
         (status.status_info.as_deref() == Some("NETWORK_TERMINATED")).then_some(())

@@ -21,6 +21,7 @@ use kube::{
     runtime::wait::{await_condition, conditions},
 };
 use qod_operator::api::{ClusterQodProvider, QodProvider};
+use qod_test_support::session::{manifest, valid_spec};
 use serde_json::{Value, json};
 
 use crate::{cluster::Cluster, harness::*};
@@ -47,17 +48,8 @@ pub async fn create_session_at(
     name: &str,
     provider_ref: Option<Value>,
 ) {
-    let mut object = json!({
-        "apiVersion": "qod.dev/v1alpha1",
-        "kind": "QodSession",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "device": {"phoneNumber": "+36721601234567"},
-            "applicationServer": {"ipv4Address": "198.51.100.7"},
-            "qosProfile": "QOS_L",
-            "duration": 600
-        }
-    });
+    let mut object = manifest(name, valid_spec());
+    object["metadata"]["namespace"] = json!(namespace);
     if let Some(provider_ref) = provider_ref {
         object["spec"]["providerRef"] = provider_ref;
     }

@@ -18,7 +18,7 @@ use qod_operator::{
     qod::Timeouts,
     simulator::{self, RunningSimulator},
 };
-use qod_test_support::{ControlPlane, control_plane, eventually};
+use qod_test_support::{ControlPlane, control_plane, eventually, simulator::Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -33,13 +33,7 @@ async fn start(config: simulator::Config) -> RunningSimulator {
 }
 
 async fn sessions_at(sim: &RunningSimulator) -> usize {
-    let sessions: Vec<Value> = reqwest::get(format!("{}/_sim/sessions", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sessions.len()
+    Sim::of(sim).sessions(false).await.len()
 }
 
 /// Server-side apply of `object` through `api`, as the test.

@@ -21,6 +21,7 @@ use qod_operator::{
 use qod_test_support::{
     ControlPlane,
     kubeconfig::{KubeconfigCopy, client_from},
+    simulator::Sim,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -74,12 +75,7 @@ async fn start(config: simulator::Config) -> RunningSimulator {
 
 /// How many `operation` requests the simulator answered with `status`.
 async fn answered(sim: &RunningSimulator, operation: &str, status: u16) -> u64 {
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = Sim::of(sim).stats().await;
     stats["apiRequests"][operation][status.to_string()]
         .as_u64()
         .unwrap_or(0)
@@ -262,12 +258,7 @@ async fn a_missing_or_forbidden_secret_is_named_and_nothing_reaches_the_provider
         let chain = format!("{text} {error:?}");
         assert!(!chain.contains("hunter2"), "{chain}");
     }
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = Sim::of(&sim).stats().await;
     assert_eq!(
         stats["apiRequests"],
         json!({}),

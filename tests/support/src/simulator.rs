@@ -28,6 +28,11 @@ impl Sim {
         }
     }
 
+    /// The control API of an in-process simulator.
+    pub fn of(running: &RunningSimulator) -> Self {
+        Self::new(running.base_url())
+    }
+
     /// An in-process simulator with `config`, and its control API.
     pub async fn start(config: simulator::Config) -> (RunningSimulator, Sim) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -36,7 +41,7 @@ impl Sim {
         let running = simulator::spawn(listener, config)
             .await
             .expect("the simulator starts");
-        let sim = Sim::new(running.base_url());
+        let sim = Sim::of(&running);
         (running, sim)
     }
 
@@ -67,6 +72,11 @@ impl Sim {
     pub async fn post(&self, path: &str) {
         self.call(self.http.post(format!("{}{path}", self.base)))
             .await;
+    }
+
+    /// The network ends the session `id` (`POST /_sim/sessions/{id}/terminate`).
+    pub async fn terminate(&self, id: &str) {
+        self.post(&format!("/_sim/sessions/{id}/terminate")).await;
     }
 
     /// Waits until the simulator answers its health check.
