@@ -5,7 +5,9 @@ use qod_operator::{
     api::conditions::{self, READY},
     qod::{QosStatus, StatusInfo},
 };
-use qod_test_support::camara::{SPEC_FILES, notification_examples, payload};
+use qod_test_support::camara::{
+    SPEC_FILES, nokia_hybrid_notification, notification_examples, payload,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{BATCH, CLOUDEVENTS, Hook};
@@ -96,22 +98,7 @@ async fn every_spec_example_lands_in_status() {
 async fn nokia_shapes_and_reference_extras_land_in_status() {
     let hook = Hook::start().await;
     // Nokia's documented hybrid: CloudEvent fields, the legacy event object and data.
-    let hybrid = json!({
-        "id": "9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61",
-        "source": "https://network-as-code.nokia.example/qod/v0/sessions/08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-        "type": "org.camaraproject.qod.v0.qos-status-changed",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "time": "2024-06-18T08:48:12.300312Z",
-        "event": {
-            "eventType": "QOS_STATUS_CHANGED",
-            "eventTime": "2024-06-18T08:48:12.300312Z",
-            "eventDetail": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                            "qosStatus": "AVAILABLE", "statusInfo": null}
-        },
-        "data": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                 "qosStatus": "AVAILABLE", "statusInfo": null}
-    });
+    let hybrid = nokia_hybrid_notification();
     lands_in_status(&hook, "nokia-hybrid", &hybrid, CLOUDEVENTS).await;
     // Nokia's older receiver example: the legacy event only, REQUESTED allowed.
     let legacy = json!({"event": {"eventType": "QOS_STATUS_CHANGED",
