@@ -12,8 +12,7 @@ use std::{
 };
 
 use qod_test_support::{
-    command::{self, text},
-    eventually,
+    command, eventually,
     paths::{repo_root, tmp_dir},
     process::signal,
 };
@@ -57,19 +56,12 @@ pub fn image(test: &str) -> Option<&'static Image> {
 fn build() -> Image {
     let script = repo_root().join("tests/image/build");
     let target = target_dir();
-    let out = Command::new(&script)
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{}",
-        script.display(),
-        out.status,
-        text(&out.stderr)
+    let out = command::output(
+        Command::new(&script)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(repo_root()),
     );
-    let name = text(&out.stdout)
+    let name = command::succeeded(&script.display().to_string(), &out)
         .lines()
         .last()
         .unwrap_or_default()

