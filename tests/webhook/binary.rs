@@ -71,18 +71,22 @@ async fn post(
     hook.post_with_headers(base, path, &all, body).await
 }
 
+/// `headers` and `body` to the resource's sink with its token.
+async fn post_to_sink(
+    hook: &Hook,
+    resource: &QodSession,
+    headers: &[(String, String)],
+    body: String,
+) -> Answer {
+    let path = Hook::path(resource);
+    let authorization = hook.bearer(resource);
+    post(hook, &hook.base, &path, Some(&authorization), headers, body).await
+}
+
 /// `event` in binary mode to the resource's sink with its token.
 async fn notify_binary(hook: &Hook, resource: &QodSession, event: &Value) -> Answer {
     let (headers, body) = binary(event);
-    post(
-        hook,
-        &hook.base,
-        &Hook::path(resource),
-        Some(&hook.bearer(resource)),
-        &headers,
-        body,
-    )
-    .await
+    post_to_sink(hook, resource, &headers, body).await
 }
 
 /// The status as the webhook leaves it, without what differs between twin resources by
@@ -250,15 +254,7 @@ async fn a_binary_mode_event_needs_the_resources_token() {
         );
     }
     // The right token stores it.
-    let answer = post(
-        &hook,
-        &hook.base,
-        &Hook::path(&target),
-        Some(&hook.bearer(&target)),
-        &headers,
-        body,
-    )
-    .await;
+    let answer = post_to_sink(&hook, &target, &headers, body).await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
         hook.status_of("guarded").await.qos_status.as_deref(),
@@ -482,18 +478,9 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
             vec!["65536 bytes"],
         ),
     ];
-    let authorization = hook.bearer(&target);
     for (what, headers, body, status, mentions) in cases {
         let before = snapshot(&hook.get("refusing").await);
-        let answer = post(
-            &hook,
-            &hook.base,
-            &Hook::path(&target),
-            Some(&authorization),
-            &headers,
-            body,
-        )
-        .await;
+        let answer = post_to_sink(&hook, &target, &headers, body).await;
         assert_eq!(answer.status, status, "{what}: {answer:?}");
         let detail = answer.detail();
         for word in mentions {
@@ -511,11 +498,9 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
 
     // A structured event sent as application/json with its attributes copied into ce-*
     // headers (binary mode by the binding) is still read, as before binary mode existed.
-    let answer = post(
+    let answer = post_to_sink(
         &hook,
-        &hook.base,
-        &Hook::path(&target),
-        Some(&authorization),
+        &target,
         &changed("content-type", Some("application/json")),
         event.to_string(),
     )
@@ -536,11 +521,9 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
             Timestamp::now() + SignedDuration::from_secs(1),
         ),
     );
-    let answer = post(
+    let answer = post_to_sink(
         &hook,
-        &hook.base,
-        &Hook::path(&target),
-        Some(&authorization),
+        &target,
         &changed("content-type", Some(CLOUDEVENTS)),
         later.to_string(),
     )
