@@ -10,22 +10,23 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use qod_operator::api::{QodSession, intent::effective_status};
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, session_id},
+    simulator::{in_process_simulator, sink_uid},
+    test_dir,
+};
 use serde_json::json;
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, in_process_simulator, qos_status, session_id, sink_uid,
-        spec, test_dir,
-    },
-};
+use crate::OPERATOR;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_changed_during_an_interrupted_create_is_applied_after_adoption() {
-    let dir = test_dir("adoption");
+    let dir = test_dir("chaos/adoption");
     let cluster = Cluster::start("adoption").await;
     let (running, sim) = in_process_simulator().await;
-    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     let mut operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 
@@ -34,7 +35,7 @@ async fn a_profile_changed_during_an_interrupted_create_is_applied_after_adoptio
     let created = api
         .create(
             &PostParams::default(),
-            &QodSession::new("changed", spec(1, "QOS_M", 1800)),
+            &QodSession::new("changed", numbered_spec(1, "QOS_M", 1800)),
         )
         .await
         .unwrap();

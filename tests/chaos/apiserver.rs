@@ -1,11 +1,11 @@
 //! The Kubernetes API server as a source of faults, counted where requests land (its audit
-//! log, tests/support/audit.rs), with the operator as its own ServiceAccount so its requests
+//! log, tests/support/src/audit.rs), with the operator as its own ServiceAccount so its requests
 //! stand apart from the test's:
 //!
 //! - API priority and fairness answering 429: the operator waits out `Retry-After` instead of
 //!   hot-looping, the webhook answers non-2xx for a status it could not store so the provider
 //!   retries (a 2xx means stored), and everything converges and is cleaned up.
-//! - Watch expiry: the operator cut off from the API server (tests/support/proxy.rs) while
+//! - Watch expiry: the operator cut off from the API server (tests/support/src/proxy.rs) while
 //!   resources are created, changed and deleted and etcd compacts, so its resumed watch is
 //!   answered 410 Gone; it relists and acts on every change, with no burst of provider calls.
 
@@ -19,18 +19,20 @@ use kube::{
     core::WatchEvent,
 };
 use qod_operator::{api::QodSession, simulator};
+use qod_test_support::{
+    Cluster, ControlPlane, audit,
+    audit::AuditLog,
+    eventually,
+    identity::ServiceAccountUser,
+    operator::{Operator, OperatorSetup},
+    proxy::TcpProxy,
+    session::{numbered_spec, qos_status, ready, session_id},
+    simulator::{Sim, sink_uid},
+    test_dir,
+};
 use serde_json::{Value, json};
 
-use crate::{
-    support::{
-        ControlPlane, audit, audit::AuditLog, eventually, identity::ServiceAccountUser,
-        proxy::TcpProxy,
-    },
-    world::{
-        Cluster, Operator, OperatorSetup, Sim, qos_status, ready, session_id, simulator_with,
-        sink_uid, spec, test_dir,
-    },
-};
+use crate::OPERATOR;
 
 /// The controller's `--concurrency` default plus the webhook's in-flight cap plus its watch:
 /// the most requests the operator can have waiting on the API server at once.
@@ -40,7 +42,7 @@ const MOST_IN_FLIGHT: usize = 16 + 64 + 1;
 /// it, retries a refused notification for about a minute (the webhook's request timeout is
 /// 10 s, each attempt may wait 15 s for its answer).
 async fn patient_simulator() -> (simulator::RunningSimulator, Sim) {
-    simulator_with(simulator::SimulatorConfig {
+    Sim::start(simulator::SimulatorConfig {
         available_after: Duration::from_millis(200),
         notification_retry: simulator::RetryPolicy {
             attempts: 20,
@@ -63,7 +65,7 @@ async fn operator_setup(
 ) -> (OperatorSetup, String) {
     let user =
         ServiceAccountUser::create(&cluster.client, &cluster.namespace, "qod-operator").await;
-    let mut setup = OperatorSetup::new(dir, cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, dir, cluster, sim.provider_url());
     setup.kubeconfig = dir.join("operator-kubeconfig");
     user.write_kubeconfig(&cluster.kubeconfig, server, &setup.kubeconfig);
     (setup, user.username)
@@ -217,7 +219,7 @@ async fn throttle_service_accounts(admin: &Client, namespace: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_by_the_api_server_the_operator_waits_loses_no_notification_and_converges() {
-    let dir = test_dir("apiserver-429");
+    let dir = test_dir("chaos/apiserver-429");
     let (mut flags, audit_log) = audit::apiserver_flags(&dir);
     // Under APF the two limits add up to the server's concurrency, shared among the
     // priority levels; ours gets a single seat of it either way.
@@ -244,7 +246,7 @@ async fn throttled_by_the_api_server_the_operator_waits_loses_no_notification_an
         async move {
             load.create(
                 &PostParams::default(),
-                &QodSession::new(name, spec(index, "QOS_M", 1800)),
+                &QodSession::new(name, numbered_spec(index, "QOS_M", 1800)),
             )
             .await
             .unwrap_or_else(|e| panic!("creating {name}: {e}"));
@@ -387,7 +389,7 @@ const UNTOUCHED: usize = 10;
 // in about 8 s for 18 resources, where this test allows the 15 the changes need.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_watch_relists_and_acts_on_every_change_without_a_burst_of_calls() {
-    let dir = test_dir("apiserver-410");
+    let dir = test_dir("chaos/apiserver-410");
     let (mut flags, audit_log) = audit::apiserver_flags(&dir);
     // Watches served by etcd, which compacts every second: a watch resumed from before a
     // partition finds its revision gone.
@@ -403,7 +405,7 @@ async fn an_expired_watch_relists_and_acts_on_every_change_without_a_burst_of_ca
     let (mut setup, operator_user) =
         operator_setup(&dir, &cluster, &sim, Some(&proxy.https_url())).await;
     // kube's watcher logs the 410 it relists on at debug.
-    setup.rust_log = "info,kube_runtime=debug,qod_operator=debug";
+    setup.rust_log = "info,kube_runtime=debug,qod_operator=debug".into();
     let mut operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 
@@ -421,7 +423,7 @@ async fn an_expired_watch_relists_and_acts_on_every_change_without_a_burst_of_ca
     for (index, name) in before.iter().enumerate() {
         api.create(
             &PostParams::default(),
-            &QodSession::new(name, spec(index, "QOS_M", 1800)),
+            &QodSession::new(name, numbered_spec(index, "QOS_M", 1800)),
         )
         .await
         .unwrap();
@@ -460,7 +462,7 @@ async fn an_expired_watch_relists_and_acts_on_every_change_without_a_burst_of_ca
     for (index, name) in created.iter().enumerate() {
         api.create(
             &PostParams::default(),
-            &QodSession::new(name, spec(100 + index, "QOS_M", 1800)),
+            &QodSession::new(name, numbered_spec(100 + index, "QOS_M", 1800)),
         )
         .await
         .unwrap();

@@ -19,8 +19,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../support/mod.rs"]
-mod support;
+use std::time::Duration;
 
 mod adoption;
 mod apiserver;
@@ -30,6 +29,9 @@ mod replace;
 mod rotation;
 mod run;
 mod secrets;
-// Shared with tests/hostile, which uses other helpers of it.
-#[allow(dead_code)]
-mod world;
+
+/// The operator these tests run: this package's debug build, as cargo built it for them.
+const OPERATOR: &str = env!("CARGO_BIN_EXE_qod-operator");
+
+/// How long a step may take before the test fails (never waited out when things work).
+const WAIT: Duration = Duration::from_secs(30);

@@ -10,25 +10,26 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use qod_operator::api::QodSession;
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, ready, session_id},
+    simulator::{in_process_simulator, sink_uid},
+    test_dir,
+};
 use serde_json::json;
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, in_process_simulator, qos_status, ready, session_id,
-        sink_uid, spec, test_dir,
-    },
-};
+use crate::OPERATOR;
 
 const BEFORE: usize = 4;
 const DURING: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_shows_in_ready_backs_off_and_converges_when_the_provider_returns() {
-    let dir = test_dir("outage");
+    let dir = test_dir("chaos/outage");
     let cluster = Cluster::start("outage").await;
     let (running, sim) = in_process_simulator().await;
-    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     let mut operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
 
@@ -36,7 +37,7 @@ async fn an_outage_shows_in_ready_backs_off_and_converges_when_the_provider_retu
         let name = format!("before-{index}");
         api.create(
             &PostParams::default(),
-            &QodSession::new(&name, spec(index, "QOS_M", 1800)),
+            &QodSession::new(&name, numbered_spec(index, "QOS_M", 1800)),
         )
         .await
         .unwrap();
@@ -62,7 +63,7 @@ async fn an_outage_shows_in_ready_backs_off_and_converges_when_the_provider_retu
         let name = format!("during-{index}");
         api.create(
             &PostParams::default(),
-            &QodSession::new(&name, spec(100 + index, "QOS_M", 1800)),
+            &QodSession::new(&name, numbered_spec(100 + index, "QOS_M", 1800)),
         )
         .await
         .unwrap();

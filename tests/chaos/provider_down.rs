@@ -36,15 +36,17 @@ use qod_operator::{
     controller::backoff::{CAP, FIRST},
     simulator::MAX_LATENCY_MS,
 };
+use qod_test_support::{
+    Cluster, eventually,
+    net::free_port,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, ready, session_id},
+    simulator::{Sim, SimProcess, in_process_simulator, sink_uid},
+    test_dir,
+};
 use serde_json::{Value, json};
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, Sim, SimProcess, free_port, in_process_simulator,
-        qos_status, ready, session_id, sink_uid, spec, test_dir,
-    },
-};
+use crate::OPERATOR;
 
 /// Resources AVAILABLE before the provider goes away.
 const BEFORE: usize = 4;
@@ -102,7 +104,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 async fn create(api: &Api<QodSession>, name: &str, index: usize) {
     api.create(
         &PostParams::default(),
-        &QodSession::new(name, spec(index, "QOS_M", 1800)),
+        &QodSession::new(name, numbered_spec(index, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -241,12 +243,12 @@ fn total(stats: &Value, field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_process_that_is_down_is_retried_boundedly_and_all_converge_after_its_return() {
-    let dir = test_dir("provider-refused");
+    let dir = test_dir("chaos/provider-refused");
     let cluster = Cluster::start("provider-refused").await;
     let api = &cluster.api;
     let port = free_port();
-    let (mut provider, sim) = SimProcess::start(&dir, port, None::<&str>).await;
-    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let (mut provider, sim) = SimProcess::start(OPERATOR, &dir, port, None::<&str>).await;
+    let setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     let operator = Operator::start_ready(&setup).await;
 
     for (index, name) in names("before", BEFORE).iter().enumerate() {
@@ -255,7 +257,13 @@ async fn a_provider_process_that_is_down_is_retried_boundedly_and_all_converge_a
     for name in names("before", BEFORE) {
         available(api, &name, Duration::from_secs(30)).await;
     }
-    assert_eq!(operator.metric_sum(PROVIDER_REQUESTS, NO_ANSWER).await, 0.0);
+    assert_eq!(
+        operator
+            .metric_sum(PROVIDER_REQUESTS, NO_ANSWER)
+            .await
+            .unwrap(),
+        0.0
+    );
 
     provider.kill();
     let down = Instant::now();
@@ -268,7 +276,10 @@ async fn a_provider_process_that_is_down_is_retried_boundedly_and_all_converge_a
     // Every call of the outage failed without an answer; each resource's attempts are spaced by
     // the backoff, so there are at most `max_attempts` of them per resource.
     let outage = down.elapsed();
-    let calls = operator.metric_sum(PROVIDER_REQUESTS, NO_ANSWER).await as u64;
+    let calls = operator
+        .metric_sum(PROVIDER_REQUESTS, NO_ANSWER)
+        .await
+        .unwrap() as u64;
     let waiting = DURING + replaced.len() + deleted.len();
     // A refused connection fails at once.
     let failures = max_attempts(outage, Duration::ZERO);
@@ -282,7 +293,7 @@ async fn a_provider_process_that_is_down_is_retried_boundedly_and_all_converge_a
     assert!(calls <= bound, "{calls} calls, more than {bound}");
     assert!(recorded <= failures, "{recorded} failures in a row");
 
-    let (_provider, _) = SimProcess::start(&dir, port, None::<&str>).await;
+    let (_provider, _) = SimProcess::start(OPERATOR, &dir, port, None::<&str>).await;
     let returned = Instant::now();
     let ceiling = backoff_step(failures) + SETTLE;
     let (ids, slowest) = converge(api, &sim, &live, &deleted, returned, ceiling).await;
@@ -299,11 +310,11 @@ async fn a_provider_process_that_is_down_is_retried_boundedly_and_all_converge_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_that_hangs_is_retried_boundedly_and_all_converge_after_its_return() {
-    let dir = test_dir("provider-hangs");
+    let dir = test_dir("chaos/provider-hangs");
     let cluster = Cluster::start("provider-hangs").await;
     let api = &cluster.api;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     setup.extra_args = vec![
         "--provider-timeout".into(),
         format!("{}s", PROVIDER_TIMEOUT.as_secs()),
@@ -363,7 +374,10 @@ async fn a_provider_that_hangs_is_retried_boundedly_and_all_converge_after_its_r
         PROVIDER_TIMEOUT * 3,
         || async {
             let held = total(&sim.stats().await, "apiRequestsAbandoned");
-            let gave_up = operator.metric_sum(PROVIDER_REQUESTS, NO_ANSWER).await as u64;
+            let gave_up = operator
+                .metric_sum(PROVIDER_REQUESTS, NO_ANSWER)
+                .await
+                .unwrap() as u64;
             (held == gave_up).then_some(held)
         },
     )

@@ -3,31 +3,28 @@
 //! second change (409), and the next pass finds a fingerprint that matches the spec again on a
 //! session that no longer exists. Found by the chaos run against the real API server.
 
-use std::time::Duration;
-
 use kube::{
     ResourceExt,
     api::{Patch, PatchParams, PostParams},
 };
 use qod_operator::api::QodSession;
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, session_id},
+    simulator::{in_process_simulator, sink_uid},
+    test_dir,
+};
 use serde_json::json;
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, in_process_simulator, qos_status, session_id, sink_uid,
-        spec, test_dir,
-    },
-};
-
-const WAIT: Duration = Duration::from_secs(30);
+use crate::{OPERATOR, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_changed_back_during_its_replacement_still_gets_a_session() {
-    let dir = test_dir("replace");
+    let dir = test_dir("chaos/replace");
     let cluster = Cluster::start("replace").await;
     let (running, sim) = in_process_simulator().await;
-    let setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     let _operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
     let profile = |name: &'static str| Patch::Merge(json!({"spec": {"qosProfile": name}}));
@@ -35,7 +32,7 @@ async fn a_profile_changed_back_during_its_replacement_still_gets_a_session() {
     let created = api
         .create(
             &PostParams::default(),
-            &QodSession::new("flip", spec(1, "QOS_L", 1800)),
+            &QodSession::new("flip", numbered_spec(1, "QOS_L", 1800)),
         )
         .await
         .unwrap();

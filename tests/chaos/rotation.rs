@@ -19,15 +19,19 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use qod_operator::api::QodSession;
+use qod_test_support::{
+    Cluster, eventually,
+    net::free_port,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, ready, session_id},
+    simulator::{Sim, SimProcess, sink_uid},
+    test_dir,
+};
 use serde_json::{Value, json};
 
 use crate::{
+    OPERATOR, WAIT,
     secrets::{answers, assert_no_secret_logged, secret, wait_available},
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, Sim, SimProcess, WAIT, free_port, ready, session_id,
-        sink_uid, spec, test_dir,
-    },
 };
 
 const CLIENT_ID: &str = "chaos-client";
@@ -84,7 +88,7 @@ async fn accepts(sim: &Sim, flavour: Flavour, credential: &str) -> bool {
 async fn create(api: &kube::Api<QodSession>, name: &str, index: usize) {
     api.create(
         &PostParams::default(),
-        &QodSession::new(name, spec(index, "QOS_M", 1800)),
+        &QodSession::new(name, numbered_spec(index, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -101,7 +105,7 @@ async fn held(sim: &Sim, resource: &QodSession) -> Vec<Value> {
 }
 
 async fn rotate(test: &str, flavour: Flavour) {
-    let dir = test_dir(test);
+    let dir = test_dir(&format!("chaos/{test}"));
     let cluster = Cluster::start(test).await;
     let api = &cluster.api;
     let kind = match flavour {
@@ -123,7 +127,7 @@ async fn rotate(test: &str, flavour: Flavour) {
         ],
         Flavour::Nac => vec!["--api-key-file".as_ref(), provider_file.as_os_str()],
     };
-    let (_provider, sim) = SimProcess::start(&dir, port, provider_args).await;
+    let (_provider, sim) = SimProcess::start(OPERATOR, &dir, port, provider_args).await;
     assert!(accepts(&sim, flavour, &old).await);
 
     let operator_file_arg = operator_file.display().to_string();
@@ -150,8 +154,8 @@ async fn rotate(test: &str, flavour: Flavour) {
             ],
         ),
     };
-    let mut setup = OperatorSetup::new(&dir, &cluster, provider_url);
-    setup.rust_log = "debug";
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, provider_url);
+    setup.rust_log = "debug".into();
     setup.extra_args = extra_args;
     let mut operator = Operator::start_ready(&setup).await;
 

@@ -20,18 +20,19 @@ use qod_operator::{
     api::{QodSession, intent::effective_status},
     sink_keys::SinkKeys,
 };
+use qod_test_support::{
+    Cluster, ControlPlane,
+    operator::{Operator, OperatorSetup},
+    session::numbered_spec,
+    simulator::{calls_between, in_process_simulator, sink_uid, total_calls},
+    test_dir,
+};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::{
-    support::ControlPlane,
-    world::{
-        Cluster, Operator, OperatorSetup, calls_between, in_process_simulator, sink_uid, spec,
-        test_dir, total_calls,
-    },
-};
+use crate::OPERATOR;
 
 /// Every resource converges this soon after the faults stop (issue 14's target).
 const CONVERGED_WITHIN: Duration = Duration::from_secs(30);
@@ -101,7 +102,11 @@ async fn creates_in_flight(api: &kube::Api<QodSession>) -> usize {
 }
 
 /// Every way the world differs from the invariants; empty when it converged.
-async fn problems(cluster: &Cluster, sim: &crate::world::Sim, tracked: &[Tracked]) -> Vec<String> {
+async fn problems(
+    cluster: &Cluster,
+    sim: &qod_test_support::simulator::Sim,
+    tracked: &[Tracked],
+) -> Vec<String> {
     let mut problems = Vec::new();
     let resources: HashMap<String, QodSession> = cluster
         .api
@@ -221,7 +226,7 @@ async fn problems(cluster: &Cluster, sim: &crate::world::Sim, tracked: &[Tracked
 /// Polls `problems` until there are none; fails with the last list after `timeout`.
 async fn converge(
     cluster: &Cluster,
-    sim: &crate::world::Sim,
+    sim: &qod_test_support::simulator::Sim,
     tracked: &[Tracked],
     timeout: Duration,
 ) -> Duration {
@@ -340,14 +345,14 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
     ));
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let dir = test_dir("run");
+    let dir = test_dir("chaos/run");
     // A control plane of its own, SIGKILLed (etcd and kube-apiserver) and restarted during the run.
     let mut control_plane = tokio::task::spawn_blocking(|| ControlPlane::start_own("chaos-run"))
         .await
         .unwrap();
     let cluster = Cluster::on(&control_plane, "run").await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     setup.extra_args = [
         "--provider-timeout",
         "2s",
@@ -384,7 +389,7 @@ async fn chaos_run_loses_no_session_and_makes_no_duplicate() {
                 .api
                 .create(
                     &PostParams::default(),
-                    &QodSession::new(&name, spec(index, profile, duration)),
+                    &QodSession::new(&name, numbered_spec(index, profile, duration)),
                 )
                 .await
                 .unwrap();

@@ -3,26 +3,26 @@
 //! every log line of that run (operator at `RUST_LOG=debug`, simulator process too) free of
 //! any credential, key or sink token.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use kube::{
     ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
 use qod_operator::{api::QodSession, sink_keys::SinkKeys};
+use qod_test_support::{
+    Cluster, eventually,
+    net::free_port,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, ready, session_id},
+    simulator::{SimProcess, sink_uid},
+    test_dir,
+};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, SimProcess, free_port, qos_status, ready, session_id,
-        sink_uid, spec, test_dir,
-    },
-};
-
-const WAIT: Duration = Duration::from_secs(30);
+use crate::{OPERATOR, WAIT};
 
 /// A secret that cannot appear in a log by accident.
 pub fn secret(kind: &str) -> String {
@@ -67,7 +67,7 @@ pub fn answers(stats: &Value, code: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever_logged() {
-    let dir = test_dir("secrets");
+    let dir = test_dir("chaos/secrets");
     let cluster = Cluster::start("secrets").await;
     let api = &cluster.api;
 
@@ -87,6 +87,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     let hmac_previous = file("hmac-previous-key", &key_0);
 
     let (_simulator, sim) = SimProcess::start(
+        OPERATOR,
         &dir,
         free_port(),
         [
@@ -127,9 +128,9 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
         .unwrap();
     assert_ne!(nac.status(), 401, "the API key is accepted");
 
-    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     setup.hmac_key_file = hmac_current.clone();
-    setup.rust_log = "debug";
+    setup.rust_log = "debug".into();
     setup.extra_args = vec![
         "--bearer-token-file".into(),
         operator_bearer.display().to_string(),
@@ -143,7 +144,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
 
     api.create(
         &PostParams::default(),
-        &QodSession::new("first", spec(1, "QOS_M", 1800)),
+        &QodSession::new("first", numbered_spec(1, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -157,7 +158,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
         .await;
     api.create(
         &PostParams::default(),
-        &QodSession::new("second", spec(2, "QOS_M", 1800)),
+        &QodSession::new("second", numbered_spec(2, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -199,7 +200,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     .await;
     api.create(
         &PostParams::default(),
-        &QodSession::new("third", spec(3, "QOS_M", 1800)),
+        &QodSession::new("third", numbered_spec(3, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -207,16 +208,7 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     // The network ends the first session: its notification carries the old key's token, and
     // only the webhook (resync is 5 min away) can bring NETWORK_TERMINATED into status.
     let first_session = session_id(&first).unwrap().to_owned();
-    sim.http
-        .post(format!(
-            "{}/_sim/sessions/{first_session}/terminate",
-            sim.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    sim.terminate(&first_session).await;
     eventually("NETWORK_TERMINATED through the webhook", WAIT, || async {
         let status = api.get("first").await.unwrap().status?;
         (status.status_info.as_deref() == Some("NETWORK_TERMINATED")).then_some(())

@@ -2,18 +2,17 @@
 //! 1.35 with RBAC, no controller manager, no kubelet), helm and kubectl as its admin, and the
 //! chart's ServiceAccount holding a token from the TokenRequest API, as the operator pod would.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::path::{Path, PathBuf};
 
 use kube::Client;
-use serde_json::{Value, json};
-
-use crate::{
-    harness::*,
-    support::{ControlPlane, control_plane, tools},
+use qod_test_support::{
+    ControlPlane, command,
+    kubeconfig::{KubeconfigCopy, client_from},
+    kubectl::Kubectl,
+    tools,
 };
+
+use crate::harness::*;
 
 pub struct Cluster {
     /// `None`: the test binary's shared control plane.
@@ -32,11 +31,9 @@ impl Cluster {
     /// unique in the binary, so tests running in parallel never meet: even the cluster-scoped
     /// objects (ClusterRole and ClusterRoleBinding) are named after the release.
     pub async fn shared(prefix: &str) -> Self {
-        let plane = ControlPlane::shared();
         // The CRD is cluster-wide and shared: applied and Established before helm runs, since
         // a helm install that finds it present skips it without waiting for it.
-        control_plane::install_crd(&plane.client().await).await;
-        let namespace = plane.namespace(prefix).await;
+        let namespace = qod_test_support::Cluster::start(prefix).await.namespace;
         Self::new(None, namespace.clone(), namespace)
     }
 
@@ -78,32 +75,9 @@ impl Cluster {
         self.plane().namespace(prefix).await
     }
 
-    /// Runs a command with the admin kubeconfig, off the runtime's thread.
-    async fn output(&self, mut cmd: Command, what: String) -> Output {
-        cmd.env("KUBECONFIG", self.plane().kubeconfig());
-        tokio::task::spawn_blocking(move || {
-            cmd.output()
-                .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
-        })
-        .await
-        .unwrap()
-    }
-
-    /// Runs `cmd` as the admin; fails the test on a non-zero exit, else gives its stdout.
-    async fn run(&self, cmd: Command, what: String) -> String {
-        let out = self.output(cmd, what.clone()).await;
-        assert!(
-            out.status.success(),
-            "{what} failed:\n{}\n{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
     /// helm 4 as the admin.
     pub async fn helm(&self, args: &[&str]) -> String {
-        self.helm_of(&helm(), args).await
+        self.helm_of(tools::helm(), args).await
     }
 
     /// Helm 3 as the admin.
@@ -113,9 +87,9 @@ impl Cluster {
 
     async fn helm_of(&self, binary: &Path, args: &[&str]) -> String {
         let mut cmd = helm_command_of(binary, &self.dir);
-        cmd.args(args);
-        self.run(cmd, format!("{} {args:?}", binary.display()))
-            .await
+        cmd.args(args).env("KUBECONFIG", self.plane().kubeconfig());
+        let out = command::output_off_runtime(cmd).await;
+        command::succeeded(&format!("{} {args:?}", binary.display()), &out)
     }
 
     /// `helm <verb> <release> <chart> -n <namespace> <args>` with helm 4 (`install` creates the
@@ -130,23 +104,30 @@ impl Cluster {
         self.helm(&all).await
     }
 
+    /// kubectl as the admin.
+    fn admin_kubectl(&self) -> Kubectl {
+        Kubectl::new(self.plane().kubeconfig())
+    }
+
     pub async fn kubectl(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(tools::kubectl());
-        cmd.args(args);
-        self.run(cmd, format!("kubectl {args:?}")).await
+        self.admin_kubectl().run(args).await
     }
 
     /// kubectl's stderr, for commands that must fail.
     pub async fn kubectl_fails(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(tools::kubectl());
-        cmd.args(args);
-        let out = self.output(cmd, format!("kubectl {args:?}")).await;
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} succeeded:\n{}",
-            text(&out.stdout)
-        );
-        text(&out.stderr)
+        self.admin_kubectl().fails(args).await
+    }
+
+    /// Applies the CRD `definition` (JSON, kept as `file` in the test's folder) server-side
+    /// and waits until the API server serves `crd` (`<plural>.<group>`).
+    pub async fn apply_crd(&self, file: &str, definition: &str, crd: &str) {
+        let path = self.dir.join(file);
+        std::fs::write(&path, definition).unwrap();
+        self.kubectl(&["apply", "--server-side", "-f", &path.display().to_string()])
+            .await;
+        self.admin_kubectl()
+            .wait_established(&[&format!("crd/{crd}")])
+            .await;
     }
 
     /// The chart's ServiceAccount's user name, as the API server (and its audit log) knows it.
@@ -160,17 +141,15 @@ impl Cluster {
         let token = self
             .kubectl(&["create", "token", &self.fullname, "-n", &self.namespace])
             .await;
-        let admin = std::fs::read_to_string(self.plane().kubeconfig()).unwrap();
-        let mut config: Value = serde_saphyr::from_str(&admin).unwrap();
-        config["users"][0]["user"] = json!({"token": token.trim()});
         let path = self.dir.join(format!("{}.kubeconfig", self.fullname));
-        // JSON is YAML, which is what kubeconfig readers expect.
-        std::fs::write(&path, config.to_string()).unwrap();
+        KubeconfigCopy::of(self.plane().kubeconfig())
+            .token(token.trim())
+            .write(&path);
         path
     }
 
     /// A client authenticated as the chart's ServiceAccount.
     pub async fn service_account(&self) -> Client {
-        control_plane::client_from(&self.service_account_kubeconfig().await).await
+        client_from(&self.service_account_kubeconfig().await).await
     }
 }

@@ -11,13 +11,14 @@ use crate::harness::*;
 const REGENERATE: &str = "helm template qod-operator charts/qod-operator --namespace qod-system -f deploy/values.yaml > deploy/qod-operator.yaml";
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
 #[test]
 fn chart_crds_are_the_generated_ones() {
     let files = |dir: &str| {
-        let mut names: Vec<String> = std::fs::read_dir(repo().join(dir))
+        let mut names: Vec<String> = std::fs::read_dir(repo_root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
@@ -52,7 +53,7 @@ fn plain_manifests_are_the_rendered_chart() {
         "qod-system",
         &[
             "-f",
-            &repo().join("deploy/values.yaml").display().to_string(),
+            &repo_root().join("deploy/values.yaml").display().to_string(),
         ],
     )
     .unwrap_or_else(|e| panic!("rendering deploy/values.yaml failed:\n{e}"));

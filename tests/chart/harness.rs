@@ -1,15 +1,17 @@
-//! helm 4 (next to `tools::kubectl()`, or `$HELM`), scratch folders, and `helm template` output
-//! as JSON values.
+//! helm with a home of its own, scratch folders, and `helm template` output as JSON values.
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
+pub use qod_test_support::{
+    command::{output, text},
+    repo_root,
+};
+use qod_test_support::{test_dir, tools};
 use serde_json::Value;
-
-use crate::support::tools;
 
 pub const RELEASE: &str = "qod";
 pub const NAMESPACE: &str = "qod-system";
@@ -24,61 +26,35 @@ pub const MINIMAL: &[&str] = &[
     "webhook.publicUrl=https://qod-webhook.example.com",
 ];
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 pub fn chart() -> PathBuf {
-    repo().join("charts/qod-operator")
+    repo_root().join("charts/qod-operator")
 }
 
 pub fn fixture(name: &str) -> String {
-    repo()
+    repo_root()
         .join("tests/chart/values")
         .join(name)
         .display()
         .to_string()
 }
 
-/// Helm 4: `$HELM`, or the one installed next to kubectl.
-pub fn helm() -> PathBuf {
-    let helm = std::env::var_os("HELM").map_or_else(
-        || {
-            tools::kubectl()
-                .parent()
-                .expect("kubectl has a folder")
-                .join("helm")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        helm.is_file(),
-        "helm not found at {} (set HELM, or let the kubectl install script install it)",
-        helm.display()
-    );
-    helm
-}
-
 pub fn chart_arg() -> String {
     chart().display().to_string()
 }
 
-/// A fresh, empty folder under cargo's per-test-binary temp dir.
+/// A fresh, empty folder of its own, whichever test asks.
 pub fn scratch(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+    test_dir(&format!(
         "chart-{}-{name}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    ))
 }
 
 /// A helm command with its cache, config and data in `dir`, so tests never touch `$HOME`.
 pub fn helm_command(dir: &Path) -> Command {
-    helm_command_of(&helm(), dir)
+    helm_command_of(tools::helm(), dir)
 }
 
 /// [`helm_command`] with another helm binary (Helm 3).
@@ -90,15 +66,6 @@ pub fn helm_command_of(binary: &Path, dir: &Path) -> Command {
         .env("HELM_DATA_HOME", dir.join("helm-data"))
         .env_remove("KUBECONFIG");
     cmd
-}
-
-pub fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `helm template qod charts/qod-operator -n qod-system <args>`: the YAML, or helm's error.

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret, rbac::v1::ClusterRole};
 use kube::Api;
+use qod_test_support::tools;
 
 use crate::{
     cluster::Cluster,
@@ -10,7 +11,6 @@ use crate::{
         NAMESPACE, RELEASE, Rendered, chart, chart_arg, helm_command_of, output, scratch,
         template_raw, text,
     },
-    support::tools,
 };
 
 const SIMULATOR: [&str; 2] = ["--set", "simulator.enabled=true"];

@@ -21,6 +21,7 @@ use kube::{
     runtime::wait::{await_condition, conditions},
 };
 use qod_operator::api::{ClusterQodProvider, QodProvider};
+use qod_test_support::session::{manifest, valid_spec};
 use serde_json::{Value, json};
 
 use crate::{cluster::Cluster, harness::*};
@@ -47,17 +48,8 @@ pub async fn create_session_at(
     name: &str,
     provider_ref: Option<Value>,
 ) {
-    let mut object = json!({
-        "apiVersion": "qod.dev/v1alpha1",
-        "kind": "QodSession",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "device": {"phoneNumber": "+36721601234567"},
-            "applicationServer": {"ipv4Address": "198.51.100.7"},
-            "qosProfile": "QOS_L",
-            "duration": 600
-        }
-    });
+    let mut object = manifest(name, valid_spec());
+    object["metadata"]["namespace"] = json!(namespace);
     if let Some(provider_ref) = provider_ref {
         object["spec"]["providerRef"] = provider_ref;
     }
@@ -632,7 +624,7 @@ async fn watch_namespace_confines_the_service_account_and_install_crd_adds_only_
     // matches against resourceNames; nothing else.
     let crds: Api<CustomResourceDefinition> = Api::all(sa.clone());
     let crd: serde_json::Value = serde_saphyr::from_str(
-        &std::fs::read_to_string(repo().join("deploy/crds/qodsessions.qod.dev.yaml")).unwrap(),
+        &std::fs::read_to_string(repo_root().join("deploy/crds/qodsessions.qod.dev.yaml")).unwrap(),
     )
     .unwrap();
     crds.patch(
@@ -673,7 +665,7 @@ async fn plain_manifests_and_examples_are_accepted_by_kubectl() {
     // The shared control plane: the plain manifests' names (namespace qod-system, release
     // qod-operator) are used by no other test in it; the examples go to a namespace of their own.
     let cluster = Cluster::shared("chart-plain").await;
-    let deploy = |path: &str| repo().join("deploy").join(path).display().to_string();
+    let deploy = |path: &str| repo_root().join("deploy").join(path).display().to_string();
     let crd = cluster
         .kubectl(&["apply", "--server-side", "-f", &deploy("crds")])
         .await;
@@ -787,18 +779,12 @@ async fn every_optional_feature_is_accepted_by_the_api_server() {
     // (Ingress with TLS, ServiceMonitor, the chart's Secret, the Role in watchNamespace, ...),
     // and helm fails on any it refuses. The release and its namespaces are this test's alone.
     let cluster = Cluster::shared("chart-options").await;
-    let crd = cluster.dir.join("servicemonitors.json");
-    std::fs::write(&crd, SERVICE_MONITOR_CRD).unwrap();
     cluster
-        .kubectl(&["apply", "--server-side", "-f", &crd.display().to_string()])
-        .await;
-    cluster
-        .kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "--timeout=30s",
-            "crd/servicemonitors.monitoring.coreos.com",
-        ])
+        .apply_crd(
+            "servicemonitors.json",
+            SERVICE_MONITOR_CRD,
+            "servicemonitors.monitoring.coreos.com",
+        )
         .await;
     let apps = cluster.namespace("chart-apps").await;
     let watch = format!("watchNamespace={apps}");

@@ -17,14 +17,13 @@ use std::{
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
+use qod_test_support::{eventually, metrics, net::free_ports, process::Process};
 use serde_json::{Value, json};
 
 use crate::{
     cluster::Cluster,
     harness::*,
     install::{create_session, create_session_at, qodsessions},
-    operator::{Process, free_ports},
-    support::{ControlPlane, control_plane, eventually},
 };
 
 const RULES: &str = "charts/qod-operator/files/prometheus-rules.yaml";
@@ -32,7 +31,8 @@ const RULE_TESTS: &str = "tests/chart/alerts/prometheus-rules.test.yaml";
 const DASHBOARD: &str = "charts/qod-operator/files/grafana-dashboard.json";
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    std::fs::read_to_string(repo_root().join(path))
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
 fn rule_file() -> Value {
@@ -64,7 +64,7 @@ fn alert_names(groups: &Value) -> Vec<String> {
 fn promtool(test: &str) -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("PROMTOOL").map(PathBuf::from),
-        Some(repo().join("target/tools/promtool/bin/promtool")),
+        Some(repo_root().join("target/tools/promtool/bin/promtool")),
     ];
     if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
         return Some(found);
@@ -84,7 +84,7 @@ fn promtool(test: &str) -> Option<PathBuf> {
 fn run_promtool(promtool: &Path, args: &[&str], stdin: Option<&str>) -> String {
     let mut cmd = Command::new(promtool);
     cmd.args(args)
-        .current_dir(repo())
+        .current_dir(repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -713,10 +713,12 @@ async fn every_query_names_a_metric_a_live_operator_exports() {
     // The operator with its built-in simulator, on the shared control plane, watching a
     // namespace of its own; one session through the simulator (create, notification, reads)
     // and one through a provider that never answers, so the families have series.
-    let plane = ControlPlane::shared();
-    let admin = plane.client().await;
-    control_plane::install_crd(&admin).await;
-    let namespace = plane.namespace("chart-metrics").await;
+    let qod_test_support::Cluster {
+        client: admin,
+        namespace,
+        kubeconfig,
+        ..
+    } = qod_test_support::Cluster::start("chart-metrics").await;
     let sessions = qodsessions(admin.clone(), Some(&namespace));
 
     // A session whose updates the API server refuses, in force before the operator starts
@@ -765,14 +767,18 @@ async fn every_query_names_a_metric_a_live_operator_exports() {
         .arg(format!("--webhook-listen=127.0.0.1:{webhook}"))
         .arg(format!("--probe-listen=127.0.0.1:{probes}"))
         .args(["--requested-refresh", "1s"])
-        .env("KUBECONFIG", plane.kubeconfig())
+        .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAME", "metrics-0")
         .env("POD_NAMESPACE", &namespace)
         .env("RUST_LOG", "info");
-    let mut operator = Process::start(cmd, dir.join("operator.log"));
+    let mut operator = Process::start(cmd, &dir.join("operator.log"));
     let http = reqwest::Client::new();
     operator
-        .wait_ready(&http, &format!("http://127.0.0.1:{probes}/readyz"))
+        .wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{probes}/readyz"),
+            Duration::from_secs(20),
+        )
         .await;
 
     let providers = dynamic_api(
@@ -811,7 +817,7 @@ async fn every_query_names_a_metric_a_live_operator_exports() {
         Duration::from_secs(30),
         || async {
             let text = http.get(&metrics_url).send().await.ok()?.text().await.ok()?;
-            let sum = |name, labels| crate::support::metrics::sum(&text, name, labels);
+            let sum = |name, labels| metrics::sum(&text, name, labels);
             (sum("qod_operator_provider_requests_total", "code=\"201\"") >= 1.0
                 && sum("qod_operator_provider_requests_total", "code=\"none\"") >= 1.0
                 && sum("qod_operator_notifications_total", "result=\"applied\"") >= 1.0
@@ -980,18 +986,12 @@ const PROMETHEUS_RULE_CRD: &str = r#"{
 #[tokio::test]
 async fn the_api_server_takes_the_network_policy_the_prometheus_rule_and_the_dashboard() {
     let cluster = Cluster::shared("chart-monitoring").await;
-    let crd = cluster.dir.join("prometheusrules.json");
-    std::fs::write(&crd, PROMETHEUS_RULE_CRD).unwrap();
     cluster
-        .kubectl(&["apply", "--server-side", "-f", &crd.display().to_string()])
-        .await;
-    cluster
-        .kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "--timeout=30s",
-            "crd/prometheusrules.monitoring.coreos.com",
-        ])
+        .apply_crd(
+            "prometheusrules.json",
+            PROMETHEUS_RULE_CRD,
+            "prometheusrules.monitoring.coreos.com",
+        )
         .await;
     let notes = cluster
         .helm_release(

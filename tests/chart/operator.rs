@@ -6,123 +6,56 @@
 
 use std::{
     collections::BTreeSet,
-    fs::File,
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
 use k8s_openapi::api::{apps::v1::Deployment, coordination::v1::Lease, core::v1::Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use qod_operator::api::{ClusterQodProvider, QosProfile};
+use qod_test_support::{eventually, net::free_ports, process::Process, simulator::Sim, tools};
 use serde_json::Value;
 
 use crate::{
     cluster::Cluster,
     harness::*,
     install::{create_session, create_session_at, qodsessions},
-    support::{eventually, tools},
 };
 
-/// A process started from a chart container (or any command); killed when the test ends,
-/// however it ends.
-pub struct Process {
-    child: Child,
+/// Runs the release binary with `args` and the container's environment: plain values as
+/// given, the downward API's fields as a pod named `POD` in the release namespace would see them.
+fn from_container(
+    container: &Value,
+    args: &[String],
+    extra_env: &[(&str, &Path)],
     log: PathBuf,
-}
-
-impl Process {
-    /// Runs `cmd`, its stdout and stderr going to `log`.
-    pub fn start(mut cmd: Command, log: PathBuf) -> Self {
-        let out = File::create(&log).unwrap();
-        cmd.stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null());
-        Self {
-            child: cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}")),
-            log,
-        }
+) -> Process {
+    let mut cmd = Command::new(tools::release_operator());
+    cmd.args(args).env_clear();
+    for (name, value) in extra_env {
+        cmd.env(name, value);
     }
-
-    /// Runs the binary with `args` and the container's environment: plain values as given,
-    /// the downward API's fields as a pod named `POD` in the release namespace would see them.
-    fn spawn(
-        container: &Value,
-        args: &[String],
-        extra_env: &[(&str, &Path)],
-        log: PathBuf,
-    ) -> Self {
-        let mut cmd = Command::new(tools::release_operator());
-        cmd.args(args).env_clear();
-        for (name, value) in extra_env {
-            cmd.env(name, value);
-        }
-        for var in container["env"].as_array().unwrap() {
-            let value = match var
-                .pointer("/valueFrom/fieldRef/fieldPath")
-                .and_then(Value::as_str)
-            {
-                Some("metadata.name") => POD,
-                Some("metadata.namespace") => NAMESPACE,
-                Some(other) => panic!("unexpected fieldRef {other}"),
-                None => str(var, "/value"),
-            };
-            cmd.env(str(var, "/name"), value);
-        }
-        Self::start(cmd, log)
+    for var in container["env"].as_array().unwrap() {
+        let value = match var
+            .pointer("/valueFrom/fieldRef/fieldPath")
+            .and_then(Value::as_str)
+        {
+            Some("metadata.name") => POD,
+            Some("metadata.namespace") => NAMESPACE,
+            Some(other) => panic!("unexpected fieldRef {other}"),
+            None => str(var, "/value"),
+        };
+        cmd.env(str(var, "/name"), value);
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Fails the test with the log when the process has exited.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "{} exited with {status}:\n{}",
-                self.log.display(),
-                self.log()
-            );
-        }
-    }
-
-    /// Waits until `GET url` answers 2xx.
-    pub async fn wait_ready(&mut self, http: &reqwest::Client, url: &str) {
-        eventually(url, Duration::from_secs(20), || {
-            self.assert_running();
-            let ready = http.get(url).send();
-            async move {
-                ready
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                    .then_some(())
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Process::start(cmd, &log)
 }
 
 /// The operator pod's name, as the downward API would give it.
 const POD: &str = "qod-qod-operator-7d4b9c-x2x7q";
 
-/// `N` free ports, all different: each listener stays bound until every port is chosen.
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
-}
+/// How long a started container's command may take to answer.
+const READY_WITHIN: Duration = Duration::from_secs(20);
 
 /// A Deployment's arguments with the pod's network and files swapped for this machine's:
 /// listen addresses on 127.0.0.1, the Service names for those addresses, the mounted HMAC key
@@ -248,7 +181,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     };
     let http = reqwest::Client::new();
 
-    let mut simulator = Process::spawn(
+    let mut simulator = from_container(
         container(&simulator_deployment),
         &localized(&simulator_deployment),
         &[],
@@ -256,19 +189,23 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
     );
     let sim_url = format!("http://127.0.0.1:{sim}");
     simulator
-        .wait_ready(&http, &format!("{sim_url}/healthz"))
+        .wait_ready(&http, &format!("{sim_url}/healthz"), READY_WITHIN)
         .await;
 
     // The operator authenticates with a token issued for the chart's ServiceAccount.
     let kubeconfig = cluster.service_account_kubeconfig().await;
-    let mut operator = Process::spawn(
+    let mut operator = from_container(
         container(&operator_deployment),
         &localized(&operator_deployment),
         &[("KUBECONFIG", &kubeconfig)],
         dir.join("operator.log"),
     );
     operator
-        .wait_ready(&http, &format!("http://127.0.0.1:{probes}/readyz"))
+        .wait_ready(
+            &http,
+            &format!("http://127.0.0.1:{probes}/readyz"),
+            READY_WITHIN,
+        )
         .await;
     // Ready does not wait for leadership (every replica serves the webhook); the lease, in
     // the release namespace under the pod's name, shows this process leads.
@@ -302,15 +239,8 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
         },
     )
     .await;
-    let sim_sessions = || async {
-        http.get(format!("{sim_url}/_sim/sessions"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-    };
+    let sim_control = Sim::new(&sim_url);
+    let sim_sessions = || sim_control.sessions(false);
     assert_eq!(sim_sessions().await.len(), 1);
 
     // The simulator's QoS profiles, written as QosProfile resources under the chart's RBAC.
@@ -423,19 +353,9 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
 
     // SIGTERM (what the kubelet sends): the process exits cleanly and gives up the lease,
     // again as the ServiceAccount.
-    let pid = operator.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let exit = eventually("the operator to exit", Duration::from_secs(20), || {
-        let exited = operator.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
+    let exit = operator
+        .terminate("the operator", Duration::from_secs(20))
+        .await;
     assert!(exit.success(), "exit {exit}:\n{}", operator.log());
     let holder = leases
         .get(FULLNAME)

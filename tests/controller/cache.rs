@@ -12,12 +12,10 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams},
 };
 use qod_operator::{api::QodSession, cache::SessionCache};
+use qod_test_support::eventually;
 use serde_json::json;
 
-use crate::{
-    harness::{Harness, Setup, qos_status, spec},
-    support::eventually,
-};
+use crate::{harness::Harness, harness::Setup, harness::qos_status, harness::spec};
 
 const WAIT: Duration = Duration::from_secs(10);
 

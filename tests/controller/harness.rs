@@ -8,7 +8,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use qod_operator::{
-    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
+    api::{QodSession, QodSessionSpec},
     cache::SessionCache,
     controller::{self, Sink, SinkTokens, plan},
     metrics::Metrics,
@@ -18,11 +18,11 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator},
 };
+pub use qod_test_support::simulator::{provider_calls, sessions_of};
+use qod_test_support::{Cluster, eventually, providers, session, simulator::Sim, test_log};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-use crate::support::{ControlPlane, control_plane, eventually};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -63,7 +63,8 @@ pub struct Harness {
     pub client: Client,
     pub api: Api<QodSession>,
     pub sim: RunningSimulator,
-    pub http: reqwest::Client,
+    /// The simulator's test-control API.
+    provider: Sim,
     provider_token: Option<&'static str>,
     controller: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
     /// The controller's metrics, as its `/metrics` would expose them.
@@ -81,25 +82,20 @@ pub fn planner() -> plan::PlannerSettings {
 
 impl Harness {
     pub async fn start(setup: Setup) -> Self {
-        // QOD_TEST_LOG=debug shows the operator's logs of a failing test.
-        if let Ok(filter) = std::env::var("QOD_TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_test_writer()
-                .try_init();
-        }
-        let control_plane = ControlPlane::shared();
-        let client = control_plane.client().await;
-        control_plane::install_crd(&client).await;
-        let namespace = control_plane.namespace("controller").await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = simulator::spawn(listener, setup.simulator).await.unwrap();
+        test_log::init();
+        let Cluster {
+            client,
+            api,
+            namespace,
+            ..
+        } = Cluster::start("controller").await;
+        let (sim, provider) = Sim::start(setup.simulator).await;
         let mut harness = Self {
-            api: Api::namespaced(client.clone(), &namespace),
+            api,
             namespace,
             client,
             sim,
-            http: reqwest::Client::new(),
+            provider,
             provider_token: setup.provider_token,
             controller: None,
             metrics: Arc::new(Metrics::new()),
@@ -131,7 +127,7 @@ impl Harness {
             config.auth = CamaraAuth::Bearer(SecretSource::Value(SecretString::from(token)));
         }
         let provider = Arc::new(CamaraClient::new(config).unwrap());
-        let providers = crate::support::providers::default_only(client.clone(), provider);
+        let providers = providers::default_only(client.clone(), provider);
         let sink = Sink::new("http://127.0.0.1:9", Arc::new(TestTokens));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(controller::run(
@@ -212,49 +208,19 @@ impl Harness {
 
     /// The simulator's live sessions.
     pub async fn provider_sessions(&self) -> Vec<Value> {
-        self.sim_get("/_sim/sessions")
-            .await
-            .as_array()
-            .unwrap()
-            .clone()
+        self.provider.sessions(false).await
     }
 
     pub async fn provider_stats(&self) -> Value {
-        self.sim_get("/_sim/stats").await
-    }
-
-    async fn sim_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.provider.stats().await
     }
 
     pub async fn sim_post(&self, path: &str) {
-        self.http
-            .post(format!("{}{path}", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        self.provider.post(path).await;
     }
 
     pub async fn faults(&self, faults: Value) {
-        self.http
-            .put(format!("{}/_sim/faults", self.sim.base_url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        self.provider.faults(faults).await;
     }
 
     pub async fn stop(mut self) {
@@ -265,50 +231,12 @@ impl Harness {
 
 /// A session spec with a phone number and an IPv4 server; `phone` tells tests apart.
 pub fn spec(phone: &str) -> QodSessionSpec {
-    QodSessionSpec {
-        device: Device {
-            phone_number: Some(phone.into()),
-            ..Device::default()
-        },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ..ApplicationServer::default()
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: "QOS_L".into(),
-        duration: 600,
-        auto_extend: false,
-        provider_ref: None,
-        management_policy: Default::default(),
-        deletion_policy: Default::default(),
-    }
+    session::spec(phone, "QOS_L", 600)
 }
 
-pub fn qos_status(session: &QodSession) -> Option<&str> {
-    session.status.as_ref()?.qos_status.as_deref()
-}
+pub use qod_test_support::session::{qos_status, session_id};
 
-pub fn session_id(session: &QodSession) -> Option<&str> {
-    session.status.as_ref()?.session_id.as_deref()
-}
-
+/// `(status, reason)` of the Ready condition.
 pub fn ready(session: &QodSession) -> Option<(String, String)> {
-    let status = session.status.as_ref()?;
-    let ready = qod_operator::api::conditions::find(
-        &status.conditions,
-        qod_operator::api::conditions::READY,
-    )?;
-    Some((ready.status.clone(), ready.reason.clone()))
-}
-
-pub use crate::support::simulator_stats::provider_calls;
-
-/// The provider's live sessions whose sink names `uid`.
-pub fn sessions_of(sessions: &[Value], uid: &str) -> Vec<Value> {
-    sessions
-        .iter()
-        .filter(|s| s["sink"].as_str().is_some_and(|sink| sink.ends_with(uid)))
-        .cloned()
-        .collect()
+    session::ready(session).map(|(status, reason, _)| (status, reason))
 }

@@ -2,13 +2,12 @@
 //! autoExtend, delete.
 
 use kube::{ResourceExt, api::DeleteParams};
+use qod_test_support::eventually;
 use serde_json::json;
 
 use crate::{
-    harness::{
-        Harness, Setup, WAIT, provider_calls, qos_status, ready, session_id, sessions_of, spec,
-    },
-    support::eventually,
+    harness::Harness, harness::Setup, harness::WAIT, harness::provider_calls, harness::qos_status,
+    harness::ready, harness::session_id, harness::sessions_of, harness::spec,
 };
 
 #[tokio::test]
@@ -160,7 +159,7 @@ async fn auto_extend_brings_an_expired_session_back() {
 
     // The provider fails every call until the session has expired there.
     h.faults(json!({"errorRate": 1.0})).await;
-    crate::support::eventually(
+    qod_test_support::eventually(
         "the session to expire at the provider",
         crate::harness::WAIT,
         || async {

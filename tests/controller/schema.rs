@@ -2,27 +2,10 @@
 
 use kube::api::PostParams;
 use qod_operator::api::QodSession;
+use qod_test_support::session::{manifest, valid_spec};
 use serde_json::{Value, json};
 
 use crate::harness::{Harness, Setup};
-
-fn manifest(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "qod.dev/v1alpha1",
-        "kind": "QodSession",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-}
-
-fn valid() -> Value {
-    json!({
-        "device": {"phoneNumber": "+36721601234567"},
-        "applicationServer": {"ipv4Address": "198.51.100.7"},
-        "qosProfile": "QOS_L",
-        "duration": 600
-    })
-}
 
 #[tokio::test]
 async fn invalid_manifests_are_refused_naming_the_field() {
@@ -32,7 +15,7 @@ async fn invalid_manifests_are_refused_naming_the_field() {
     })
     .await;
     let with = |pointer: &str, value: Value| {
-        let mut spec = valid();
+        let mut spec = valid_spec();
         *spec.pointer_mut(pointer).unwrap() = value;
         spec
     };
@@ -88,7 +71,7 @@ async fn invalid_manifests_are_refused_naming_the_field() {
         (
             "port out of range",
             {
-                let mut s = valid();
+                let mut s = valid_spec();
                 s["devicePorts"] = json!({"ports": [70000]});
                 s
             },
@@ -97,7 +80,7 @@ async fn invalid_manifests_are_refused_naming_the_field() {
         (
             "range running backwards",
             {
-                let mut s = valid();
+                let mut s = valid_spec();
                 s["devicePorts"] = json!({"ranges": [{"from": 6000, "to": 5000}]});
                 s
             },
@@ -106,7 +89,7 @@ async fn invalid_manifests_are_refused_naming_the_field() {
         (
             "missing duration",
             {
-                let mut s = valid();
+                let mut s = valid_spec();
                 s.as_object_mut().unwrap().remove("duration");
                 s
             },

@@ -12,14 +12,12 @@ use qod_operator::{
     api::intent::{CREATE_INTENT, CreateIntent, effective_status},
     qod::{NotificationTarget, SessionApi, SessionRequest, camara},
 };
+use qod_test_support::eventually;
 use serde_json::json;
 
 use crate::{
-    harness::{
-        Harness, Setup, TestTokens, WAIT, provider_calls, qos_status, ready, session_id,
-        sessions_of, spec,
-    },
-    support::eventually,
+    harness::Harness, harness::Setup, harness::TestTokens, harness::WAIT, harness::provider_calls,
+    harness::qos_status, harness::ready, harness::session_id, harness::sessions_of, harness::spec,
 };
 
 #[tokio::test]

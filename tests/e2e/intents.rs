@@ -5,12 +5,10 @@
 
 use std::collections::HashSet;
 
+use qod_test_support::{eventually, simulator::provider_calls};
 use serde_json::Value;
 
-use crate::{
-    support::{eventually, simulator_stats::provider_calls},
-    world::{World, sink_uid},
-};
+use crate::world::{World, sink_uid};
 
 const SESSIONS: usize = 300;
 const REPLACED: std::ops::Range<usize> = 0..100;

@@ -1,11 +1,12 @@
 //! Every manifest in tests/fixtures/invalid/ breaks one rule; `kubectl apply` must be refused
 //! with a message that names the field (the file's `# expect:` lines), and nothing is stored.
+use qod_test_support::{command::text, repo_root};
 
-use crate::world::{World, repo, text};
+use crate::world::World;
 
 /// The corpus: (file name, what kubectl must print).
 fn corpus() -> Vec<(String, Vec<String>)> {
-    let dir = repo().join("tests/fixtures/invalid");
+    let dir = repo_root().join("tests/fixtures/invalid");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -2,12 +2,10 @@
 //! AVAILABLE, read `kubectl get qod` (and `-o wide`, and `kubectl explain`), delete, and find
 //! nothing left at the provider or in the API.
 
+use qod_test_support::{command::text, eventually};
 use std::collections::BTreeMap;
 
-use crate::{
-    support::eventually,
-    world::{WAIT, World, assert_one_session_each, sink_uid, text},
-};
+use crate::world::{WAIT, World, assert_one_session_each, sink_uid};
 
 /// The examples in deploy/examples/: name → spec.qosProfile, spec.duration.
 const EXAMPLES: &[(&str, &str, u32)] = &[

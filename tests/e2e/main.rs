@@ -34,14 +34,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../support/mod.rs"]
-mod support;
-
-// Shared with tests/operator, which uses more of it.
-#[allow(dead_code)]
-#[path = "../operator/process.rs"]
-mod process;
-
 mod intents;
 mod invalid;
 mod lifecycle;

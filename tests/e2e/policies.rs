@@ -4,16 +4,17 @@
 //! deletionPolicy Orphan leaves the session at the provider; qod.dev/paused stops every call
 //! and removing it resumes. Calls are counted at the simulator.
 
+use qod_test_support::{
+    eventually, repo_root,
+    simulator::{Sim, provider_calls},
+};
 use serde_json::{Value, json};
 
 use crate::{
-    providers::{apply, field, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
-    world::{WAIT, World, repo},
+    providers::{READY_MESSAGE, READY_REASON, apply, field, wait_field},
+    world::{WAIT, World},
 };
 
-const READY_REASON: &str = r#".status.conditions[?(@.type=="Ready")].reason"#;
-const READY_MESSAGE: &str = r#".status.conditions[?(@.type=="Ready")].message"#;
 const PAUSED: &str = r#".status.conditions[?(@.type=="Paused")].status"#;
 /// The session id in the examples of deploy/examples/policies/.
 const EXAMPLE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
@@ -91,7 +92,7 @@ async fn session_ids(world: &World) -> Vec<String> {
 /// The example file with the placeholder session id replaced by `id`, applied.
 async fn apply_example(world: &World, file: &str, placeholder: &str, id: &str) {
     let example =
-        std::fs::read_to_string(repo().join("deploy/examples/policies").join(file)).unwrap();
+        std::fs::read_to_string(repo_root().join("deploy/examples/policies").join(file)).unwrap();
     assert!(example.contains(placeholder), "{file} names {placeholder}");
     apply(world, file, &example.replace(placeholder, id)).await;
 }
@@ -290,16 +291,7 @@ async fn observe_follows_the_provider_and_changes_nothing() {
     .replace("duration: 600", "duration: 3600");
     apply(&world, "terminated", &terminated).await;
     wait_field(&world, "qod/terminated", ".status.qosStatus", "AVAILABLE").await;
-    reqwest::Client::new()
-        .post(format!(
-            "{}/_sim/sessions/{long}/terminate",
-            world.sim_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
+    Sim::new(world.sim_url()).terminate(&long).await;
     wait_field(
         &world,
         "qod/terminated",

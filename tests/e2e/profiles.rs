@@ -6,11 +6,17 @@
 //! provider without the API (CAMARA v0.11) gets no QosProfile and its sessions go on as before.
 
 use qod_operator::simulator;
+use qod_test_support::{
+    eventually,
+    simulator::{Sim, provider_calls},
+};
 use serde_json::{Value, json};
 
 use crate::{
-    providers::{apply, creates_at, field, sessions_at, telco, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
+    providers::{
+        READY_MESSAGE, READY_REASON, apply, creates_at, field, held_for, sessions_at, telco,
+        wait_field,
+    },
     world::{WAIT, World},
 };
 
@@ -98,20 +104,6 @@ spec:
   duration: {duration}
 "
     )
-}
-
-const READY_REASON: &str = r#".status.conditions[?(@.type=="Ready")].reason"#;
-const READY_MESSAGE: &str = r#".status.conditions[?(@.type=="Ready")].message"#;
-
-/// The simulator's sessions whose sink names the resource `name`.
-async fn held_for(world: &World, name: &str) -> Vec<Value> {
-    let uid = field(world, &format!("qod/{name}"), ".metadata.uid").await;
-    world
-        .provider_sessions()
-        .await
-        .into_iter()
-        .filter(|s| crate::world::sink_uid(s) == uid)
-        .collect()
 }
 
 /// The reasons of the Warning Events about `object`.
@@ -488,12 +480,7 @@ spec:
     // The provider without the API: no QosProfile, never asked, its session as before.
     let old_provider = format!("QodProvider/{}/old", world.namespace());
     assert!(qos_profiles(&world, &old_provider).await.is_empty());
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", old.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = Sim::of(&old).stats().await;
     assert_eq!(provider_calls(&stats, "retrieve_qos_profiles"), 0);
     assert_eq!(creates_at(&old).await, 1);
     assert_eq!(sessions_at(&old).await.len(), 1);

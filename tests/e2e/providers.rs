@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use qod_operator::simulator::{self, ClientCredentials, RunningSimulator};
+use qod_test_support::{
+    eventually,
+    simulator::{Sim, provider_calls},
+};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::{
-    support::{eventually, simulator_stats::provider_calls},
-    world::{WAIT, World, sink_uid},
-};
+use crate::world::{WAIT, World, sink_uid};
 
 /// A simulator that accepts only `token` as bearer token.
 async fn telco_with_bearer(token: &str) -> RunningSimulator {
@@ -53,22 +54,11 @@ pub(crate) async fn telco(config: simulator::SimulatorConfig) -> RunningSimulato
 }
 
 pub(crate) async fn sessions_at(sim: &RunningSimulator) -> Vec<Value> {
-    reqwest::get(format!("{}/_sim/sessions", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    Sim::of(sim).sessions(false).await
 }
 
 pub(crate) async fn creates_at(sim: &RunningSimulator) -> u64 {
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    provider_calls(&stats, "create")
+    provider_calls(&Sim::of(sim).stats().await, "create")
 }
 
 /// A QodSession for a device of its own, using `provider_ref` (YAML of the field, or empty).
@@ -107,6 +97,22 @@ pub(crate) async fn wait_field(world: &World, object: &str, path: &str, want: &s
         (field(world, object, path).await == want).then_some(())
     })
     .await;
+}
+
+/// The reason of a resource's Ready condition, as a [`field`] path.
+pub(crate) const READY_REASON: &str = r#".status.conditions[?(@.type=="Ready")].reason"#;
+/// The message of a resource's Ready condition, as a [`field`] path.
+pub(crate) const READY_MESSAGE: &str = r#".status.conditions[?(@.type=="Ready")].message"#;
+
+/// The live sessions at the simulator whose sink names the resource `name`.
+pub(crate) async fn held_for(world: &World, name: &str) -> Vec<Value> {
+    let uid = field(world, &format!("qod/{name}"), ".metadata.uid").await;
+    world
+        .provider_sessions()
+        .await
+        .into_iter()
+        .filter(|s| sink_uid(s) == uid)
+        .collect()
 }
 
 #[tokio::test]

@@ -4,12 +4,10 @@
 //! resource and no orphan; and kube-apiserver, by SIGKILL and a restart, which the same operator
 //! process rides out. A delete afterwards leaves nothing at the provider.
 
+use qod_test_support::eventually;
 use serde_json::json;
 
-use crate::{
-    support::eventually,
-    world::{WAIT, World, assert_one_session_each},
-};
+use crate::world::{WAIT, World, assert_one_session_each};
 
 /// Sessions applied in each round of the operator restarts (distinct devices, so none overlaps
 /// another's flow).

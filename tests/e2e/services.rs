@@ -4,26 +4,13 @@
 //! load balancer hostname resolved through DNS, externalIPs), and deleted while the Service is
 //! gone; no provider call is made while there is no address.
 
+use qod_test_support::{eventually, simulator::provider_calls};
 use serde_json::Value;
 
 use crate::{
-    providers::{field, wait_field},
-    support::{eventually, simulator_stats::provider_calls},
-    world::{WAIT, World, sink_uid},
+    providers::{READY_REASON, field, held_for, wait_field},
+    world::{WAIT, World},
 };
-
-const READY_REASON: &str = r#".status.conditions[?(@.type=="Ready")].reason"#;
-
-/// The live sessions at the simulator for the resource `name`.
-async fn held_for(world: &World, name: &str) -> Vec<Value> {
-    let uid = field(world, &format!("qod/{name}"), ".metadata.uid").await;
-    world
-        .provider_sessions()
-        .await
-        .into_iter()
-        .filter(|s| sink_uid(s) == uid)
-        .collect()
-}
 
 /// Waits until the resource's one session at the simulator has `ipv4`/`ipv6` as its
 /// application server, and returns that session.

@@ -4,33 +4,33 @@
 //! processes started against them. Everything the tests observe goes through kubectl or the
 //! simulator's `/_sim/` control API.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Output, time::Duration};
 
-use kube::config::Kubeconfig;
-use qod_operator::simulator;
+use qod_operator::simulator::RunningSimulator;
+use qod_test_support::{
+    ControlPlane, eventually,
+    kubeconfig::KubeconfigCopy,
+    kubectl::Kubectl,
+    operator::{Operator, OperatorSetup},
+    simulator::{self, Sim, in_process_simulator},
+    test_dir, tools,
+};
 use serde_json::Value;
 use tokio::sync::OnceCell;
-
-use crate::{
-    process::Operator,
-    support::{ControlPlane, tools},
-};
 
 /// How long a step may take before the test fails (never waited out when things work).
 pub const WAIT: Duration = Duration::from_secs(60);
 
 pub struct World {
-    sim: simulator::RunningSimulator,
+    sim: RunningSimulator,
+    /// The simulator's test-control API.
+    provider: Sim,
     pub dir: PathBuf,
     /// The test's namespace, the default one of its kubeconfig.
     namespace: String,
     /// A control plane of the test's own, when it needs a fresh cluster.
     own: Option<ControlPlane>,
-    http: reqwest::Client,
+    kubectl: Kubectl,
 }
 
 impl World {
@@ -55,38 +55,26 @@ impl World {
         tokio::task::spawn_blocking(tools::release_operator)
             .await
             .unwrap();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir(&format!("e2e-{test}"));
         let control_plane = match &own {
             Some(own) => own,
             None => ControlPlane::shared(),
         };
         let namespace = control_plane.namespace(test).await;
-        write_kubeconfig(
-            control_plane.kubeconfig(),
-            &namespace,
-            &dir.join("kubeconfig"),
-        );
-        std::fs::write(dir.join("hmac-key"), format!("e2e-{test}-key-0123456789\n")).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = simulator::spawn(
-            listener,
-            // Faster than the operator's 1 s re-read of REQUESTED sessions, so the AVAILABLE
-            // notification often lands in the same whole second as the last read.
-            simulator::SimulatorConfig {
-                available_after: Duration::from_millis(200),
-                ..simulator::SimulatorConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        KubeconfigCopy::of(control_plane.kubeconfig())
+            .namespace(&namespace)
+            .write(&kubeconfig);
+        // Faster than the operator's 1 s re-read of REQUESTED sessions, so the AVAILABLE
+        // notification often lands in the same whole second as the last read.
+        let (sim, provider) = in_process_simulator().await;
         Self {
             sim,
+            provider,
+            kubectl: Kubectl::new(&kubeconfig).home(&dir),
             dir,
             namespace,
             own,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -98,16 +86,16 @@ impl World {
 
     /// [`Self::operator`] with more flags.
     pub fn operator_with(&self, name: &str, extra_args: &[&str]) -> Operator {
-        Operator::start(
+        let mut setup = OperatorSetup::new(
             tools::release_operator(),
-            name,
-            &self.dir.join("kubeconfig"),
-            &self.namespace,
-            &format!("{}/quality-on-demand/v1", self.sim.base_url()),
-            &self.dir.join("hmac-key"),
             &self.dir,
-            extra_args,
+            self.kubectl.kubeconfig(),
+            &self.namespace,
+            self.provider.provider_url(),
         )
+        .replica(name);
+        setup.extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
+        Operator::start(&setup)
     }
 
     /// The simulator's base URL (`http://127.0.0.1:<port>`).
@@ -118,7 +106,7 @@ impl World {
     /// Starts an operator and waits until it answers `/readyz` and holds the lease.
     pub async fn leading_operator(&self, name: &str) -> Operator {
         let operator = self.operator(name);
-        crate::support::eventually(&format!("{name} to lead"), WAIT, || async {
+        eventually(&format!("{name} to lead"), WAIT, || async {
             (operator.ready().await && operator.leads().await == Some(true)).then_some(())
         })
         .await;
@@ -127,32 +115,12 @@ impl World {
 
     /// Runs kubectl off the runtime's threads, in the test's namespace.
     pub async fn kubectl_output(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(tools::kubectl());
-        cmd.args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", &self.dir)
-            .current_dir(repo());
-        let what = format!("kubectl {}", args.join(" "));
-        tokio::task::spawn_blocking(move || {
-            cmd.output()
-                .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
-        })
-        .await
-        .unwrap()
+        self.kubectl.output(args).await
     }
 
     /// Runs kubectl; fails the test (with kubectl's output) unless it succeeds. Returns stdout.
     pub async fn kubectl(&self, args: &[&str]) -> String {
-        let out = self.kubectl_output(args).await;
-        assert!(
-            out.status.success(),
-            "kubectl {} failed ({}):\n{}\n{}",
-            args.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        self.kubectl.run(args).await
     }
 
     /// `kubectl apply -f deploy/crds/`, then waits until the API serves the type. On the
@@ -173,16 +141,14 @@ impl World {
     }
 
     pub async fn wait_crd_established(&self) {
-        self.kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "crd/qodsessions.qod.dev",
-            "crd/qodproviders.qod.dev",
-            "crd/clusterqodproviders.qod.dev",
-            "crd/qosprofiles.qod.dev",
-            "--timeout=30s",
-        ])
-        .await;
+        self.kubectl
+            .wait_established(&[
+                "crd/qodsessions.qod.dev",
+                "crd/qodproviders.qod.dev",
+                "crd/clusterqodproviders.qod.dev",
+                "crd/qosprofiles.qod.dev",
+            ])
+            .await;
     }
 
     /// The test's namespace.
@@ -192,25 +158,12 @@ impl World {
 
     /// Every session the provider holds (`GET /_sim/sessions`).
     pub async fn provider_sessions(&self) -> Vec<Value> {
-        serde_json::from_value(self.sim_get("/_sim/sessions").await).unwrap()
+        self.provider.sessions(false).await
     }
 
     /// The provider's counters (`GET /_sim/stats`).
     pub async fn provider_stats(&self) -> Value {
-        self.sim_get("/_sim/stats").await
-    }
-
-    async fn sim_get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.provider.stats().await
     }
 
     /// The control plane of the test's own ([`World::start_own`]), to kill and restart.
@@ -222,14 +175,7 @@ impl World {
 
     /// `PUT /_sim/faults`.
     pub async fn faults(&self, faults: Value) {
-        self.http
-            .put(format!("{}/_sim/faults", self.sim.base_url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        self.provider.faults(faults).await;
     }
 
     /// `name uid sessionId qosStatus` of every QodSession of the test, through kubectl.
@@ -278,10 +224,7 @@ pub struct Resource {
 
 /// The uid in a session's sink (`<public url>/notifications/<uid>`).
 pub fn sink_uid(session: &Value) -> &str {
-    session["sink"]
-        .as_str()
-        .and_then(|sink| sink.rsplit_once("/notifications/"))
-        .map(|(_, uid)| uid)
+    simulator::sink_uid(session)
         .unwrap_or_else(|| panic!("a session without an operator sink: {session}"))
 }
 
@@ -312,25 +255,4 @@ pub fn assert_one_session_each(resources: &[Resource], at_provider: &[Value]) {
             resource.name
         );
     }
-}
-
-/// A copy of the admin kubeconfig whose context defaults to `namespace`, so every kubectl
-/// command of the test (and `kubectl apply` of manifests without a namespace) stays in it.
-fn write_kubeconfig(admin: &Path, namespace: &str, path: &Path) {
-    let mut config = Kubeconfig::read_from(admin).unwrap();
-    for named in &mut config.contexts {
-        if let Some(context) = named.context.as_mut() {
-            context.namespace = Some(namespace.to_owned());
-        }
-    }
-    // JSON is YAML: kubectl reads it as it is.
-    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-}
-
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -15,6 +15,13 @@ use std::{
 
 use kube::{ResourceExt, api::PostParams};
 use qod_operator::{api::QodSession, qod::event, simulator, sink_keys::SinkKeys};
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session::{numbered_spec, qos_status, session_id},
+    simulator::in_process_simulator,
+    test_dir,
+};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::{
@@ -23,13 +30,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::{
-    support::eventually,
-    world::{
-        Cluster, Operator, OperatorSetup, in_process_simulator, qos_status, session_id, spec,
-        test_dir,
-    },
-};
+use crate::OPERATOR;
 
 /// How long the abuse lasts.
 const ABUSE: Duration = Duration::from_secs(10);
@@ -181,16 +182,16 @@ struct Target {
 }
 
 async fn available_target(test: &str, webhook_args: &[&str]) -> Target {
-    let dir = test_dir(test);
+    let dir = test_dir(&format!("hostile/{test}"));
     let cluster = Cluster::start(test).await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     setup.extra_args = webhook_args.iter().map(|a| a.to_string()).collect();
     let operator = Operator::start_ready(&setup).await;
     let api = &cluster.api;
     api.create(
         &PostParams::default(),
-        &QodSession::new("victim", spec(1, "QOS_M", 1800)),
+        &QodSession::new("victim", numbered_spec(1, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -358,7 +359,7 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
     // Meanwhile: health answers fast, reconcile goes on, memory is sampled.
     api.create(
         &PostParams::default(),
-        &QodSession::new("meanwhile", spec(2, "QOS_M", 1800)),
+        &QodSession::new("meanwhile", numbered_spec(2, "QOS_M", 1800)),
     )
     .await
     .unwrap();
@@ -513,10 +514,10 @@ async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
 /// them exhaust the process's file descriptors, which the probe port shares.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_finish_their_headers_are_closed() {
-    let dir = test_dir("slowloris");
+    let dir = test_dir("hostile/slowloris");
     let cluster = Cluster::start("slowloris").await;
     let (running, sim) = in_process_simulator().await;
-    let mut setup = OperatorSetup::new(&dir, &cluster, sim.provider_url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, sim.provider_url());
     setup.extra_args = ["--webhook-request-timeout", "2s"]
         .map(String::from)
         .to_vec();

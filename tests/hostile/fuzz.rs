@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::{body::Body, http::Request};
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     api::{Patch, PatchParams, PostParams},
 };
 use proptest::{
@@ -21,14 +21,10 @@ use qod_operator::{
     sink_keys::SinkKeys,
     webhook::{self, Webhook},
 };
+use qod_test_support::{Cluster, eventually, session::numbered_spec};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-use crate::{
-    support::{ControlPlane, control_plane, eventually},
-    world::spec,
-};
 
 const SESSION: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
 const DOCUMENTED: [u16; 9] = [204, 400, 401, 404, 408, 409, 413, 415, 503];
@@ -205,13 +201,14 @@ fn the_webhook_router_answers_every_fuzzed_request_with_a_documented_status() {
         .build()
         .unwrap();
     let (hook, keys, uid) = runtime.block_on(async {
-        let control_plane = ControlPlane::shared();
-        let client = control_plane.client().await;
-        control_plane::install_crd(&client).await;
-        let namespace = control_plane.namespace("fuzz").await;
-        let api: Api<QodSession> = Api::namespaced(client.clone(), &namespace);
+        let Cluster {
+            client,
+            api,
+            namespace,
+            ..
+        } = Cluster::start("fuzz").await;
         let created = api
-            .create(&PostParams::default(), &QodSession::new("target", spec(1, "QOS_M", 600)))
+            .create(&PostParams::default(), &QodSession::new("target", numbered_spec(1, "QOS_M", 600)))
             .await
             .unwrap();
         api.patch_status(

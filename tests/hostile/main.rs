@@ -8,17 +8,11 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../support/mod.rs"]
-mod support;
-
-// The operator processes and the simulator control of the chaos suite; not every helper is
-// used here.
-#[allow(dead_code)]
-#[path = "../chaos/world.rs"]
-mod world;
-
 mod abuse;
 mod fuzz;
 mod prism;
 mod provider_text;
 mod schema;
+
+/// The operator these tests run: this package's debug build, as cargo built it for them.
+const OPERATOR: &str = env!("CARGO_BIN_EXE_qod-operator");

@@ -11,16 +11,19 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use qod_operator::{api::QodSession, simulator};
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    prism::Prism,
+    session::{numbered_spec, qos_status, session_id},
+    simulator::{Sim, sink_uid},
+    test_dir,
+    tools::camara_spec,
+};
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::{
-    support::{eventually, prism::Prism, tools::camara_spec},
-    world::{
-        Cluster, Operator, OperatorSetup, Sim, qos_status, session_id, simulator_with, sink_uid,
-        spec, test_dir,
-    },
-};
+use crate::OPERATOR;
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -49,11 +52,11 @@ async fn available(api: &kube::Api<QodSession>, sim: &Sim, name: &str, profile: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_forbids() {
-    let dir = test_dir("prism");
+    let dir = test_dir("hostile/prism");
     let cluster = Cluster::start("prism").await;
     // The spec demands credentials: a static bearer token on both sides.
     let token = "prism-lifecycle-token";
-    let (running, sim) = simulator_with(simulator::SimulatorConfig {
+    let (running, sim) = Sim::start(simulator::SimulatorConfig {
         available_after: Duration::from_millis(200),
         bearer_token: Some(SecretString::from(token)),
         require_auth: true,
@@ -62,7 +65,7 @@ async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_for
     .await;
     std::fs::write(dir.join("bearer-token"), token).unwrap();
     let prism = Prism::proxy(&camara_spec("camara-qod-v1.1.0.yaml"), &sim.provider_url()).await;
-    let mut setup = OperatorSetup::new(&dir, &cluster, prism.url());
+    let mut setup = OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, prism.url());
     // v1.1 demands https sinks; notifications cannot arrive here (no TLS), so status comes
     // from the operator's reads, which Prism judges too.
     setup.webhook_public_url = format!("https://qod-operator.localhost:{}", setup.webhook_port);
@@ -80,7 +83,7 @@ async fn a_whole_lifecycle_through_a_validating_proxy_sends_nothing_the_spec_for
     sim.faults(json!({"answerDelayMs": 3000})).await;
     api.create(
         &PostParams::default(),
-        &QodSession::new("through-prism", spec(7, "QOS_L", 600)),
+        &QodSession::new("through-prism", numbered_spec(7, "QOS_L", 600)),
     )
     .await
     .unwrap();

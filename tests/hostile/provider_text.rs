@@ -12,12 +12,15 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use qod_operator::api::QodSession;
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session::numbered_spec,
+    test_dir,
+};
 use serde_json::json;
 
-use crate::{
-    support::eventually,
-    world::{Cluster, Operator, OperatorSetup, spec, test_dir},
-};
+use crate::OPERATOR;
 
 /// The most bytes a note may have on a real API server.
 const MAX_NOTE_BYTES: usize = 1024;
@@ -36,17 +39,18 @@ async fn refusing_provider(message: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_error_longer_than_an_event_allows_is_recorded_cut() {
-    let dir = test_dir("provider-text");
+    let dir = test_dir("hostile/provider-text");
     let cluster = Cluster::start("provider-text").await;
     // Characters of one to four bytes, so a byte limit cuts inside one of them.
     let message = "refused: x é € 🔥 ".repeat(500);
-    let setup = OperatorSetup::new(&dir, &cluster, refusing_provider(message).await);
+    let setup =
+        OperatorSetup::for_cluster(OPERATOR, &dir, &cluster, refusing_provider(message).await);
     let _operator = Operator::start_ready(&setup).await;
     cluster
         .api
         .create(
             &PostParams::default(),
-            &QodSession::new("refused", spec(1, "QOS_M", 600)),
+            &QodSession::new("refused", numbered_spec(1, "QOS_M", 600)),
         )
         .await
         .unwrap();

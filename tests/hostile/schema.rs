@@ -10,25 +10,10 @@ use kube::{
 use qod_operator::api::{ClusterQodProvider, QodProvider, QodSession};
 use serde_json::{Value, json};
 
-use crate::support::{ControlPlane, control_plane};
-
-fn valid() -> Value {
-    json!({
-        "device": {"phoneNumber": "+36721601234567"},
-        "applicationServer": {"ipv4Address": "198.51.100.7"},
-        "qosProfile": "QOS_L",
-        "duration": 600
-    })
-}
-
-fn manifest(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "qod.dev/v1alpha1",
-        "kind": "QodSession",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-}
+use qod_test_support::{
+    Cluster,
+    session::{manifest, valid_spec},
+};
 
 fn nested(depth: usize) -> Value {
     let mut value = json!("deep");
@@ -56,10 +41,9 @@ async fn post_raw(client: &Client, namespace: &str, body: String) -> u16 {
 /// The shared control plane with the CRD: a namespace of the test's own, and the QodSessions
 /// API (untyped, so anything can be sent) in it.
 async fn cluster(test: &str) -> (Client, String, Api<DynamicObject>) {
-    let control_plane = ControlPlane::shared();
-    let client = control_plane.client().await;
-    control_plane::install_crd(&client).await;
-    let namespace = control_plane.namespace(test).await;
+    let Cluster {
+        client, namespace, ..
+    } = Cluster::start(test).await;
     let api = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         &namespace,
@@ -83,7 +67,7 @@ async fn control_characters_in_the_network_access_identifier_are_refused() {
     .into_iter()
     .enumerate()
     {
-        let mut spec = valid();
+        let mut spec = valid_spec();
         spec["device"] = json!({ "networkAccessIdentifier": identifier });
         let object: DynamicObject =
             serde_json::from_value(manifest(&format!("nai-{index}"), spec)).unwrap();
@@ -98,7 +82,7 @@ async fn control_characters_in_the_network_access_identifier_are_refused() {
 async fn hostile_manifests_are_refused_by_the_schema() {
     let (client, namespace, api) = cluster("schema-hostile").await;
     let with = |pointer: &str, value: Value| {
-        let mut spec = valid();
+        let mut spec = valid_spec();
         match spec.pointer_mut(pointer) {
             Some(slot) => *slot = value,
             None => {
@@ -259,12 +243,12 @@ async fn hostile_manifests_are_refused_by_the_schema() {
 
     // Literals JSON itself does not allow, and nesting deeper than any decoder should follow.
     let raw = |duration: &str| {
-        manifest("raw", valid())
+        manifest("raw", valid_spec())
             .to_string()
             .replace("\"duration\":600", &format!("\"duration\":{duration}"))
     };
     let deep_unknown = {
-        let mut text = manifest("deep", valid()).to_string();
+        let mut text = manifest("deep", valid_spec()).to_string();
         let depth = 100_000;
         text.insert_str(
             text.len() - 2,
@@ -306,7 +290,7 @@ async fn hostile_manifests_are_refused_by_the_schema() {
             .items
             .is_empty()
     );
-    let object: DynamicObject = serde_json::from_value(manifest("fine", valid())).unwrap();
+    let object: DynamicObject = serde_json::from_value(manifest("fine", valid_spec())).unwrap();
     api.create(&PostParams::default(), &object).await.unwrap();
 }
 
@@ -514,7 +498,7 @@ async fn a_provider_ref_names_a_kind_and_a_valid_name() {
     .into_iter()
     .enumerate()
     {
-        let mut spec = valid();
+        let mut spec = valid_spec();
         spec["providerRef"] = reference.clone();
         let object: DynamicObject =
             serde_json::from_value(manifest(&format!("ref-{index}"), spec)).unwrap();
@@ -529,7 +513,7 @@ async fn a_provider_ref_names_a_kind_and_a_valid_name() {
         "not refused as expected:\n{}",
         wrong.join("\n")
     );
-    let mut spec = valid();
+    let mut spec = valid_spec();
     spec["providerRef"] = json!({"kind": "ClusterQodProvider", "name": "telco-a"});
     let object: DynamicObject = serde_json::from_value(manifest("ref-fine", spec)).unwrap();
     let stored = api.create(&PostParams::default(), &object).await.unwrap();

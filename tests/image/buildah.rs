@@ -11,9 +11,12 @@ use std::{
     time::Duration,
 };
 
+use qod_test_support::{
+    command, eventually,
+    paths::{repo_root, tmp_dir},
+    process::signal,
+};
 use serde_json::Value;
-
-use crate::support::eventually;
 
 /// The image built by tests/image/build.
 pub struct Image {
@@ -22,20 +25,12 @@ pub struct Image {
     store: PathBuf,
 }
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The target folder this test binary was built in (`CARGO_TARGET_TMPDIR` is `<target>/tmp`).
+/// The target folder this test binary was built in (its tmp folder is `<target>/tmp`).
 fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
+    tmp_dir()
         .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .expect("the target's tmp folder has a parent")
         .to_path_buf()
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// The image, built on first use (minutes when the `image` profile is cold), or `None` with a
@@ -59,21 +54,14 @@ pub fn image(test: &str) -> Option<&'static Image> {
 }
 
 fn build() -> Image {
-    let script = repo().join("tests/image/build");
+    let script = repo_root().join("tests/image/build");
     let target = target_dir();
-    let out = Command::new(&script)
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed ({}):\n{}",
-        script.display(),
-        out.status,
-        text(&out.stderr)
+    let out = command::output(
+        Command::new(&script)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(repo_root()),
     );
-    let name = text(&out.stdout)
+    let name = command::succeeded(&script.display().to_string(), &out)
         .lines()
         .last()
         .unwrap_or_default()
@@ -104,23 +92,12 @@ impl Image {
     }
 
     pub fn output(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run buildah {}: {e}", args.join(" ")))
+        command::output(&mut self.command(args))
     }
 
     /// Runs buildah; fails the test with its output unless it succeeds. Returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.output(args);
-        assert!(
-            out.status.success(),
-            "buildah {} failed ({}):\n{}\n{}",
-            args.join(" "),
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        command::succeeded(&format!("buildah {}", args.join(" ")), &self.output(args))
     }
 
     /// `buildah inspect --type image`: `OCIv1` (the configuration) and `Manifest` (a JSON string).
@@ -196,7 +173,7 @@ impl Running {
     /// process; SIGTERM to buildah would SIGKILL the command), then waits for buildah to exit;
     /// returns whether it exited successfully (buildah exits with the command's status).
     pub async fn terminate(&mut self, pid: u32) -> bool {
-        signal(&["-TERM", &pid.to_string()]);
+        signal(pid, "TERM");
         eventually(
             "buildah run to exit after SIGTERM",
             Duration::from_secs(30),
@@ -220,9 +197,4 @@ impl Drop for Running {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn signal(args: &[&str]) {
-    let status = Command::new("kill").args(args).status().unwrap();
-    assert!(status.success(), "kill {} failed", args.join(" "));
 }

@@ -4,7 +4,9 @@ use std::{collections::BTreeSet, os::unix::fs::MetadataExt, path::Path, process:
 
 use serde_json::{Value, json};
 
-use crate::buildah::{self, text};
+use qod_test_support::command::text;
+
+use crate::buildah;
 
 /// The bound on the image (its layers, uncompressed, as registries and `docker images`
 /// count them).

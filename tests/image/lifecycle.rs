@@ -8,32 +8,20 @@
 //! filesystem allows.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
-use kube::config::Kubeconfig;
-use qod_operator::simulator;
-use serde_json::Value;
-
-use crate::{
-    buildah::{self, text},
-    support::{ControlPlane, control_plane, eventually, tools},
+use qod_test_support::{
+    Cluster, eventually, kubeconfig::KubeconfigCopy, kubectl::Kubectl, net::free_port,
+    simulator::in_process_simulator, test_dir,
 };
+
+use crate::buildah;
 
 const WAIT: Duration = Duration::from_secs(60);
 
 const SESSION: &str = "phone-low-latency";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_from_the_image_runs_a_session_through_its_life() {
@@ -43,47 +31,22 @@ async fn operator_from_the_image_runs_a_session_through_its_life() {
     else {
         return;
     };
-    let control_plane = tokio::task::spawn_blocking(ControlPlane::shared)
-        .await
-        .unwrap();
-    control_plane::install_crd(&control_plane.client().await).await;
-    let namespace = control_plane.namespace("image").await;
+    let cluster = Cluster::start("image").await;
+    let namespace = cluster.namespace;
 
     // The volume: a kubeconfig whose context names the test's namespace, and the HMAC key.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("image-lifecycle");
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = test_dir("image-lifecycle");
     let volume = dir.join("volume");
     std::fs::create_dir_all(&volume).unwrap();
-    write_kubeconfig(
-        control_plane.kubeconfig(),
-        &namespace,
-        &volume.join("kubeconfig"),
-    );
+    let kubeconfig = volume.join("kubeconfig");
+    KubeconfigCopy::of(&cluster.kubeconfig)
+        .namespace(&namespace)
+        .write(&kubeconfig);
     std::fs::write(volume.join("hmac-key"), "image-lifecycle-key-0123456789\n").unwrap();
 
-    let sim = simulator::spawn(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        simulator::SimulatorConfig {
-            available_after: Duration::from_millis(200),
-            ..simulator::SimulatorConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (sim, provider) = in_process_simulator().await;
     let http = reqwest::Client::new();
-    let sim_sessions = || async {
-        let sessions: Vec<Value> = http
-            .get(format!("{}/_sim/sessions", sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sessions
-    };
+    let sim_sessions = || provider.sessions(false);
 
     let container = image.container("qod-image-lifecycle");
     let probe_port = free_port();
@@ -176,30 +139,21 @@ async fn operator_from_the_image_runs_a_session_through_its_life() {
     );
 
     // One session's life, with kubectl as users drive it.
-    let kubeconfig = volume.join("kubeconfig");
-    kubectl(
-        &kubeconfig,
-        &dir,
-        &["apply", "-f", "deploy/examples/phone-number.yaml"],
-    )
-    .await;
-    kubectl(
-        &kubeconfig,
-        &dir,
-        &[
+    let kubectl = Kubectl::new(&kubeconfig).home(&dir);
+    kubectl
+        .run(&["apply", "-f", "deploy/examples/phone-number.yaml"])
+        .await;
+    kubectl
+        .run(&[
             "wait",
             &format!("qod/{SESSION}"),
             "--for=jsonpath={.status.qosStatus}=AVAILABLE",
             "--timeout=60s",
-        ],
-    )
-    .await;
-    let session_id = kubectl(
-        &kubeconfig,
-        &dir,
-        &["get", "qod", SESSION, "-o", "jsonpath={.status.sessionId}"],
-    )
-    .await;
+        ])
+        .await;
+    let session_id = kubectl
+        .run(&["get", "qod", SESSION, "-o", "jsonpath={.status.sessionId}"])
+        .await;
     let sessions = sim_sessions().await;
     assert_eq!(
         sessions.len(),
@@ -213,18 +167,15 @@ async fn operator_from_the_image_runs_a_session_through_its_life() {
     );
     assert_eq!(sessions[0]["qosStatus"], "AVAILABLE", "{sessions:?}");
 
-    kubectl(
-        &kubeconfig,
-        &dir,
-        &["delete", "qod", SESSION, "--wait=true", "--timeout=60s"],
-    )
-    .await;
+    kubectl
+        .run(&["delete", "qod", SESSION, "--wait=true", "--timeout=60s"])
+        .await;
     eventually("no session left at the simulator", WAIT, || async {
         sim_sessions().await.is_empty().then_some(())
     })
     .await;
     assert_eq!(
-        kubectl(&kubeconfig, &dir, &["get", "qod", "-o", "name"]).await,
+        kubectl.run(&["get", "qod", "-o", "name"]).await,
         "",
         "no QodSession left"
     );
@@ -256,39 +207,4 @@ fn find_process(needle: &str) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "one operator process listening on {needle}");
     found.into_iter().next().unwrap()
-}
-
-/// kubectl with `kubeconfig` (and `HOME` for its cache) off the runtime's threads; fails the
-/// test with its output unless it succeeds. Returns stdout.
-async fn kubectl(kubeconfig: &Path, home: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(tools::kubectl());
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run kubectl: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl {} failed ({}):\n{}\n{}",
-        args.join(" "),
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// The control plane's admin kubeconfig with `namespace` as every context's default.
-fn write_kubeconfig(admin: &Path, namespace: &str, path: &Path) {
-    let mut config = Kubeconfig::read_from(admin).unwrap();
-    for named in &mut config.contexts {
-        if let Some(context) = named.context.as_mut() {
-            context.namespace = Some(namespace.to_owned());
-        }
-    }
-    // JSON is YAML: the operator and kubectl read it as it is.
-    std::fs::write(path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
 }

@@ -2,7 +2,7 @@
 //! takes over within the lease duration and finishes what was pending, without duplicates,
 //! also when it dies in the middle of 500 creates.
 
-use std::{path::Path, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
@@ -10,15 +10,19 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use qod_operator::{
-    api::{ApplicationServer, Device, QodSession, QodSessionSpec, intent::effective_status},
-    simulator,
+    api::{QodSession, QodSessionSpec, intent::effective_status},
+    simulator::RunningSimulator,
+};
+use qod_test_support::{
+    Cluster, eventually,
+    operator::{Operator, OperatorSetup},
+    session,
+    simulator::{Sim, in_process_simulator},
+    test_dir,
 };
 use serde_json::{Value, json};
 
-use crate::{
-    process::Operator,
-    support::{ControlPlane, control_plane, eventually},
-};
+use crate::OPERATOR;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -26,53 +30,43 @@ const WAIT: Duration = Duration::from_secs(30);
 struct World {
     client: Client,
     namespace: String,
-    sim: simulator::RunningSimulator,
+    kubeconfig: PathBuf,
+    sim: RunningSimulator,
+    provider: Sim,
     api: Api<QodSession>,
-    dir: std::path::PathBuf,
-    http: reqwest::Client,
+    dir: PathBuf,
 }
 
 impl World {
     async fn start(test: &str) -> Self {
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("hmac-key"), "failover-test-key-0123456789\n").unwrap();
-        let control_plane = ControlPlane::shared();
-        let client = control_plane.client().await;
-        control_plane::install_crd(&client).await;
-        let namespace = control_plane.namespace(test).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = simulator::spawn(
-            listener,
-            simulator::SimulatorConfig {
-                available_after: Duration::from_millis(200),
-                ..simulator::SimulatorConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let dir = test_dir(test);
+        let Cluster {
+            client,
+            api,
+            namespace,
+            kubeconfig,
+        } = Cluster::start(test).await;
+        let (sim, provider) = in_process_simulator().await;
         Self {
-            api: Api::namespaced(client.clone(), &namespace),
             client,
             namespace,
+            kubeconfig,
             sim,
+            provider,
+            api,
             dir,
-            http: reqwest::Client::new(),
         }
     }
 
     fn operator(&self, name: &str) -> Operator {
-        Operator::start(
-            Path::new(env!("CARGO_BIN_EXE_qod-operator")),
-            name,
-            ControlPlane::shared().kubeconfig(),
-            &self.namespace,
-            &format!("{}/quality-on-demand/v1", self.sim.base_url()),
-            &self.dir.join("hmac-key"),
+        let setup = OperatorSetup::new(
+            OPERATOR,
             &self.dir,
-            &[],
-        )
+            &self.kubeconfig,
+            &self.namespace,
+            self.provider.provider_url(),
+        );
+        Operator::start(&setup.replica(name))
     }
 
     /// Two replicas, once one leads and the other is ready: (both, the leader's index, the
@@ -92,40 +86,15 @@ impl World {
     }
 
     async fn sessions_of(&self, uid: &str) -> Vec<Value> {
-        let all: Vec<Value> = self
-            .http
-            .get(format!("{}/_sim/sessions", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all.into_iter()
-            .filter(|s| s["sink"].as_str().is_some_and(|sink| sink.ends_with(uid)))
-            .collect()
+        self.provider.sessions_of(uid).await
     }
 
     async fn stats(&self) -> Value {
-        self.http
-            .get(format!("{}/_sim/stats", self.sim.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.provider.stats().await
     }
 
     async fn faults(&self, faults: Value) {
-        self.http
-            .put(format!("{}/_sim/faults", self.sim.base_url()))
-            .json(&faults)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        self.provider.faults(faults).await;
     }
 
     async fn stop(self) {
@@ -134,24 +103,7 @@ impl World {
 }
 
 fn spec() -> QodSessionSpec {
-    QodSessionSpec {
-        device: Device {
-            phone_number: Some("+36721601239901".into()),
-            ..Device::default()
-        },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ..ApplicationServer::default()
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: "QOS_L".into(),
-        duration: 600,
-        auto_extend: false,
-        provider_ref: None,
-        management_policy: Default::default(),
-        deletion_policy: Default::default(),
-    }
+    session::spec("+36721601239901", "QOS_L", 600)
 }
 
 /// Waits until exactly one of `operators` leads, and returns its index.

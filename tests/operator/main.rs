@@ -5,10 +5,7 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod failover;
-// Shared with tests/e2e, which uses other helpers of it.
-#[allow(dead_code)]
-mod process;
+
+/// The operator these tests run: this package's debug build, as cargo built it for them.
+const OPERATOR: &str = env!("CARGO_BIN_EXE_qod-operator");

@@ -12,9 +12,8 @@ use qod_operator::qod::{
     credentials::SecretSource,
     error::Error,
 };
+use qod_test_support::{prism::Prism, tools::camara_spec};
 use secrecy::SecretString;
-
-use crate::support::{prism::Prism, tools::camara_spec};
 
 /// The spec's example session id; Prism checks path parameters against `format: uuid`.
 const SESSION_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";

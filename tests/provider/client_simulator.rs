@@ -21,10 +21,9 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::eventually;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-use crate::support::eventually;
 
 const PHONE: &str = "+36721601234567";
 const SINK_TOKEN: &str = "7d1c0a9e5b3f4e2d8c6b1a0f9e8d7c6b";

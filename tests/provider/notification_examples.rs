@@ -2,9 +2,10 @@
 //! the reference implementations send, parse into the session id, status and reason they carry.
 
 use qod_operator::qod::event::{ACCEPTED_TYPES, parse_batch, parse_event};
+use qod_test_support::camara::{
+    SPEC_FILES, nokia_hybrid_notification, notification_examples, payload,
+};
 use serde_json::{Value, json};
-
-use crate::support::camara::{SPEC_FILES, notification_examples, payload};
 
 #[test]
 fn every_spec_example_parses() {
@@ -43,22 +44,7 @@ fn every_spec_example_parses() {
 /// Nokia's documented hybrid: CloudEvent fields, legacy `event.eventDetail` and `data` together.
 #[test]
 fn nokia_hybrid_notification_parses() {
-    let body = json!({
-        "id": "9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61",
-        "source": "https://network-as-code.nokia.example/qod/v0/sessions/08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-        "type": "org.camaraproject.qod.v0.qos-status-changed",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "time": "2024-06-18T08:48:12.300312Z",
-        "event": {
-            "eventType": "QOS_STATUS_CHANGED",
-            "eventTime": "2024-06-18T08:48:12.300312Z",
-            "eventDetail": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                            "qosStatus": "AVAILABLE", "statusInfo": null}
-        },
-        "data": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                 "qosStatus": "AVAILABLE", "statusInfo": null}
-    });
+    let body = nokia_hybrid_notification();
     let parsed = parse_event(body.to_string().as_bytes()).unwrap();
     assert_eq!(parsed.session_id, "08305343-7ed2-43b7-8eda-4c5ae9805bd0");
     assert_eq!(parsed.qos_status.as_str(), "AVAILABLE");

@@ -12,11 +12,10 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::simulator::provider_calls;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-use crate::support::simulator_stats::provider_calls;
 
 const TOKEN: &str = "profiles-static-token";
 const BUILT_IN: usize = 10;

@@ -18,14 +18,12 @@ use qod_operator::{
     qod::Timeouts,
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::{ControlPlane, control_plane, eventually, simulator::Sim};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    secret_credentials::request,
-    support::{ControlPlane, control_plane, eventually},
-};
+use crate::secret_credentials::request;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -35,13 +33,7 @@ async fn start(config: simulator::SimulatorConfig) -> RunningSimulator {
 }
 
 async fn sessions_at(sim: &RunningSimulator) -> usize {
-    let sessions: Vec<Value> = reqwest::get(format!("{}/_sim/sessions", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sessions.len()
+    Sim::of(sim).sessions(false).await.len()
 }
 
 /// Server-side apply of `object` through `api`, as the test.

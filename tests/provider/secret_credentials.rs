@@ -18,10 +18,13 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator},
 };
+use qod_test_support::{
+    ControlPlane,
+    kubeconfig::{KubeconfigCopy, client_from},
+    simulator::Sim,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-use crate::support::{ControlPlane, control_plane, identity};
 
 /// A plain session request (also used by the registry's tests).
 pub(crate) fn request() -> SessionRequest {
@@ -72,12 +75,7 @@ async fn start(config: simulator::SimulatorConfig) -> RunningSimulator {
 
 /// How many `operation` requests the simulator answered with `status`.
 async fn answered(sim: &RunningSimulator, operation: &str, status: u16) -> u64 {
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = Sim::of(sim).stats().await;
     stats["apiRequests"][operation][status.to_string()]
         .as_u64()
         .unwrap_or(0)
@@ -132,8 +130,10 @@ async fn only_get_on_secrets(plane: &ControlPlane, namespace: &str) -> Client {
         .unwrap()
         .token;
     let kubeconfig = plane.dir().join(format!("kubeconfig-{namespace}-{name}"));
-    identity::write_kubeconfig(plane.kubeconfig(), None, Some(&token), &kubeconfig);
-    control_plane::client_from(&kubeconfig).await
+    KubeconfigCopy::of(plane.kubeconfig())
+        .token(&token)
+        .write(&kubeconfig);
+    client_from(&kubeconfig).await
 }
 
 #[tokio::test]
@@ -258,12 +258,7 @@ async fn a_missing_or_forbidden_secret_is_named_and_nothing_reaches_the_provider
         let chain = format!("{text} {error:?}");
         assert!(!chain.contains("hunter2"), "{chain}");
     }
-    let stats: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = Sim::of(&sim).stats().await;
     assert_eq!(
         stats["apiRequests"],
         json!({}),

@@ -25,11 +25,10 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator, SimulatorConfig},
 };
+use qod_test_support::eventually;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-use crate::support::eventually;
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -14,9 +14,8 @@ use qod_operator::{
     },
     simulator::{self, SimulatorConfig},
 };
+use qod_test_support::{eventually, prism::Prism, tools::camara_spec};
 use secrecy::SecretString;
-
-use crate::support::{eventually, prism::Prism, tools::camara_spec};
 
 const TOKEN: &str = "simulator-static-token";
 

@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use qod_operator::{api::QodSession, qod::event};
 use serde_json::{Value, json};
 
-use crate::harness::{CLOUDEVENTS, Hook, cloud_event};
+use crate::harness::{Answer, CLOUDEVENTS, Hook, cloud_event, snapshot};
 
 /// A source that needs percent-encoding in a header (space, non-ASCII).
 const SOURCE: &str = "urn:qod-provider:Qualité de service";
@@ -44,52 +44,23 @@ fn binary(event: &Value) -> (Headers, String) {
     (headers, event["data"].to_string())
 }
 
-/// An event of `event_type` from [`SOURCE`].
-fn event_of(
-    event_type: &str,
-    session: &str,
-    qos: &str,
-    info: Option<&str>,
-    id: &str,
-    time: Timestamp,
-) -> Value {
-    let mut event = cloud_event(session, qos, info, id, time);
+/// `event` as an event of `event_type` from [`SOURCE`].
+fn from_source(event_type: &str, mut event: Value) -> Value {
     event["type"] = json!(event_type);
     event["source"] = json!(SOURCE);
     event
 }
 
-fn path_of(resource: &QodSession) -> String {
-    format!(
-        "/notifications/{}",
-        resource.metadata.uid.as_deref().unwrap()
-    )
-}
-
-fn bearer(hook: &Hook, resource: &QodSession) -> String {
-    format!("Bearer {}", hook.token(resource))
-}
-
-/// POSTs `headers` and `body` to `path` with `authorization` (when given).
+/// POSTs `headers` and `body` to `path` of the webhook at `base` with `authorization` (when
+/// given).
 async fn post(
-    hook: &Hook,
-    path: &str,
-    authorization: Option<&str>,
-    headers: &[(String, String)],
-    body: String,
-) -> crate::harness::Answer {
-    post_at(hook, &hook.base, path, authorization, headers, body).await
-}
-
-/// [`post`] to the webhook at `base` (another replica).
-async fn post_at(
     hook: &Hook,
     base: &str,
     path: &str,
     authorization: Option<&str>,
     headers: &[(String, String)],
     body: String,
-) -> crate::harness::Answer {
+) -> Answer {
     let mut all: Vec<(&str, &str)> = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -100,21 +71,22 @@ async fn post_at(
     hook.post_with_headers(base, path, &all, body).await
 }
 
-/// `event` in binary mode to the resource's sink with its token.
-async fn notify_binary(
+/// `headers` and `body` to the resource's sink with its token.
+async fn post_to_sink(
     hook: &Hook,
     resource: &QodSession,
-    event: &Value,
-) -> crate::harness::Answer {
+    headers: &[(String, String)],
+    body: String,
+) -> Answer {
+    let path = Hook::path(resource);
+    let authorization = hook.bearer(resource);
+    post(hook, &hook.base, &path, Some(&authorization), headers, body).await
+}
+
+/// `event` in binary mode to the resource's sink with its token.
+async fn notify_binary(hook: &Hook, resource: &QodSession, event: &Value) -> Answer {
     let (headers, body) = binary(event);
-    post(
-        hook,
-        &path_of(resource),
-        Some(&bearer(hook, resource)),
-        &headers,
-        body,
-    )
-    .await
+    post_to_sink(hook, resource, &headers, body).await
 }
 
 /// The status as the webhook leaves it, without what differs between twin resources by
@@ -129,14 +101,6 @@ fn comparable(resource: &QodSession) -> Value {
             .remove("lastTransitionTime");
     }
     status
-}
-
-/// The resource's state that must not move.
-fn snapshot(resource: &QodSession) -> (Option<String>, String) {
-    (
-        resource.metadata.resource_version.clone(),
-        serde_json::to_string(&resource.status).unwrap(),
-    )
 }
 
 #[tokio::test]
@@ -164,14 +128,20 @@ async fn a_binary_mode_event_updates_status_exactly_as_its_structured_twin_does(
             let answer = hook
                 .notify(
                     &structured,
-                    &event_of(event_type, &structured_session, qos, info, &id, time),
+                    &from_source(
+                        event_type,
+                        cloud_event(&structured_session, qos, info, &id, time),
+                    ),
                 )
                 .await;
             assert_eq!(answer.status, 204, "{event_type} structured: {answer:?}");
             let answer = notify_binary(
                 &hook,
                 &binary_twin,
-                &event_of(event_type, &binary_session, qos, info, &id, time),
+                &from_source(
+                    event_type,
+                    cloud_event(&binary_session, qos, info, &id, time),
+                ),
             )
             .await;
             assert_eq!(answer.status, 204, "{event_type} binary: {answer:?}");
@@ -203,17 +173,16 @@ async fn a_binary_mode_event_updates_status_exactly_as_its_structured_twin_does(
     let (headers, body) = binary(&cloud_event(session, "AVAILABLE", None, "e-s", t0));
     let answer = post(
         &hook,
+        &hook.base,
         "/notifications",
-        Some(&bearer(&hook, &resource)),
+        Some(&hook.bearer(&resource)),
         &headers,
         body,
     )
     .await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("by-session").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("by-session").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
 }
@@ -237,31 +206,32 @@ async fn a_binary_mode_event_needs_the_resources_token() {
     for (what, path, authorization, mentions) in [
         (
             "no token",
-            path_of(&target),
+            Hook::path(&target),
             None,
             "no Authorization header",
         ),
         (
             "a wrong token",
-            path_of(&target),
+            Hook::path(&target),
             Some("Bearer 0000".to_owned()),
             "not the one registered",
         ),
         (
             "another resource's token",
-            path_of(&target),
-            Some(bearer(&hook, &other)),
+            Hook::path(&target),
+            Some(hook.bearer(&other)),
             "not the one registered",
         ),
         (
             "another resource's token on the session route",
             "/notifications".to_owned(),
-            Some(bearer(&hook, &other)),
+            Some(hook.bearer(&other)),
             "not the one registered",
         ),
     ] {
         let answer = post(
             &hook,
+            &hook.base,
             &path,
             authorization.as_deref(),
             &headers,
@@ -284,19 +254,10 @@ async fn a_binary_mode_event_needs_the_resources_token() {
         );
     }
     // The right token stores it.
-    let answer = post(
-        &hook,
-        &path_of(&target),
-        Some(&bearer(&hook, &target)),
-        &headers,
-        body,
-    )
-    .await;
+    let answer = post_to_sink(&hook, &target, &headers, body).await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("guarded").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("guarded").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
 }
@@ -307,7 +268,10 @@ async fn binary_mode_events_are_deduplicated_and_ordered_as_structured_ones() {
     let session = "b1a5d000-0000-4000-8000-000000000005";
     let target = hook.resource("deduped", Some(session)).await;
     let t0 = Timestamp::now();
-    let first = event_of(event::TYPE_V1, session, "AVAILABLE", None, "e-1", t0);
+    let first = from_source(
+        event::TYPE_V1,
+        cloud_event(session, "AVAILABLE", None, "e-1", t0),
+    );
     assert_eq!(notify_binary(&hook, &target, &first).await.status, 204);
     let stored = hook.get("deduped").await;
     assert_eq!(
@@ -317,13 +281,15 @@ async fn binary_mode_events_are_deduplicated_and_ordered_as_structured_ones() {
 
     // The same (source, id) again, even carrying other words and a later time, changes
     // nothing: in binary mode, in structured mode, and at a replica with no memory of it.
-    let mut repeated = event_of(
+    let mut repeated = from_source(
         event::TYPE_V1,
-        session,
-        "UNAVAILABLE",
-        Some("NETWORK_TERMINATED"),
-        "e-1",
-        t0 + SignedDuration::from_secs(2),
+        cloud_event(
+            session,
+            "UNAVAILABLE",
+            Some("NETWORK_TERMINATED"),
+            "e-1",
+            t0 + SignedDuration::from_secs(2),
+        ),
     );
     assert_eq!(notify_binary(&hook, &target, &repeated).await.status, 204);
     assert_eq!(snapshot(&hook.get("deduped").await), snapshot(&stored));
@@ -340,11 +306,11 @@ async fn binary_mode_events_are_deduplicated_and_ordered_as_structured_ones() {
         ))
         .await;
     let (headers, body) = binary(&repeated);
-    let answer = post_at(
+    let answer = post(
         &hook,
         &replica,
-        &path_of(&target),
-        Some(&bearer(&hook, &target)),
+        &Hook::path(&target),
+        Some(&hook.bearer(&target)),
         &headers,
         body,
     )
@@ -353,13 +319,15 @@ async fn binary_mode_events_are_deduplicated_and_ordered_as_structured_ones() {
     assert_eq!(snapshot(&hook.get("deduped").await), snapshot(&stored));
 
     // An older event is stale and ignored.
-    let older = event_of(
+    let older = from_source(
         event::TYPE_V1,
-        session,
-        "REQUESTED",
-        None,
-        "e-0",
-        t0 - SignedDuration::from_secs(5),
+        cloud_event(
+            session,
+            "REQUESTED",
+            None,
+            "e-0",
+            t0 - SignedDuration::from_secs(5),
+        ),
     );
     assert_eq!(notify_binary(&hook, &target, &older).await.status, 204);
     assert_eq!(snapshot(&hook.get("deduped").await), snapshot(&stored));
@@ -371,7 +339,7 @@ async fn binary_mode_events_are_deduplicated_and_ordered_as_structured_ones() {
     // A new id is applied.
     repeated["id"] = json!("e-2");
     assert_eq!(notify_binary(&hook, &target, &repeated).await.status, 204);
-    let status = Hook::status(&hook.get("deduped").await);
+    let status = hook.status_of("deduped").await;
     assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
     assert_eq!(status.last_notification.unwrap().id.as_deref(), Some("e-2"));
 }
@@ -383,13 +351,9 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
     let hook = Hook::start().await;
     let session = "b1a5e000-0000-4000-8000-000000000006";
     let target = hook.resource("refusing", Some(session)).await;
-    let event = event_of(
+    let event = from_source(
         event::TYPE_V1,
-        session,
-        "AVAILABLE",
-        None,
-        "e-1",
-        Timestamp::now(),
+        cloud_event(session, "AVAILABLE", None, "e-1", Timestamp::now()),
     );
     let (good, data) = binary(&event);
     // The binary-mode headers with one changed (`None` removes it).
@@ -514,17 +478,9 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
             vec!["65536 bytes"],
         ),
     ];
-    let authorization = bearer(&hook, &target);
     for (what, headers, body, status, mentions) in cases {
         let before = snapshot(&hook.get("refusing").await);
-        let answer = post(
-            &hook,
-            &path_of(&target),
-            Some(&authorization),
-            &headers,
-            body,
-        )
-        .await;
+        let answer = post_to_sink(&hook, &target, &headers, body).await;
         assert_eq!(answer.status, status, "{what}: {answer:?}");
         let detail = answer.detail();
         for word in mentions {
@@ -542,43 +498,39 @@ async fn requests_in_neither_mode_or_with_bad_headers_are_told_what_is_accepted(
 
     // A structured event sent as application/json with its attributes copied into ce-*
     // headers (binary mode by the binding) is still read, as before binary mode existed.
-    let answer = post(
+    let answer = post_to_sink(
         &hook,
-        &path_of(&target),
-        Some(&authorization),
+        &target,
         &changed("content-type", Some("application/json")),
         event.to_string(),
     )
     .await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("refusing").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("refusing").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
     // And a CloudEvents media type is structured mode whatever headers come along.
-    let later = event_of(
+    let later = from_source(
         event::TYPE_V1,
-        session,
-        "UNAVAILABLE",
-        Some("DURATION_EXPIRED"),
-        "e-2",
-        Timestamp::now() + SignedDuration::from_secs(1),
+        cloud_event(
+            session,
+            "UNAVAILABLE",
+            Some("DURATION_EXPIRED"),
+            "e-2",
+            Timestamp::now() + SignedDuration::from_secs(1),
+        ),
     );
-    let answer = post(
+    let answer = post_to_sink(
         &hook,
-        &path_of(&target),
-        Some(&authorization),
+        &target,
         &changed("content-type", Some(CLOUDEVENTS)),
         later.to_string(),
     )
     .await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("refusing").await)
-            .status_info
-            .as_deref(),
+        hook.status_of("refusing").await.status_info.as_deref(),
         Some("DURATION_EXPIRED")
     );
 }

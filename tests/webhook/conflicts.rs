@@ -142,7 +142,7 @@ async fn a_conflicting_write_is_decided_again_on_the_fresh_resource() {
     assert_eq!(bodies.len(), 1, "nothing is written after the re-decision");
     assert_eq!(bodies[0]["metadata"]["resourceVersion"], read_at.as_str());
     assert_eq!(bodies[0]["status"]["qosStatus"], "AVAILABLE");
-    let status = Hook::status(&hook.get("raced").await);
+    let status = hook.status_of("raced").await;
     assert_eq!(status.session_id.as_deref(), Some(REPLACED));
     assert_eq!(status.qos_status.as_deref(), Some("REQUESTED"));
     assert!(status.last_notification.is_none());
@@ -171,7 +171,7 @@ async fn a_resource_that_keeps_changing_is_a_503_after_a_few_tries() {
     assert!(answer.detail().contains("kept changing"), "{answer:?}");
     assert_eq!(seen.lock().unwrap().bodies.len(), 5);
     assert_eq!(
-        Hook::status(&hook.get("busy").await).qos_status.as_deref(),
+        hook.status_of("busy").await.qos_status.as_deref(),
         Some("REQUESTED")
     );
 }

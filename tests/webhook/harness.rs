@@ -10,10 +10,7 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use qod_operator::{
-    api::{
-        ApplicationServer, CONTROLLER_MANAGER, Device, DeviceIpv4Address, QodSession,
-        QodSessionSpec, QodSessionStatus,
-    },
+    api::{CONTROLLER_MANAGER, DeviceIpv4Address, QodSession, QodSessionSpec, QodSessionStatus},
     cache::SessionCache,
     metrics::Metrics,
     qod::event,
@@ -25,7 +22,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{ControlPlane, control_plane, eventually};
+use qod_test_support::{Cluster, ControlPlane, eventually, session, test_log};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 pub const CLOUDEVENTS: &str = "application/cloudevents+json";
@@ -78,30 +75,23 @@ impl Answer {
     }
 }
 
+/// A session whose device is told apart by its public port.
 pub fn spec(port: u16) -> QodSessionSpec {
-    QodSessionSpec {
-        device: Device {
-            phone_number: Some("+36721601234567".into()),
-            ipv4_address: Some(DeviceIpv4Address {
-                public_address: "203.0.113.10".into(),
-                private_address: None,
-                public_port: Some(port),
-            }),
-            ..Device::default()
-        },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ..ApplicationServer::default()
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: "QOS_L".into(),
-        duration: 3600,
-        auto_extend: false,
-        provider_ref: None,
-        management_policy: Default::default(),
-        deletion_policy: Default::default(),
-    }
+    let mut spec = session::spec("+36721601234567", "QOS_L", 3600);
+    spec.device.ipv4_address = Some(DeviceIpv4Address {
+        public_address: "203.0.113.10".into(),
+        private_address: None,
+        public_port: Some(port),
+    });
+    spec
+}
+
+/// The state of a resource that must not move: its version and status.
+pub fn snapshot(resource: &QodSession) -> (Option<String>, String) {
+    (
+        resource.metadata.resource_version.clone(),
+        serde_json::to_string(&resource.status).unwrap(),
+    )
 }
 
 /// A v1 CloudEvent for `session`.
@@ -164,17 +154,14 @@ impl Hook {
         adjust: impl FnOnce(&mut webhook::WebhookConfig),
         wrap: impl FnOnce(Client) -> Client,
     ) -> Self {
-        // QOD_TEST_LOG=debug shows the webhook's logs of a failing test.
-        if let Ok(filter) = std::env::var("QOD_TEST_LOG") {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_test_writer()
-                .try_init();
-        }
+        test_log::init();
         let control_plane = own.as_ref().unwrap_or_else(|| ControlPlane::shared());
-        let client = control_plane.client().await;
-        control_plane::install_crd(&client).await;
-        let namespace = control_plane.namespace("webhook").await;
+        let Cluster {
+            client,
+            api,
+            namespace,
+            ..
+        } = Cluster::on(control_plane, "webhook").await;
         let keys = SinkKeys::from_bytes(b"webhook-test-key".to_vec(), None).unwrap();
         let mut config = webhook::WebhookConfig::new(keys.clone());
         adjust(&mut config);
@@ -194,7 +181,7 @@ impl Hook {
         .await;
         Self {
             own,
-            api: Api::namespaced(client.clone(), &namespace),
+            api,
             namespace,
             client,
             keys,
@@ -269,6 +256,11 @@ impl Hook {
         resource.status.clone().unwrap_or_default()
     }
 
+    /// The status of the resource `name` as stored now.
+    pub async fn status_of(&self, name: &str) -> QodSessionStatus {
+        Self::status(&self.get(name).await)
+    }
+
     /// The sink token of a resource.
     pub fn token(&self, resource: &QodSession) -> String {
         self.token_for_uid(resource.metadata.uid.as_deref().unwrap())
@@ -278,13 +270,22 @@ impl Hook {
         self.keys.token_for(uid).expose_secret().to_owned()
     }
 
-    /// The sink URL of a resource.
-    pub fn sink(&self, resource: &QodSession) -> String {
+    /// `Bearer <token>` for a resource's sink.
+    pub fn bearer(&self, resource: &QodSession) -> String {
+        format!("Bearer {}", self.token(resource))
+    }
+
+    /// The path of a resource's sink.
+    pub fn path(resource: &QodSession) -> String {
         format!(
-            "{}/notifications/{}",
-            self.base,
+            "/notifications/{}",
             resource.metadata.uid.as_deref().unwrap()
         )
+    }
+
+    /// The sink URL of a resource.
+    pub fn sink(&self, resource: &QodSession) -> String {
+        format!("{}{}", self.base, Self::path(resource))
     }
 
     /// POSTs `body` to `path` with a content type and an `Authorization` value.
@@ -353,15 +354,11 @@ impl Hook {
 
     /// [`notify`](Self::notify) through the webhook at `base` (another replica).
     pub async fn notify_to(&self, base: &str, resource: &QodSession, event: &Value) -> Answer {
-        let path = format!(
-            "/notifications/{}",
-            resource.metadata.uid.as_deref().unwrap()
-        );
         self.post_to(
             base,
-            &path,
+            &Self::path(resource),
             Some(CLOUDEVENTS),
-            Some(&format!("Bearer {}", self.token(resource))),
+            Some(&self.bearer(resource)),
             event.to_string(),
         )
         .await

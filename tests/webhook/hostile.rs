@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use qod_operator::{api::QodSession, qod::event};
+use qod_operator::qod::event;
+use qod_test_support::eventually;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::{
-    harness::{BATCH, CLOUDEVENTS, Hook, WAIT, cloud_event},
-    support::eventually,
-};
+use crate::harness::{BATCH, CLOUDEVENTS, Hook, WAIT, cloud_event, snapshot};
 
 const SESSION: &str = "7b8e4d10-2c3a-4f1e-9d6b-5a4c3b2a1f00";
 const OTHER_SESSION: &str = "c0ffee00-2c3a-4f1e-9d6b-5a4c3b2a1f00";
@@ -27,14 +25,6 @@ struct Case {
     status: u16,
     /// Words the problem's detail must contain (empty for 204).
     mentions: &'static [&'static str],
-}
-
-/// The resource's state that must not move.
-fn snapshot(resource: &QodSession) -> (Option<String>, String) {
-    (
-        resource.metadata.resource_version.clone(),
-        serde_json::to_string(&resource.status).unwrap(),
-    )
 }
 
 #[tokio::test]
@@ -374,7 +364,7 @@ async fn a_batch_answers_its_worst_outcome_and_keeps_the_good_events() {
         .await;
     assert_eq!(answer.status, 409, "{answer:?}");
     assert!(answer.detail().contains(OTHER_SESSION));
-    let status = Hook::status(&hook.get("mixed").await);
+    let status = hook.status_of("mixed").await;
     assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
     assert_eq!(status.last_notification.unwrap().id.as_deref(), Some("e-3"));
 }
@@ -403,9 +393,7 @@ async fn a_resource_without_a_session_is_404_and_one_creating_its_session_is_ask
     hook.record_session("sessionless", SESSION).await;
     assert_eq!(hook.notify(&target, &event).await.status, 204);
     assert_eq!(
-        Hook::status(&hook.get("sessionless").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("sessionless").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
 }
@@ -446,9 +434,7 @@ async fn a_notification_that_outruns_its_creates_answer_waits_for_it() {
     let (answer, ()) = tokio::join!(hook.notify(&target, &event), recorded);
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("outrun").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("outrun").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
     assert_eq!(
@@ -539,7 +525,7 @@ async fn slow_bodies_time_out_and_requests_beyond_the_cap_are_refused() {
     assert_eq!(snapshot(&hook.get("slow").await), stored);
 
     // Notifications beyond the cap while one is being stored are refused with Retry-After.
-    let overloaded = crate::support::eventually(
+    let overloaded = qod_test_support::eventually(
         "a notification beyond the cap of 1",
         Duration::from_secs(10),
         || async {

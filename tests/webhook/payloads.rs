@@ -5,12 +5,12 @@ use qod_operator::{
     api::conditions::{self, READY},
     qod::{QosStatus, StatusInfo},
 };
+use qod_test_support::camara::{
+    SPEC_FILES, nokia_hybrid_notification, notification_examples, payload,
+};
 use serde_json::{Value, json};
 
-use crate::{
-    harness::{BATCH, CLOUDEVENTS, Hook},
-    support::camara::{SPEC_FILES, notification_examples, payload},
-};
+use crate::harness::{BATCH, CLOUDEVENTS, Hook};
 
 /// Posts `body` to a fresh resource holding the body's session and checks the status it
 /// leaves: the network's words verbatim, Ready as they imply, and the event's identity.
@@ -32,7 +32,7 @@ async fn lands_in_status(hook: &Hook, name: &str, body: &Value, content_type: &s
     assert_eq!(answer.status, 204, "{name}: {answer:?}\n{body:#}");
     assert!(answer.body.is_empty());
 
-    let status = Hook::status(&hook.get(name).await);
+    let status = hook.status_of(name).await;
     let qos = expected["qosStatus"].as_str().unwrap();
     let info = expected["statusInfo"].as_str();
     assert_eq!(status.session_id.as_deref(), Some(session), "{name}");
@@ -98,22 +98,7 @@ async fn every_spec_example_lands_in_status() {
 async fn nokia_shapes_and_reference_extras_land_in_status() {
     let hook = Hook::start().await;
     // Nokia's documented hybrid: CloudEvent fields, the legacy event object and data.
-    let hybrid = json!({
-        "id": "9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61",
-        "source": "https://network-as-code.nokia.example/qod/v0/sessions/08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-        "type": "org.camaraproject.qod.v0.qos-status-changed",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-        "time": "2024-06-18T08:48:12.300312Z",
-        "event": {
-            "eventType": "QOS_STATUS_CHANGED",
-            "eventTime": "2024-06-18T08:48:12.300312Z",
-            "eventDetail": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                            "qosStatus": "AVAILABLE", "statusInfo": null}
-        },
-        "data": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
-                 "qosStatus": "AVAILABLE", "statusInfo": null}
-    });
+    let hybrid = nokia_hybrid_notification();
     lands_in_status(&hook, "nokia-hybrid", &hybrid, CLOUDEVENTS).await;
     // Nokia's older receiver example: the legacy event only, REQUESTED allowed.
     let legacy = json!({"event": {"eventType": "QOS_STATUS_CHANGED",
@@ -168,7 +153,7 @@ async fn a_batch_is_applied_in_order() {
         )
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    let status = Hook::status(&hook.get("batched").await);
+    let status = hook.status_of("batched").await;
     assert_eq!(status.qos_status.as_deref(), Some("UNAVAILABLE"));
     assert_eq!(status.status_info.as_deref(), Some("DELETE_REQUESTED"));
     assert_eq!(status.last_notification.unwrap().id.as_deref(), Some("2"));
@@ -194,7 +179,7 @@ async fn the_session_route_finds_the_resource_by_session_id() {
         )
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    let status = Hook::status(&hook.get("by-session").await);
+    let status = hook.status_of("by-session").await;
     assert_eq!(status.qos_status.as_deref(), Some("AVAILABLE"));
     let ready = conditions::find(&status.conditions, READY).unwrap();
     assert_eq!(ready.status, "True");
@@ -223,9 +208,7 @@ async fn a_configured_static_token_is_accepted() {
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
     assert_eq!(
-        Hook::status(&hook.get("static").await)
-            .qos_status
-            .as_deref(),
+        hook.status_of("static").await.qos_status.as_deref(),
         Some("AVAILABLE")
     );
 }

@@ -15,7 +15,9 @@ use qod_operator::{
 };
 use serde_json::{Value, json};
 
-use crate::{harness::Hook, support::eventually};
+use qod_test_support::{eventually, simulator::Sim};
+
+use crate::harness::Hook;
 
 /// How long a notification may take to show in status (the issue's promise is "within a
 /// second"; the sender's retries stay well within it).
@@ -91,14 +93,13 @@ impl Flavour {
     }
 }
 
-async fn start_simulator() -> RunningSimulator {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn start_simulator() -> (RunningSimulator, Sim) {
     let mut config = simulator::SimulatorConfig {
         available_after: Duration::from_millis(300),
         ..simulator::SimulatorConfig::default()
     };
     config.notification_retry.initial_backoff = Duration::from_millis(50);
-    simulator::spawn(listener, config).await.unwrap()
+    Sim::start(config).await
 }
 
 /// Creates a session at the simulator for `resource` the way the controller does: the create
@@ -152,28 +153,10 @@ async fn wait_for_status(
     resource
 }
 
-async fn sim_session(sim: &RunningSimulator, http: &reqwest::Client, id: &str) -> Value {
-    let sessions: Value = http
-        .get(format!("{}/_sim/sessions", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sessions
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["sessionId"] == id)
-        .cloned()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn available_then_network_termination_land_in_status_in_every_format() {
     let hook = Hook::start().await;
-    let sim = start_simulator().await;
+    let (sim, provider) = start_simulator().await;
     for (n, flavour) in Flavour::ALL.into_iter().enumerate() {
         let name = format!("e2e-{}", flavour.format().replace('.', "-"));
         let resource = hook.resource(&name, None).await;
@@ -196,7 +179,7 @@ async fn available_then_network_termination_land_in_status_in_every_format() {
             (ready.status.as_str(), ready.reason.as_str()),
             ("True", reason::SESSION_AVAILABLE)
         );
-        let delivered = sim_session(&sim, &hook.http, &session).await;
+        let delivered = provider.session(&session).await;
         assert_eq!(
             delivered["notificationFormat"],
             flavour.format(),
@@ -248,7 +231,7 @@ async fn available_then_network_termination_land_in_status_in_every_format() {
 #[tokio::test]
 async fn duplicated_and_reordered_deliveries_end_in_the_newest_status() {
     let hook = Hook::start().await;
-    let sim = start_simulator().await;
+    let (sim, provider) = start_simulator().await;
     let faults = hook
         .http
         .put(format!("{}/_sim/faults", sim.base_url()))
@@ -265,10 +248,7 @@ async fn duplicated_and_reordered_deliveries_end_in_the_newest_status() {
     eventually(
         "the simulator to reach AVAILABLE",
         Duration::from_secs(5),
-        || async {
-            (sim_session(&sim, &hook.http, &session).await["qosStatus"] == "AVAILABLE")
-                .then_some(())
-        },
+        || async { (provider.session(&session).await["qosStatus"] == "AVAILABLE").then_some(()) },
     )
     .await;
     let answer = hook
@@ -287,7 +267,7 @@ async fn duplicated_and_reordered_deliveries_end_in_the_newest_status() {
         "every delivery to be answered",
         Duration::from_secs(10),
         || async {
-            let session = sim_session(&sim, &hook.http, &session).await;
+            let session = provider.session(&session).await;
             let deliveries = session["deliveries"].as_array().unwrap().clone();
             (deliveries.len() >= 4 && deliveries.iter().all(|d| d["outcome"] == "delivered"))
                 .then_some(deliveries)
@@ -298,7 +278,7 @@ async fn duplicated_and_reordered_deliveries_end_in_the_newest_status() {
         delivered.iter().all(|d| d["lastStatus"] == 204),
         "{delivered:#?}"
     );
-    let status = Hook::status(&hook.get("faulty").await);
+    let status = hook.status_of("faulty").await;
     assert_eq!(
         status.qos_status.as_deref(),
         Some("UNAVAILABLE"),

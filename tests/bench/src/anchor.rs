@@ -56,7 +56,7 @@ impl FastApiReceiver {
         key_file: &Path,
         http: &reqwest::Client,
     ) -> anyhow::Result<Self> {
-        let port = crate::operator::free_port()?;
+        let port = qod_test_support::net::free_port();
         let child = Command::new(python)
             .args([
                 "-m",

@@ -12,11 +12,7 @@
 //! `startup`
 //! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
 
-// Shared with the integration tests, which use more of it.
 mod anchor;
-#[allow(dead_code)]
-#[path = "../../support/control_plane.rs"]
-mod control_plane;
 mod cpu;
 mod limit;
 mod operator;

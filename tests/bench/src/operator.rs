@@ -3,23 +3,19 @@
 
 use std::{
     collections::BTreeMap,
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
+use qod_test_support::net::free_ports;
 
 pub struct Operator {
     child: Child,
     pub probe: String,
     pub webhook: String,
     pub started: Instant,
-}
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Operator {
@@ -30,7 +26,7 @@ impl Operator {
         provider_url: &str,
         extra_args: &[String],
     ) -> anyhow::Result<Self> {
-        let (probe_port, webhook_port) = (free_port()?, free_port()?);
+        let [probe_port, webhook_port] = free_ports();
         let webhook = format!("http://127.0.0.1:{webhook_port}");
         let log = std::fs::File::create(dir.join("operator.log"))?;
         let started = Instant::now();

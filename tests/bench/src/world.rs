@@ -10,16 +10,11 @@ use kube::{
     Api,
     api::{DeleteParams, ListParams, PostParams},
 };
-use qod_operator::{
-    api::{ApplicationServer, Device, QodSession, QodSessionSpec},
-    simulator,
-};
+use qod_operator::{api::QodSession, simulator};
+use qod_test_support::{Cluster, ControlPlane, session::spec};
 use serde_json::Value;
 
-use crate::{
-    control_plane::{self, ControlPlane},
-    operator::Operator,
-};
+use crate::operator::Operator;
 
 pub struct Setup {
     pub binary: PathBuf,
@@ -43,12 +38,10 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         // One control plane for the whole run; it stops when this process ends.
-        let control_plane = tokio::task::spawn_blocking(ControlPlane::shared).await?;
+        let control_plane = ControlPlane::shared_off_runtime().await;
         std::fs::copy(control_plane.kubeconfig(), dir.join("kubeconfig"))?;
         std::fs::write(dir.join("hmac-key"), "qod-bench-key-0123456789abcdef\n")?;
-        let client = control_plane.client().await;
-        control_plane::install_crd(&client).await;
-        let namespace = control_plane.namespace(name).await;
+        let Cluster { api, namespace, .. } = Cluster::on(control_plane, name).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let sim = simulator::spawn(
             listener,
@@ -59,7 +52,7 @@ impl World {
         )
         .await?;
         Ok(Self {
-            api: Api::namespaced(client, &namespace),
+            api,
             namespace,
             sim,
             dir,
@@ -91,24 +84,7 @@ impl World {
 
     /// Creates QodSession `bench-<i>` (a device of its own) and returns it as stored.
     pub async fn create_session(&self, i: usize) -> anyhow::Result<QodSession> {
-        let spec = QodSessionSpec {
-            device: Device {
-                phone_number: Some(format!("+3670{i:08}")),
-                ..Device::default()
-            },
-            application_server: ApplicationServer {
-                ipv4_address: Some("198.51.100.7".into()),
-                ..ApplicationServer::default()
-            },
-            device_ports: None,
-            application_server_ports: None,
-            qos_profile: "QOS_L".into(),
-            duration: 3600,
-            auto_extend: false,
-            provider_ref: None,
-            management_policy: Default::default(),
-            deletion_policy: Default::default(),
-        };
+        let spec = spec(&format!("+3670{i:08}"), "QOS_L", 3600);
         self.api
             .create(
                 &PostParams::default(),

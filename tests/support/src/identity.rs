@@ -10,10 +10,10 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    config::Kubeconfig,
 };
-use secrecy::ExposeSecret;
 use serde_json::json;
+
+use crate::kubeconfig::{KubeconfigCopy, client_from};
 
 /// A ServiceAccount's credentials as a kubeconfig.
 pub struct ServiceAccountUser {
@@ -66,7 +66,12 @@ impl ServiceAccountUser {
     /// Writes a kubeconfig for this user to `out`, with the cluster (CA) of `admin_kubeconfig`
     /// and its server, or `server` instead (a proxy in front of it).
     pub fn write_kubeconfig(&self, admin_kubeconfig: &Path, server: Option<&str>, out: &Path) {
-        write_kubeconfig(admin_kubeconfig, server, Some(&self.token), out);
+        let copy = KubeconfigCopy::of(admin_kubeconfig).token(&self.token);
+        match server {
+            Some(server) => copy.server(server),
+            None => copy,
+        }
+        .write(out);
     }
 
     /// A client as this user.
@@ -76,48 +81,6 @@ impl ServiceAccountUser {
             self.username.rsplit(':').next().unwrap()
         ));
         self.write_kubeconfig(admin_kubeconfig, None, &path);
-        super::control_plane::client_from(&path).await
+        client_from(&path).await
     }
-}
-
-/// A copy of `kubeconfig` (its first cluster and user) at `out`, pointing at `server` and
-/// presenting `token` where given. TLS passes a TCP proxy unchanged: the serving certificate
-/// names 127.0.0.1 as an IP SAN, valid on any port.
-pub fn write_kubeconfig(kubeconfig: &Path, server: Option<&str>, token: Option<&str>, out: &Path) {
-    let file = Kubeconfig::read_from(kubeconfig)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
-    let cluster = file.clusters[0].cluster.clone().expect("a cluster");
-    let ca = cluster
-        .certificate_authority_data
-        .expect("the launcher's kubeconfig carries its CA");
-    let server = server.map_or_else(|| cluster.server.expect("a server"), str::to_owned);
-    let token = token.map_or_else(
-        || {
-            let user = file.auth_infos[0].auth_info.clone().expect("a user");
-            user.token.expect("a token").expose_secret().to_owned()
-        },
-        str::to_owned,
-    );
-    let text = format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: control-plane
-  cluster:
-    server: {server}
-    certificate-authority-data: {ca}
-users:
-- name: user
-  user:
-    token: {token}
-contexts:
-- name: control-plane
-  context:
-    cluster: control-plane
-    user: user
-    namespace: default
-current-context: control-plane
-"
-    );
-    std::fs::write(out, text).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
 }

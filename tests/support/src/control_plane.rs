@@ -15,26 +15,18 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{
-    Api, Client, Config,
-    api::PostParams,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Api, Client, api::PostParams};
 use serde_json::json;
+
+use crate::{
+    command,
+    kubeconfig::client_from,
+    paths::{repo_root, test_dir},
+};
 
 /// How long a built control plane may take to answer `/readyz` (the target is 10 s; a
 /// loaded CI machine gets margin).
 const READY_WITHIN: Duration = Duration::from_secs(90);
-
-/// The repository's root, from the package that includes this file (qod-operator's tests or
-/// qod-bench under tests/bench).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .find(|dir| dir.join("tests/control-plane/run").is_file())
-        .expect("tests/control-plane/run above the package")
-        .to_path_buf()
-}
 
 /// Builds the control plane once per test binary (minutes when cold, a file check when not), so
 /// the time to ready measures the servers alone.
@@ -42,15 +34,9 @@ fn build() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let script = repo_root().join("tests/control-plane/build");
-        let output = Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            output.status.success(),
-            "{} failed (needs Go and the Go module proxy):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let out = command::output(&mut Command::new(&script));
+        let what = format!("{} (needs Go and the Go module proxy)", script.display());
+        command::succeeded(&what, &out);
     });
 }
 
@@ -73,6 +59,14 @@ impl ControlPlane {
     pub fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<ControlPlane> = OnceLock::new();
         SHARED.get_or_init(|| Self::launch(scratch("shared"), None, None, Vec::new()))
+    }
+
+    /// [`shared`](Self::shared) from async code: the first call blocks for as long as the
+    /// control plane takes to start, so it runs off the runtime's threads.
+    pub async fn shared_off_runtime() -> &'static ControlPlane {
+        tokio::task::spawn_blocking(Self::shared)
+            .await
+            .expect("the control plane started")
     }
 
     /// A control plane of this test alone, whose data survives [`kill`](Self::kill) and
@@ -264,24 +258,9 @@ impl Drop for ControlPlane {
     }
 }
 
-/// A kube client from a kubeconfig file.
-pub async fn client_from(kubeconfig: &Path) -> Client {
-    let file = Kubeconfig::read_from(kubeconfig)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
-    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", kubeconfig.display()));
-    Client::try_from(config).expect("kube client")
-}
-
 /// A scratch folder for one control plane, emptied first.
 fn scratch(name: &str) -> PathBuf {
-    // Integration tests have a target tmp folder; qod-bench, a binary, uses the system's.
-    let base = option_env!("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
-    let dir = base.join(format!("control-plane-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
+    test_dir(&format!("control-plane-{name}-{}", std::process::id()))
 }
 
 /// The operator's CRDs (QodSession, QodProvider, ClusterQodProvider), applied (server-side, so

