@@ -8,9 +8,9 @@ use kube::api::ObjectMeta;
 
 use super::plan::{DeleteReason, ExtendReason, Plan, PlannerSettings, plan};
 use crate::api::{
-    ApplicationServer, DeletionPolicy, Device, FINALIZER, ImportOutcome, ImportRecord,
-    ManagementPolicy, PAUSED_ANNOTATION, ProviderKind, ProviderRef, QodSession, QodSessionSpec,
-    QodSessionStatus, SESSION_ID_ANNOTATION,
+    DeletionPolicy, Device, FINALIZER, ImportOutcome, ImportRecord, ManagementPolicy,
+    PAUSED_ANNOTATION, ProviderKind, ProviderRef, QodSession, QodSessionSpec, QodSessionStatus,
+    SESSION_ID_ANNOTATION,
     intent::{CREATE_INTENT, CreateIntent},
 };
 
@@ -36,18 +36,8 @@ fn spec() -> QodSessionSpec {
             phone_number: Some("+36721601234567".into()),
             ..Device::default()
         },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ..ApplicationServer::default()
-        },
-        device_ports: None,
-        application_server_ports: None,
-        qos_profile: "QOS_L".into(),
         duration: 3600,
-        auto_extend: false,
-        provider_ref: None,
-        management_policy: Default::default(),
-        deletion_policy: Default::default(),
+        ..QodSessionSpec::example()
     }
 }
 
