@@ -222,6 +222,9 @@ async fn the_controller_removes_the_reason_the_webhook_wrote_when_it_renews_the_
     })
     .await;
 
+    // The provider refuses every call until the ended session has been seen, so the renewal
+    // cannot replace the webhook's write before the test reads it.
+    running.sim_control.faults(json!({"errorRate": 1.0})).await;
     running.terminate(&first_id).await;
     let ended = eventually(
         "NETWORK_TERMINATED through the webhook",
@@ -234,9 +237,10 @@ async fn the_controller_removes_the_reason_the_webhook_wrote_when_it_renews_the_
     )
     .await;
     assert_eq!(status_info_owners(&ended), [WEBHOOK_MANAGER]);
+    running.sim_control.faults(json!({})).await;
 
     // autoExtend: the controller deletes the ended session and creates the next one.
-    let renewed = eventually("the renewed session", Duration::from_secs(15), || async {
+    let renewed = eventually("the renewed session", Duration::from_secs(30), || async {
         let resource = hook.get("renewing").await;
         let status = Hook::status(&resource);
         let id = status.session_id.as_deref();
