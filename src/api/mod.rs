@@ -424,9 +424,8 @@ impl QodSession {
 }
 
 impl QodSessionSpec {
-    /// A valid spec (a phone number, an IPv4 application server, QOS_L for 600 s), for unit
-    /// tests that need a resource but not its details.
-    #[cfg(test)]
+    /// A valid spec (a phone number, an IPv4 application server, QOS_L for 600 s), for tests and
+    /// benchmarks that need a resource but not its details.
     pub fn example() -> Self {
         Self {
             device: Device {

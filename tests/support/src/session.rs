@@ -1,6 +1,6 @@
 //! QodSession specs for tests, and what tests read of a session's status.
 
-use qod_operator::api::{ApplicationServer, Device, QodSession, QodSessionSpec, conditions};
+use qod_operator::api::{Device, QodSession, QodSessionSpec, conditions};
 use serde_json::{Value, json};
 
 /// A session for the device with phone number `phone` (which tells tests' sessions apart), to
@@ -11,18 +11,9 @@ pub fn spec(phone: &str, profile: &str, duration: u32) -> QodSessionSpec {
             phone_number: Some(phone.into()),
             ..Device::default()
         },
-        application_server: ApplicationServer {
-            ipv4_address: Some("198.51.100.7".into()),
-            ..ApplicationServer::default()
-        },
-        device_ports: None,
-        application_server_ports: None,
         qos_profile: profile.into(),
         duration,
-        auto_extend: false,
-        provider_ref: None,
-        management_policy: Default::default(),
-        deletion_policy: Default::default(),
+        ..QodSessionSpec::example()
     }
 }
 
