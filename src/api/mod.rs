@@ -2,6 +2,8 @@
 //! operator and the network report (status). The schema carries every validation rule, so
 //! `kubectl apply` of a bad manifest is refused with a message that names the field.
 
+use std::sync::Arc;
+
 use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -340,8 +342,9 @@ pub struct QodSessionStatus {
     pub extension_capped_reason: Option<String>,
     /// The QoS profile the current session was created with and its figures at the time, from
     /// the provider's QoS Profiles API (absent for providers without one).
+    // Shared: the operator's cache holds one copy per distinct profile (src/cache/slim.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<SessionProfile>,
+    pub profile: Option<Arc<SessionProfile>>,
     /// Digest of the session-defining fields (device, application server, ports, profile,
     /// provider) the current session was created with; a different digest means the session is
     /// replaced.

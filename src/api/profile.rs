@@ -84,7 +84,7 @@ pub struct QosProfileSpec {
 /// What a QoS profile promises, in units people read: rates such as `100 Mbps`, latency and
 /// jitter such as `50ms`, durations in seconds (as QodSession.spec.duration). A figure the
 /// provider does not state is absent.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileFigures {
     /// The most the network delivers to the device.
@@ -163,7 +163,7 @@ impl QosProfileSpec {
 
 /// The profile a session was created with: its name and figures at that time (what was
 /// bought).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionProfile {
     /// The profile's name.

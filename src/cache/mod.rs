@@ -2,14 +2,11 @@
 //! webhook: a reflector store of the objects, an [`Index`] that finds a resource by uid or by
 //! session id, and a feed of changed objects that triggers the controller.
 //!
-//! Objects are kept without what the operator never reads: `metadata.managedFields` (three field
-//! managers write a QodSession), labels, annotations outside `qod.dev/` (kubectl's last-applied
-//! copy of the manifest among them), and the create intent once the status has answered it.
-//! Every write is a patch of the fields it changes, never the cached object sent back, so
-//! nothing dropped here is lost. One watch instead of one per reader halves the API server's
-//! fan-out.
+//! Objects are kept without what the operator never reads ([`slim`]). One watch instead of one
+//! per reader halves the API server's fan-out.
 
 pub mod index;
+mod slim;
 
 use std::{
     collections::HashMap,
@@ -30,13 +27,7 @@ use tokio::sync::{Notify, mpsc};
 
 pub use index::{Index, Located};
 
-use crate::api::{
-    QodSession,
-    intent::{CREATE_INTENT, CreateIntent},
-};
-
-/// The prefix of the annotations the operator reads; the cache keeps no others.
-const OUR_ANNOTATIONS: &str = "qod.dev/";
+use crate::api::QodSession;
 
 /// The shared cache. Cloning is cheap; the watch stops when the last clone is dropped.
 #[derive(Clone)]
@@ -201,23 +192,6 @@ impl SessionCache {
     }
 }
 
-/// Drops what nothing reads, before the object is stored. A BTreeMap costs a 0.5 KiB node for
-/// its first entry, so a session without annotations of ours keeps none.
-fn slim(session: &mut QodSession) {
-    let intent_answered = CreateIntent::pending_on(session).is_none();
-    let metadata = &mut session.metadata;
-    metadata.managed_fields = None;
-    metadata.labels = None;
-    if let Some(annotations) = metadata.annotations.as_mut() {
-        annotations.retain(|key, _| {
-            key.starts_with(OUR_ANNOTATIONS) && !(intent_answered && key == CREATE_INTENT)
-        });
-        if annotations.is_empty() {
-            metadata.annotations = None;
-        }
-    }
-}
-
 async fn keep_in_step(
     api: Api<QodSession>,
     mut writer: reflector::store::Writer<QodSession>,
@@ -228,7 +202,10 @@ async fn keep_in_step(
     // cost a conflict, never a lost update.
     let mut events = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        .modify(slim)
+        .modify({
+            let mut slimmer = slim::Slimmer::default();
+            move |session| slimmer.slim(session)
+        })
         .boxed();
     while let Some(event) = events.next().await {
         let event = match event {
@@ -270,90 +247,5 @@ impl CacheState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|listener| keys.iter().all(|key| listener.send(key.clone()).is_ok()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
-    use kube::api::ObjectMeta;
-
-    use super::*;
-
-    fn session(annotations: &[(&str, &str)]) -> QodSession {
-        let mut session = QodSession::new("a", crate::api::QodSessionSpec::example());
-        session.metadata = ObjectMeta {
-            name: Some("a".into()),
-            managed_fields: Some(vec![ManagedFieldsEntry::default()]),
-            labels: Some(BTreeMap::from([("team".to_owned(), "media".to_owned())])),
-            annotations: Some(
-                annotations
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        };
-        session
-    }
-
-    fn intent() -> String {
-        CreateIntent {
-            requested_at: Time(jiff::Timestamp::UNIX_EPOCH),
-            session_fingerprint: "f".into(),
-            duration: 60,
-            generation: Some(1),
-            provider: None,
-        }
-        .to_annotation()
-    }
-
-    #[test]
-    fn slimming_keeps_the_spec_and_our_annotations_only() {
-        let mut session = session(&[
-            ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
-            ("example.com/owner", "media"),
-            (crate::api::PAUSED_ANNOTATION, "true"),
-            (crate::api::SESSION_ID_ANNOTATION, "s-1"),
-        ]);
-        let spec_before = session.spec.clone();
-        slim(&mut session);
-        assert_eq!(session.metadata.managed_fields, None);
-        assert_eq!(session.metadata.labels, None);
-        assert_eq!(
-            session.metadata.annotations,
-            Some(BTreeMap::from([
-                (crate::api::PAUSED_ANNOTATION.to_owned(), "true".to_owned()),
-                (
-                    crate::api::SESSION_ID_ANNOTATION.to_owned(),
-                    "s-1".to_owned()
-                ),
-            ]))
-        );
-        assert!(session.is_paused());
-        assert_eq!(session.annotated_session_id(), Some("s-1"));
-        assert_eq!(session.spec, spec_before);
-        assert_eq!(session.metadata.name.as_deref(), Some("a"));
-    }
-
-    #[test]
-    fn a_create_intent_is_kept_until_the_status_answers_it() {
-        let mut pending = session(&[(CREATE_INTENT, &intent())]);
-        slim(&mut pending);
-        let kept = CreateIntent::pending_on(&pending).expect("the intent still counts");
-        assert_eq!(kept.session_fingerprint, "f");
-
-        let mut answered = session(&[(CREATE_INTENT, &intent()), ("example.com/owner", "x")]);
-        answered.status = Some(crate::api::QodSessionStatus {
-            session_id: Some("s-1".into()),
-            ..Default::default()
-        });
-        slim(&mut answered);
-        assert_eq!(
-            answered.metadata.annotations, None,
-            "an emptied map is dropped, not kept empty"
-        );
     }
 }

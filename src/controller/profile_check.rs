@@ -8,6 +8,8 @@
 //! - `duration` below the profile's minimum: no create, Ready=False `Rejected` naming both;
 //! - above its maximum: created for the maximum, with extensionCapped and why.
 
+use std::sync::Arc;
+
 use crate::{
     api::{QodSessionSpec, SessionProfile, conditions::reason},
     profiles::Verdict,
@@ -23,7 +25,7 @@ pub enum Admission {
         /// Why `duration` is less than the spec asks (the profile's maximum).
         capped: Option<String>,
         /// The profile's figures, when its API listed it.
-        profile: Option<Box<SessionProfile>>,
+        profile: Option<Arc<SessionProfile>>,
     },
     /// Create nothing; `Ready` says why.
     Refuse {
@@ -60,7 +62,7 @@ pub fn admit(spec: &QodSessionSpec, verdict: Verdict) -> Admission {
         }
         Verdict::Usable(profile) => profile,
     };
-    let bought = Some(Box::new(SessionProfile::from(&profile)));
+    let bought = Some(Arc::new(SessionProfile::from(&profile)));
     match profile.duration_fit(u64::from(spec.duration)) {
         DurationFit::Fits => Admission::Create {
             duration: spec.duration,

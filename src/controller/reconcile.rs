@@ -469,7 +469,7 @@ impl Pass<'_> {
                     // autoExtend renews it when it ends.
                     status.extension_capped = capped.is_some();
                     status.extension_capped_reason.clone_from(&capped);
-                    status.profile = bought.as_deref().cloned();
+                    status.profile.clone_from(&bought);
                     status.application_server = self.server_in_use();
                     status.session_fingerprint = intent.session_fingerprint.clone();
                     status.provider = intent.provider.clone();

@@ -496,7 +496,7 @@ mod tests {
             requested_duration: Some(60),
             extension_capped: true,
             extension_capped_reason: Some("r".into()),
-            profile: Some(crate::api::SessionProfile::default()),
+            profile: Some(std::sync::Arc::default()),
             session_fingerprint: Some("f".into()),
             last_synced_at: Some(Time(now())),
             device: Some("+36721601234567".into()),

@@ -38,15 +38,20 @@ async fn the_cache_keeps_slim_objects_and_feeds_a_controller_that_starts_late() 
     .await;
     let first = h.create("first", spec("+36721601230101")).await;
     h.create("second", spec("+36721601230102")).await;
-    // kubectl apply's copy of the manifest: as large as the object, and never read.
+    // kubectl apply's copy of the manifest (as large as the object), another team's annotation
+    // and a label: none is read by the operator. qod.dev/paused is.
     h.api
         .patch(
             "first",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {
-                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"QodSession\"}",
-                "team": "media"
-            }}})),
+            &Patch::Merge(json!({"metadata": {
+                "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"QodSession\"}",
+                    "team": "media",
+                    "qod.dev/paused": "false"
+                },
+                "labels": {"app": "video"}
+            }})),
         )
         .await
         .unwrap();
@@ -71,8 +76,14 @@ async fn the_cache_keeps_slim_objects_and_feeds_a_controller_that_starts_late() 
     assert!(cached.managed_fields().is_empty());
     assert_eq!(
         cached.annotations().keys().collect::<Vec<_>>(),
-        ["team"],
-        "only the last-applied annotation is dropped"
+        ["qod.dev/paused"],
+        "only the operator's annotations are kept"
+    );
+    assert!(cached.labels().is_empty());
+    assert_eq!(
+        stored.labels().len(),
+        1,
+        "the API server keeps what the cache drops"
     );
     assert_eq!(cached.spec, stored.spec);
     assert_eq!(cached.resource_version(), stored.resource_version());
