@@ -2,7 +2,7 @@
 //! webhook: a reflector store of the objects, an [`Index`] that finds a resource by uid or by
 //! session id, and a feed of changed objects that triggers the controller.
 //!
-//! Objects are kept without what the operator never reads ([`slim`]). One watch instead of one
+//! Objects are kept without what the operator never reads (`slim.rs`). One watch instead of one
 //! per reader halves the API server's fan-out.
 
 pub mod index;

@@ -7,7 +7,7 @@
 //!
 //! Why it matters: the store holds every QodSession, and per session these were the largest
 //! parts after the object's own fixed size (a BTreeMap costs a 0.5 KiB node for its first
-//! entry; a profile with its figures about as much). BENCHMARKS.md, "Fourth look at memory".
+//! entry; a profile with its figures about as much). BENCHMARKS.md, "Fourth look".
 
 use std::{collections::HashSet, sync::Arc};
 
