@@ -105,7 +105,12 @@ impl World {
 
     /// Starts an operator and waits until it answers `/readyz` and holds the lease.
     pub async fn leading_operator(&self, name: &str) -> Operator {
-        let operator = self.operator(name);
+        self.leading_operator_with(name, &[]).await
+    }
+
+    /// [`Self::leading_operator`] with more flags.
+    pub async fn leading_operator_with(&self, name: &str, extra_args: &[&str]) -> Operator {
+        let operator = self.operator_with(name, extra_args);
         eventually(&format!("{name} to lead"), WAIT, || async {
             (operator.ready().await && operator.leads().await == Some(true)).then_some(())
         })
