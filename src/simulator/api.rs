@@ -141,6 +141,9 @@ pub(super) async fn serve(
     if !answer_delay.is_zero() {
         tokio::time::sleep(answer_delay).await;
     }
+    if faults.hold_answers {
+        shared.answers_released().await;
+    }
     let mut response = match result {
         Ok(Reply::Json(status, body)) => (status, Json(body)).into_response(),
         Ok(Reply::NoContent) => StatusCode::NO_CONTENT.into_response(),

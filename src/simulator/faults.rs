@@ -32,6 +32,10 @@ pub struct Faults {
     pub answer_delay_ms: u64,
     /// Share of API requests that get `answerDelayMs` (default 1: every request).
     pub answer_delay_rate: f64,
+    /// Hold every answer, after its request took effect, until this is cleared (or the
+    /// simulator resets or stops): a provider that hangs for as long as a test needs, with no
+    /// deadline a slow machine could outrun.
+    pub hold_answers: bool,
     /// Share of API requests answered 429 TOO_MANY_REQUESTS without being processed.
     pub rate_limit_rate: f64,
     /// `Retry-After` (seconds) on injected 429 and 503 answers.
@@ -53,6 +57,7 @@ impl Default for Faults {
             latency_rate: 1.0,
             answer_delay_ms: 0,
             answer_delay_rate: 1.0,
+            hold_answers: false,
             rate_limit_rate: 0.0,
             retry_after_seconds: 1,
             drop_notification_rate: 0.0,

@@ -44,7 +44,11 @@ use std::{
 
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
 use secrecy::SecretString;
-use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+    task::JoinHandle,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
@@ -173,7 +177,8 @@ struct SimulatorState {
     store: Mutex<store::Store>,
     /// The QoS profiles on offer; changed through `/_sim/profiles`.
     profiles: Mutex<profiles::Table>,
-    faults: Mutex<Faults>,
+    /// A watch channel, so held answers ([`Faults::hold_answers`]) learn when they are released.
+    faults: watch::Sender<Faults>,
     tokens: Mutex<client_auth::Tokens>,
     /// The static bearer token accepted besides issued ones: `SimulatorConfig::bearer_token` at start,
     /// replaced by `PUT /_sim/auth` (a credential rotation at the provider).
@@ -219,11 +224,20 @@ impl SimulatorState {
     }
 
     fn faults(&self) -> Faults {
-        lock(&self.faults).clone()
+        self.faults.borrow().clone()
     }
 
     fn set_faults(&self, faults: Faults) {
-        *lock(&self.faults) = faults;
+        self.faults.send_replace(faults);
+    }
+
+    /// Returns once `holdAnswers` is cleared (a reset clears it too) or the simulator stops.
+    async fn answers_released(&self) {
+        let mut faults = self.faults.subscribe();
+        tokio::select! {
+            _ = faults.wait_for(|faults| !faults.hold_answers) => {}
+            () = self.cancel.cancelled() => {}
+        }
     }
 
     fn generation(&self) -> CancellationToken {
@@ -300,7 +314,7 @@ impl Simulator {
             base_url,
             store: Mutex::default(),
             profiles: Mutex::new(profiles::Table::builtin()),
-            faults: Mutex::default(),
+            faults: watch::Sender::new(Faults::default()),
             tokens: Mutex::default(),
             bearer_token: Mutex::new(config.bearer_token.clone()),
             client_secret: config.client_credentials.as_ref().map(|c| {

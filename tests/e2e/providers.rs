@@ -460,17 +460,6 @@ async fn a_hanging_provider_does_not_hold_up_another() {
     let world = World::start("hanging-provider").await;
     world.install_crd().await;
     let hanging = telco(simulator::SimulatorConfig::default()).await;
-    // It makes each session but answers as late as the simulator allows (60 s), and the
-    // operator waits longer: no hung call ends (and frees its pass) while the others are
-    // served. (It answered after 25 s before, which a loaded CI machine outran once.)
-    reqwest::Client::new()
-        .put(format!("{}/_sim/faults", hanging.base_url()))
-        .json(&serde_json::json!({"answerDelayMs": simulator::MAX_LATENCY_MS}))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
     apply(
         &world,
         "hanging",
@@ -487,6 +476,19 @@ spec:
     .await;
     let _operator = world
         .leading_operator_with("op-hanging", &["--provider-timeout=15m"])
+        .await;
+    // Once the operator knows its profiles (a listing it could not get would hold every
+    // session before its create), the provider makes each session and holds the answers until
+    // the test releases them; the operator waits longer than the test runs, so no hung call
+    // ends (and frees its pass) meanwhile.
+    let hanging_control = Sim::of(&hanging);
+    eventually("the hanging provider's profiles listed", WAIT, || async {
+        let stats = hanging_control.stats().await;
+        (stats["apiRequests"]["retrieve_qos_profiles"]["200"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    hanging_control
+        .faults(serde_json::json!({"holdAnswers": true}))
         .await;
 
     // More creates than the operator's passes per provider (16) wait on the hanging provider.
@@ -539,11 +541,10 @@ spec:
         "the hanging provider answered before the others were served: {answered}"
     );
 
+    hanging_control.faults(serde_json::json!({})).await;
     world
         .kubectl(&["delete", "qod", "--all", "--wait=false"])
         .await;
-    // Not shut down: a graceful shutdown would wait for the held answers. The test's runtime
-    // drops its server.
-    drop(hanging);
+    hanging.shutdown().await;
     world.stop().await;
 }

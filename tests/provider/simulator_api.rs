@@ -1641,6 +1641,48 @@ async fn api_faults_rate_limit_and_fail_requests_but_not_the_control_paths() {
 }
 
 #[tokio::test]
+async fn held_answers_wait_for_their_release_or_the_shutdown() {
+    let sim = start(fast_config()).await;
+    assert_eq!(
+        sim.set_faults(json!({"holdAnswers": true})).await.status,
+        200
+    );
+    let create = |phone: &str| {
+        let request = sim
+            .http
+            .post(sim.url(&format!("{V1}/sessions")))
+            .json(&v1_create(phone, None));
+        tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+    };
+    let stored = |count: usize| {
+        let sim = &sim;
+        async move {
+            eventually("the held create to take effect", WAIT, || async {
+                (sim.sim_sessions().await.len() == count).then_some(())
+            })
+            .await
+        }
+    };
+
+    // Held: the create takes effect, its answer waits until the fault is cleared.
+    let first = create("+15550000151");
+    stored(1).await;
+    assert!(!first.is_finished(), "answered while answers are held");
+    sim.set_faults(json!({})).await;
+    assert_eq!(first.await.unwrap().unwrap(), 201);
+
+    // Held again: stopping the simulator releases the answer instead of waiting for ever.
+    sim.set_faults(json!({"holdAnswers": true})).await;
+    let second = create("+15550000152");
+    stored(2).await;
+    assert!(!second.is_finished(), "answered while answers are held");
+    tokio::time::timeout(WAIT, sim.running.shutdown())
+        .await
+        .expect("shutdown does not wait for held answers");
+    assert_eq!(second.await.unwrap().unwrap(), 201);
+}
+
+#[tokio::test]
 async fn reset_forgets_sessions_faults_and_counters() {
     let sim = start(fast_config()).await;
     let id = id_of(
