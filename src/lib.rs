@@ -18,6 +18,7 @@ pub mod profiles;
 pub mod providers;
 pub mod qod;
 pub mod services;
+mod sweep;
 // The QoD provider simulator (feature `simulator`, on by default), for `qod-operator simulator`,
 // `run --simulator` and the tests; the operator's own modules never use it.
 #[cfg(feature = "simulator")]

@@ -11,9 +11,12 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use crate::api::{
-    QodSession, SessionProfile,
-    intent::{CREATE_INTENT, CreateIntent},
+use crate::{
+    api::{
+        QodSession, SessionProfile,
+        intent::{CREATE_INTENT, CreateIntent},
+    },
+    sweep::SweepWhenDoubled,
 };
 
 /// The prefix of the annotations the operator reads; the cache keeps no others.
@@ -28,14 +31,14 @@ pub struct Slimmer {
     /// One copy of each distinct profile some cached session holds (and, until the next
     /// sweep, of profiles none holds any more).
     profiles: HashSet<Arc<SessionProfile>>,
-    sweep_at: usize,
+    sweep: SweepWhenDoubled,
 }
 
 impl Default for Slimmer {
     fn default() -> Self {
         Self {
             profiles: HashSet::new(),
-            sweep_at: SWEEP_AT,
+            sweep: SweepWhenDoubled::new(SWEEP_AT),
         }
     }
 }
@@ -66,10 +69,9 @@ impl Slimmer {
             return Arc::clone(known);
         }
         self.profiles.insert(Arc::clone(profile));
-        if self.profiles.len() > self.sweep_at {
-            // Amortised O(1): sweep only once the set has doubled since the last sweep.
+        if self.sweep.due(self.profiles.len()) {
             self.profiles.retain(|p| Arc::strong_count(p) > 1);
-            self.sweep_at = SWEEP_AT.max(self.profiles.len() * 2);
+            self.sweep.swept(self.profiles.len());
         }
         Arc::clone(profile)
     }

@@ -1,11 +1,13 @@
 //! Memory kept per resource (by uid) between passes, bounded: entries of resources that no
-//! longer exist are swept out when the map has doubled since the last sweep (amortised O(1)),
+//! longer exist are swept out when the map has doubled since the last sweep (`crate::sweep`),
 //! since a resource deleted at the wrong moment never gets the pass that would remove its entry.
 
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard, PoisonError},
 };
+
+use crate::sweep::SweepWhenDoubled;
 
 /// Entries kept before the first sweep.
 const SWEEP_AT: usize = 1024;
@@ -18,7 +20,7 @@ pub struct PerResource<V> {
 #[derive(Debug)]
 struct Entries<V> {
     by_uid: HashMap<String, V>,
-    sweep_at: usize,
+    sweep: SweepWhenDoubled,
 }
 
 impl<V> Default for PerResource<V> {
@@ -26,7 +28,7 @@ impl<V> Default for PerResource<V> {
         Self {
             inner: Mutex::new(Entries {
                 by_uid: HashMap::new(),
-                sweep_at: SWEEP_AT,
+                sweep: SweepWhenDoubled::new(SWEEP_AT),
             }),
         }
     }
@@ -43,9 +45,10 @@ impl<V: Clone> PerResource<V> {
         let value = entries.by_uid.entry(uid.to_owned()).or_default();
         change(value);
         let value = value.clone();
-        if entries.by_uid.len() > entries.sweep_at {
+        if entries.sweep.due(entries.by_uid.len()) {
             entries.by_uid.retain(|k, _| k == uid || exists(k));
-            entries.sweep_at = SWEEP_AT.max(entries.by_uid.len() * 2);
+            let kept = entries.by_uid.len();
+            entries.sweep.swept(kept);
         }
         value
     }
