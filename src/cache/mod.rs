@@ -147,6 +147,19 @@ impl SessionCache {
         }
     }
 
+    /// Hands the resources with these uids to the controllers again (their wakeup is due);
+    /// uids no longer cached are skipped.
+    pub fn retrigger_uids<'a>(&self, uids: impl IntoIterator<Item = &'a str>) {
+        let keys: Vec<_> = uids
+            .into_iter()
+            .filter_map(|uid| self.shared.index.by_uid(uid))
+            .map(|located| ObjectRef::<QodSession>::new(&located.name).within(&located.namespace))
+            .collect();
+        if !keys.is_empty() {
+            self.shared.notify(&keys);
+        }
+    }
+
     /// Number of resources known.
     pub fn len(&self) -> usize {
         self.shared.index.len()

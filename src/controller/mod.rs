@@ -16,6 +16,7 @@ pub mod provider_choice;
 pub mod provider_health;
 pub mod reconcile;
 pub mod status_change;
+pub mod wakeups;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -145,6 +146,8 @@ pub struct Context {
     /// not written: one per session every resync interval would, at 100,000 sessions, be most
     /// of what the API server can write.
     pub quiet_reads: per_resource::PerResource<Option<jiff::Timestamp>>,
+    /// When each resource's next pass is due after a wait.
+    pub wakeups: wakeups::Wakeups,
 }
 
 /// Why a reconcile pass failed.
@@ -237,6 +240,7 @@ pub async fn run(
         stop: CancellationToken::new(),
         own_writes: per_resource::PerResource::default(),
         quiet_reads: per_resource::PerResource::default(),
+        wakeups: wakeups::Wakeups::default(),
     });
     info!("controller starting");
     let stopping = {
@@ -245,6 +249,10 @@ pub async fn run(
             shutdown.await;
             stop.cancel();
         })
+    };
+    let waking = {
+        let context = Arc::clone(&context);
+        tokio::spawn(async move { context.wakeups.run(&context.cache, &context.stop).await })
     };
     Controller::for_shared_stream(cache.changes(), cache.store())
         // Passes that talk to a provider are limited per provider (`Providers::begin`); the
@@ -269,6 +277,7 @@ pub async fn run(
         })
         .await;
     stopping.abort();
+    waking.abort();
     info!("controller stopped");
 }
 

@@ -24,6 +24,7 @@ use super::{
     profile_check::{Admission, admit},
     provider_choice::{InUse, Unserved},
     status_change,
+    wakeups::Next,
 };
 use crate::{
     api::{
@@ -118,10 +119,18 @@ pub async fn reconcile(session: Arc<QodSession>, context: Arc<Context>) -> Resul
         Err(_) => "error",
     };
     context.metrics.reconciled(outcome, started.elapsed());
-    result
+    let uid = session.metadata.uid.as_deref();
+    match result {
+        Ok(next) => Ok(context.wakeups.action(uid, next)),
+        Err(error) => {
+            // The error policy decides when to look again.
+            context.wakeups.forget_uid(uid);
+            Err(error)
+        }
+    }
 }
 
-async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> {
+async fn pass(session: &QodSession, context: &Context) -> Result<Next, Error> {
     let uid = session.uid().ok_or(Error::MissingMetadata("uid"))?;
     if let Some(last) = context.own_writes.get(&uid) {
         if last.is_missing_from(session) {
@@ -130,7 +139,7 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
             // recorded). The write's watch event brings the resource back; the requeue is a
             // fallback.
             debug!("the cached copy predates our last write; waiting for it");
-            return Ok(Action::requeue(OWN_WRITE_PENDING));
+            return Ok(Next::After(OWN_WRITE_PENDING));
         }
         context.own_writes.remove(&uid);
     }
@@ -145,7 +154,7 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Action, Error> 
             if resolution == Resolution::NotSynced && session.metadata.deletion_timestamp.is_none()
             {
                 debug!("Services not listed yet");
-                return Ok(Action::requeue(SERVICES_NOT_SYNCED));
+                return Ok(Next::After(SERVICES_NOT_SYNCED));
             }
             let mut effective = session.clone();
             if let Resolution::Found { addresses, .. } = &resolution {
@@ -233,7 +242,7 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    async fn run(&self, step: Plan) -> Result<Action, Error> {
+    async fn run(&self, step: Plan) -> Result<Next, Error> {
         let providers = &self.context.providers;
         let chosen = match &step {
             Plan::AddFinalizer => return self.add_finalizer().await,
@@ -276,7 +285,7 @@ impl Pass<'_> {
             | Plan::Wait(_)
             | Plan::Orphan { .. }
             | Plan::Pause
-            | Plan::MissingSessionId => Ok(Action::await_change()),
+            | Plan::MissingSessionId => Ok(Next::OnChange),
         }
     }
 
@@ -287,7 +296,7 @@ impl Pass<'_> {
         &self,
         mut next: QodSessionStatus,
         refusal: StepRefusal,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         let StepRefusal {
             reason,
             message,
@@ -311,14 +320,14 @@ impl Pass<'_> {
                 .await;
         }
         Ok(match retry {
-            Retry::After(wait) => Action::requeue(wait),
-            Retry::OnChange => Action::await_change(),
+            Retry::After(wait) => Next::After(wait),
+            Retry::OnChange => Next::OnChange,
             Retry::AsPlanned => self.then(&next),
         })
     }
 
     /// No provider may serve this step now: say why in `Ready`, call none, and look again.
-    async fn unserved(&self, unserved: &Unserved) -> Result<Action, Error> {
+    async fn unserved(&self, unserved: &Unserved) -> Result<Next, Error> {
         info!(reason = unserved.reason(), "{unserved}");
         let refusal = StepRefusal {
             reason: unserved.reason(),
@@ -335,7 +344,7 @@ impl Pass<'_> {
     async fn no_service_address(
         &self,
         (reason, message): (&'static str, String),
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         info!(reason, "{message}");
         let refusal = StepRefusal {
             reason,
@@ -349,15 +358,15 @@ impl Pass<'_> {
 
     /// When to come back after a step that left `status`: plan again on it (with the exact
     /// clock; stored timestamps keep whole seconds only) and wait as that plan says.
-    fn then(&self, status: &QodSessionStatus) -> Action {
+    fn then(&self, status: &QodSessionStatus) -> Next {
         let mut updated = self.session.clone();
         let mut status = status.clone();
         status_change::count_quiet_read(&mut status, self.quiet_read);
         updated.status = Some(status);
         match plan(&updated, self.now, &self.context.planner) {
-            Plan::Wait(Some(wait)) => Action::requeue(wait),
-            Plan::Wait(None) => Action::await_change(),
-            _ => Action::requeue(Duration::ZERO),
+            Plan::Wait(Some(wait)) => Next::After(wait),
+            Plan::Wait(None) => Next::OnChange,
+            _ => Next::After(Duration::ZERO),
         }
     }
 
@@ -372,7 +381,7 @@ impl Pass<'_> {
     /// Creates the session, after recording the intent so a crash before the answer is
     /// recorded leads to a lookup instead of a second create. A resource's first create
     /// records it in the write that adds the finalizer (see [`crate::api::intent`]).
-    async fn create(&self, provider: &InUse) -> Result<Action, Error> {
+    async fn create(&self, provider: &InUse) -> Result<Next, Error> {
         let verdict = match &provider.profiles {
             Some(api) => {
                 self.context
@@ -523,7 +532,7 @@ impl Pass<'_> {
         mut intent: QodSessionStatus,
         error: qod::Error,
         may_exist: bool,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         if !may_exist {
             intent.create_requested_at = None;
         }
@@ -539,7 +548,7 @@ impl Pass<'_> {
     }
 
     /// Looks for a session of ours that an interrupted create may have made, and adopts it.
-    async fn adopt(&self, provider: &InUse) -> Result<Action, Error> {
+    async fn adopt(&self, provider: &InUse) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         match self.find_ours(provider).await {
             Ok(Some(found)) => return self.adopted(self.session, next, found).await,
@@ -596,7 +605,7 @@ impl Pass<'_> {
         session: &QodSession,
         mut next: QodSessionStatus,
         found: qod::SessionInfo,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         tracing::Span::current().record("session_id", found.session_id.as_str());
         next.create_requested_at = None;
         // The session was made from the spec the create intent recorded, which may be older
@@ -622,7 +631,7 @@ impl Pass<'_> {
     /// Reads the session the annotation names and, when it is the session the spec describes,
     /// records it as this resource's; otherwise records why not and changes nothing at the
     /// provider. Its notifications go to whoever created it, so its status comes from reads.
-    async fn import(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
+    async fn import(&self, provider: &InUse, session_id: &str) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         let found = match provider.api.get_session(session_id).await {
@@ -694,7 +703,7 @@ impl Pass<'_> {
         session_id: &str,
         reason: &'static str,
         message: String,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         if next.session_id.is_some() {
             // Observe: the session shown so far is no longer the one the resource names.
             status_change::forget_session(&mut next);
@@ -714,7 +723,7 @@ impl Pass<'_> {
     }
 
     /// deletionPolicy Orphan: the session stays at the provider; only the finalizer goes.
-    async fn orphan(&self, session_id: &str) -> Result<Action, Error> {
+    async fn orphan(&self, session_id: &str) -> Result<Next, Error> {
         self.event(
             EventType::Normal,
             "Orphaned",
@@ -727,7 +736,7 @@ impl Pass<'_> {
 
     /// The annotation qod.dev/paused is set: say so, call nothing, and wait for it to go (its
     /// removal is a change of the resource, which brings it back).
-    async fn pause(&self) -> Result<Action, Error> {
+    async fn pause(&self) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         let paused = conditions::find(&next.conditions, conditions::PAUSED)
             .is_some_and(|c| c.status == "True");
@@ -747,11 +756,11 @@ impl Pass<'_> {
             );
             self.write_status(self.session, &next).await?;
         }
-        Ok(Action::await_change())
+        Ok(Next::OnChange)
     }
 
     /// Observe without the annotation: nothing to read until it is set.
-    async fn missing_session_id(&self) -> Result<Action, Error> {
+    async fn missing_session_id(&self) -> Result<Next, Error> {
         let refusal = StepRefusal {
             reason: reason::SESSION_ID_REQUIRED,
             message: format!(
@@ -764,7 +773,7 @@ impl Pass<'_> {
             .await
     }
 
-    async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Action, Error> {
+    async fn refresh(&self, provider: &InUse, session_id: &str) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         match provider.api.get_session(session_id).await {
@@ -812,7 +821,7 @@ impl Pass<'_> {
         session_id: &str,
         seconds: u32,
         why: ExtendReason,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         match provider.api.extend_session(session_id, seconds).await {
@@ -870,7 +879,7 @@ impl Pass<'_> {
         provider: &InUse,
         session_id: &str,
         why: DeleteReason,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         match provider.api.delete_session(session_id).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => {}
@@ -979,7 +988,7 @@ impl Pass<'_> {
         mut next: QodSessionStatus,
         action: &'static str,
         error: qod::Error,
-    ) -> Result<Action, Error> {
+    ) -> Result<Next, Error> {
         next.observed_generation = self.generation();
         // The wait starts when the call failed, not when the pass began: a call that timed out
         // after 30 s must not have used its whole backoff up already.
@@ -999,24 +1008,24 @@ impl Pass<'_> {
             "{action} failed"
         );
         self.write_status(base, &next).await?;
-        Ok(Action::requeue(wait))
+        Ok(Next::After(wait))
     }
 
     /// Nothing to do at the provider; keep `observedGeneration` current.
-    async fn wait(&self, after: Option<Duration>) -> Result<Action, Error> {
+    async fn wait(&self, after: Option<Duration>) -> Result<Next, Error> {
         let mut next = status_change::current(self.session);
         next.observed_generation = self.generation();
         self.write_status(self.session, &next).await?;
-        Ok(after.map_or_else(Action::await_change, Action::requeue))
+        Ok(after.map_or(Next::OnChange, Next::After))
     }
 
     fn has_finalizer(&self) -> bool {
         self.session.finalizers().iter().any(|f| f == FINALIZER)
     }
 
-    async fn add_finalizer(&self) -> Result<Action, Error> {
+    async fn add_finalizer(&self) -> Result<Next, Error> {
         self.patch_metadata(None, "add the finalizer to").await?;
-        Ok(Action::requeue(Duration::ZERO))
+        Ok(Next::After(Duration::ZERO))
     }
 
     /// Adds the finalizer and the first create's intent in one write.
@@ -1037,14 +1046,14 @@ impl Pass<'_> {
     /// follow a deletion (the provider's notification, through the webhook), which would
     /// otherwise send the pass round again to a second DELETE; the test still keeps a
     /// finalizer list that someone else changed meanwhile from being cut at the wrong place.
-    async fn remove_finalizer(&self) -> Result<Action, Error> {
+    async fn remove_finalizer(&self) -> Result<Next, Error> {
         let action = "remove the finalizer from";
         let patch = finalizers::removal(self.session, FINALIZER).map_err(|e| Error::Kube {
             action,
             source: kube::Error::SerdeError(e),
         })?;
         let Some(patch) = patch else {
-            return Ok(Action::await_change());
+            return Ok(Next::OnChange);
         };
         match self
             .api
@@ -1060,7 +1069,7 @@ impl Pass<'_> {
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(source) => return Err(Error::Kube { action, source }),
         }
-        Ok(Action::await_change())
+        Ok(Next::OnChange)
     }
 
     /// Adds our finalizer (and `intent`, when given), guarded by the resourceVersion the
