@@ -94,6 +94,8 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Parts most sessions leave out are boxed (8 bytes instead of up to 72 when absent): every
+// session is held in the cache, so its fixed size is paid 100,000 times.
 pub struct QodSessionSpec {
     /// The device whose traffic gets the QoS. At least one identifier; several must name the
     /// same device.
@@ -102,10 +104,10 @@ pub struct QodSessionSpec {
     pub application_server: ApplicationServer,
     /// Ports on the device the QoS applies to; all ports when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_ports: Option<Ports>,
+    pub device_ports: Option<Box<Ports>>,
     /// Ports on the application server the QoS applies to; all ports when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_server_ports: Option<Ports>,
+    pub application_server_ports: Option<Box<Ports>>,
     /// The QoS profile to apply, as the provider names it (e.g. QOS_E, QOS_S, QOS_M, QOS_L).
     #[schemars(length(min = 3, max = 256), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
     pub qos_profile: String,
@@ -179,7 +181,7 @@ pub struct Device {
     pub network_access_identifier: Option<String>,
     /// The device's IPv4 identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv4_address: Option<DeviceIpv4Address>,
+    pub ipv4_address: Option<Box<DeviceIpv4Address>>,
     /// A single IPv6 address of the device (any address within its prefix).
     #[schemars(extend("format" = "ipv6"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,7 +360,7 @@ pub struct QodSessionStatus {
     /// The application server addresses of the current session, when spec.applicationServer
     /// names a Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_server: Option<ApplicationServerStatus>,
+    pub application_server: Option<Box<ApplicationServerStatus>>,
     /// Set just before a create is sent, cleared once its answer is recorded: while set without
     /// a sessionId, the create may have happened and the operator looks for it before creating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,7 +383,7 @@ pub struct QodSessionStatus {
     /// import is done once (later sessions of a Manage resource are its own), and one refused
     /// is checked again only when the spec or the annotation changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub import: Option<ImportRecord>,
+    pub import: Option<Box<ImportRecord>>,
     /// `Ready` is True while the network provides the QoS; its reason and message say why not.
     /// `Paused` is True while the annotation qod.dev/paused stops provider calls.
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -459,8 +461,8 @@ impl QodSessionSpec {
         struct Defining<'a>(
             &'a Device,
             &'a ApplicationServer,
-            &'a Option<Ports>,
-            &'a Option<Ports>,
+            &'a Option<Box<Ports>>,
+            &'a Option<Box<Ports>>,
             &'a str,
         );
         let defining = Defining(

@@ -71,12 +71,12 @@ pub fn differences(spec: &QodSessionSpec, found: &SessionInfo) -> Vec<Difference
         (
             "devicePorts",
             &found.device_ports,
-            spec.device_ports.as_ref(),
+            spec.device_ports.as_deref(),
         ),
         (
             "applicationServerPorts",
             &found.application_server_ports,
-            spec.application_server_ports.as_ref(),
+            spec.application_server_ports.as_deref(),
         ),
     ];
     for (field, theirs, ours) in ports {

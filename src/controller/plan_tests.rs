@@ -155,10 +155,10 @@ impl Fixture for QodSession {
     fn import_record(self, id: &str, outcome: ImportOutcome) -> Self {
         let generation = self.metadata.generation;
         self.status(|s| {
-            s.import = Some(ImportRecord {
+            s.import = Some(Box::new(ImportRecord {
                 session_id: id.into(),
                 outcome,
-            });
+            }));
             s.observed_generation = generation;
         })
     }
@@ -294,10 +294,10 @@ fn every_state_gets_its_step() {
                 .with_session("UNAVAILABLE", 0)
                 .status_info("NETWORK_TERMINATED")
                 .edit(|s| {
-                    s.application_server_ports = Some(crate::api::Ports {
+                    s.application_server_ports = Some(Box::new(crate::api::Ports {
                         ports: Some(vec![443]),
                         ranges: None,
-                    })
+                    }))
                 }),
             delete(DeleteReason::Replace),
         ),

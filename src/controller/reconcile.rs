@@ -479,7 +479,7 @@ impl Pass<'_> {
                     status.extension_capped = capped.is_some();
                     status.extension_capped_reason.clone_from(&capped);
                     status.profile.clone_from(&bought);
-                    status.application_server = self.server_in_use();
+                    status.application_server = self.server_in_use().map(Box::new);
                     status.session_fingerprint = intent.session_fingerprint.clone();
                     status.provider = intent.provider.clone();
                     status.requested_duration = intent.requested_duration;
@@ -675,10 +675,10 @@ impl Pass<'_> {
         next.session_fingerprint = Some(self.spec().session_fingerprint());
         next.provider.clone_from(&provider.recorded_as);
         next.requested_duration = Some(found.duration.unwrap_or(self.spec().duration));
-        next.import = Some(ImportRecord {
+        next.import = Some(Box::new(ImportRecord {
             session_id: session_id.to_owned(),
             outcome: ImportOutcome::Imported,
-        });
+        }));
         status_change::record_session(&mut next, &found, self.generation(), self.now);
         self.write_status(self.session, &next).await?;
         let how = match self.spec().management_policy {
@@ -708,10 +708,10 @@ impl Pass<'_> {
             // Observe: the session shown so far is no longer the one the resource names.
             status_change::forget_session(&mut next);
         }
-        next.import = Some(ImportRecord {
+        next.import = Some(Box::new(ImportRecord {
             session_id: session_id.to_owned(),
             outcome: ImportOutcome::Refused,
-        });
+        }));
         status_change::clear_failures(&mut next);
         let refusal = StepRefusal {
             reason,
@@ -1182,10 +1182,10 @@ impl Pass<'_> {
         SessionRequest {
             device: qod::Device::from(&spec.device),
             application_server: qod::ApplicationServer::from(&spec.application_server),
-            device_ports: spec.device_ports.as_ref().map(qod::PortsSpec::from),
+            device_ports: spec.device_ports.as_deref().map(qod::PortsSpec::from),
             application_server_ports: spec
                 .application_server_ports
-                .as_ref()
+                .as_deref()
                 .map(qod::PortsSpec::from),
             qos_profile: spec.qos_profile.clone(),
             duration,

@@ -78,11 +78,11 @@ impl Answer {
 /// A session whose device is told apart by its public port.
 pub fn spec(port: u16) -> QodSessionSpec {
     let mut spec = session::spec("+36721601234567", "QOS_L", 3600);
-    spec.device.ipv4_address = Some(DeviceIpv4Address {
+    spec.device.ipv4_address = Some(Box::new(DeviceIpv4Address {
         public_address: "203.0.113.10".into(),
         private_address: None,
         public_port: Some(port),
-    });
+    }));
     spec
 }
 
