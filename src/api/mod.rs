@@ -95,7 +95,8 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
 )]
 #[serde(rename_all = "camelCase")]
 // Parts most sessions leave out are boxed (8 bytes instead of up to 72 when absent): every
-// session is held in the cache, so its fixed size is paid 100,000 times.
+// session is held in the cache, so its fixed size is paid 100,000 times, and it fits the
+// allocator's 1 KiB size class only so (`a_cached_session_fits_the_allocators_one_kib_class`).
 pub struct QodSessionSpec {
     /// The device whose traffic gets the QoS. At least one identifier; several must name the
     /// same device.
@@ -122,7 +123,7 @@ pub struct QodSessionSpec {
     /// The provider to use: a QodProvider of this namespace or a ClusterQodProvider. The
     /// operator's default provider (its flags) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider_ref: Option<ProviderRef>,
+    pub provider_ref: Option<Box<ProviderRef>>,
     /// Manage (default): the operator creates, extends, replaces and deletes the session, or
     /// imports the one the annotation qod.dev/session-id names. Observe: it only reads the
     /// session the annotation names (required) and shows its status; it never creates,
@@ -485,7 +486,7 @@ impl QodSessionSpec {
     /// The key of the provider this spec asks for (`status.provider`'s form), `None` for the
     /// default provider.
     pub fn provider_key(&self) -> Option<String> {
-        self.provider_ref.as_ref().map(ProviderRef::key)
+        self.provider_ref.as_deref().map(ProviderRef::key)
     }
 }
 

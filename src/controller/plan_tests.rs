@@ -923,15 +923,15 @@ fn the_fingerprint_ignores_lifetime_fields_only() {
     // another one, replaces it.
     assert_eq!(base.session_fingerprint(), "10577a4fe409e9e190253130");
     let mut at_a = base.clone();
-    at_a.provider_ref = Some(ProviderRef {
+    at_a.provider_ref = Some(Box::new(ProviderRef {
         kind: ProviderKind::ClusterQodProvider,
         name: "telco-a".into(),
-    });
+    }));
     let mut at_b = at_a.clone();
-    at_b.provider_ref = Some(ProviderRef {
+    at_b.provider_ref = Some(Box::new(ProviderRef {
         kind: ProviderKind::QodProvider,
         name: "telco-a".into(),
-    });
+    }));
     assert_ne!(base.session_fingerprint(), at_a.session_fingerprint());
     assert_ne!(at_a.session_fingerprint(), at_b.session_fingerprint());
 }

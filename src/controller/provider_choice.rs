@@ -121,7 +121,7 @@ impl Providers {
     /// The provider a new session of `session` is created at.
     pub fn named(&self, session: &QodSession) -> Result<InUse, Unserved> {
         let namespace = session.namespace().unwrap_or_default();
-        let reference = session.spec.provider_ref.as_ref();
+        let reference = session.spec.provider_ref.as_deref();
         let resolved = self.registry.resolve(&namespace, reference)?;
         Ok(self.in_use(resolved, reference.map(ProviderRef::key)))
     }

@@ -131,7 +131,7 @@ impl ProfileSync {
             self.cache.retrigger(|session| {
                 let status = effective_status(session);
                 status.session_id.is_none()
-                    && label_of(&namespace(session), session.spec.provider_ref.as_ref())
+                    && label_of(&namespace(session), session.spec.provider_ref.as_deref())
                         == *provider
             });
             let Known::Listed(profiles) = known else {
