@@ -283,7 +283,9 @@ impl WebhookState {
             }
         };
 
-        let key = Recent::key(&located.uid, event.source.as_deref(), event.id.as_deref());
+        let key = self
+            .recent
+            .key(&located.uid, event.source.as_deref(), event.id.as_deref());
         if let Some(key) = &key
             && self.recent.contains(key)
         {
