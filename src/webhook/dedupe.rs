@@ -12,7 +12,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    hash::{BuildHasher, Hash, Hasher, RandomState},
+    hash::{BuildHasher, RandomState},
     sync::{Mutex, PoisonError},
 };
 
@@ -51,11 +51,7 @@ impl Recent {
     pub fn key(&self, uid: &str, source: Option<&str>, id: Option<&str>) -> Option<Key> {
         let id = id.filter(|id| !id.is_empty())?;
         // `str`'s Hash ends each string with a marker, so the three stay apart.
-        let half = |hasher: &RandomState| {
-            let mut state = hasher.build_hasher();
-            (uid, source.unwrap_or_default(), id).hash(&mut state);
-            state.finish()
-        };
+        let half = |hasher: &RandomState| hasher.hash_one((uid, source.unwrap_or_default(), id));
         let [high, low] = &self.hashers;
         Some(Key(u128::from(half(high)) << 64 | u128::from(half(low))))
     }
