@@ -13,8 +13,9 @@ use std::{
 };
 
 use kube::{ResourceExt, runtime::watcher};
+use uuid::Uuid;
 
-use crate::api::QodSession;
+use crate::{api::QodSession, sweep::SweepWhenDoubled};
 
 /// Where a resource lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,33 +25,82 @@ pub struct Located {
     pub uid: String,
 }
 
-#[derive(Clone, Debug, Default)]
+/// The UUID `text` is, when written as the API server writes uids (lower case, hyphenated), so
+/// that writing the UUID gives `text` back.
+pub(crate) fn canonical_uuid(text: &str) -> Option<Uuid> {
+    let parsed = Uuid::try_parse(text).ok()?;
+    let mut written = Uuid::encode_buffer();
+    (parsed.hyphenated().encode_lower(&mut written) == text).then_some(parsed)
+}
+
+/// A uid or session id as the maps hold it: 16 bytes, no allocation, when it is a UUID in the
+/// API server's form (every uid; most providers' session ids), else the text. The index holds
+/// every resource, so this is paid 100,000 times (BENCHMARKS.md, "Fifth look").
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Id {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl Id {
+    fn new(text: &str) -> Self {
+        canonical_uuid(text).map_or_else(|| Self::Text(text.into()), |u| Self::Uuid(u.into_bytes()))
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Self::Uuid(bytes) => Uuid::from_bytes(*bytes).hyphenated().to_string(),
+            Self::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// Namespaces kept before the first sweep of those no resource is in any more.
+const NAMESPACES_SWEEP_AT: usize = 64;
+
+#[derive(Clone, Debug)]
 struct Maps {
-    by_uid: HashMap<String, Entry>,
-    by_session: HashMap<String, String>,
+    by_uid: HashMap<Id, Entry>,
+    by_session: HashMap<Id, Id>,
     /// (namespace, Service name) → uids of the resources whose applicationServer names it.
-    by_service: HashMap<(String, String), HashSet<String>>,
+    by_service: HashMap<(String, String), HashSet<Id>>,
+    /// One copy of each namespace name the entries share.
+    namespaces: HashSet<Arc<str>>,
+    namespaces_sweep: SweepWhenDoubled,
+}
+
+impl Default for Maps {
+    fn default() -> Self {
+        Self {
+            by_uid: HashMap::new(),
+            by_session: HashMap::new(),
+            by_service: HashMap::new(),
+            namespaces: HashSet::new(),
+            namespaces_sweep: SweepWhenDoubled::new(NAMESPACES_SWEEP_AT),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Entry {
-    namespace: String,
-    name: String,
-    session_id: Option<String>,
-    service: Option<String>,
+    namespace: Arc<str>,
+    name: Box<str>,
+    session_id: Option<Id>,
+    service: Option<Box<str>>,
 }
 
 impl Maps {
     fn insert(&mut self, session: &QodSession) {
-        let Some(uid) = session.metadata.uid.clone() else {
+        let Some(uid) = session.metadata.uid.as_deref().map(Id::new) else {
             return;
         };
         self.remove(&uid);
         let session_id = session
             .status
             .as_ref()
-            .and_then(|s| s.session_id.clone())
-            .filter(|id| !id.is_empty());
+            .and_then(|s| s.session_id.as_deref())
+            .filter(|id| !id.is_empty())
+            .map(Id::new);
         if let Some(id) = &session_id {
             self.by_session.insert(id.clone(), uid.clone());
         }
@@ -67,18 +117,33 @@ impl Maps {
                 .or_default()
                 .insert(uid.clone());
         }
+        let namespace = self.shared_namespace(&namespace);
         self.by_uid.insert(
             uid,
             Entry {
                 namespace,
-                name: session.name_any(),
+                name: session.name_any().into(),
                 session_id,
-                service,
+                service: service.map(Into::into),
             },
         );
     }
 
-    fn remove(&mut self, uid: &str) {
+    /// The copy of `namespace` every entry in it shares.
+    fn shared_namespace(&mut self, namespace: &str) -> Arc<str> {
+        if let Some(known) = self.namespaces.get(namespace) {
+            return Arc::clone(known);
+        }
+        let shared: Arc<str> = namespace.into();
+        self.namespaces.insert(Arc::clone(&shared));
+        if self.namespaces_sweep.due(self.namespaces.len()) {
+            self.namespaces.retain(|n| Arc::strong_count(n) > 1);
+            self.namespaces_sweep.swept(self.namespaces.len());
+        }
+        shared
+    }
+
+    fn remove(&mut self, uid: &Id) {
         let Some(old) = self.by_uid.remove(uid) else {
             return;
         };
@@ -88,7 +153,7 @@ impl Maps {
             self.by_session.remove(&id);
         }
         if let Some(service) = old.service {
-            let key = (old.namespace, service);
+            let key = (old.namespace.to_string(), service.into_string());
             if let Some(uids) = self.by_service.get_mut(&key) {
                 uids.remove(uid);
                 if uids.is_empty() {
@@ -98,11 +163,11 @@ impl Maps {
         }
     }
 
-    fn located(&self, uid: &str) -> Option<Located> {
+    fn located(&self, uid: &Id) -> Option<Located> {
         self.by_uid.get(uid).map(|e| Located {
-            namespace: e.namespace.clone(),
-            name: e.name.clone(),
-            uid: uid.to_owned(),
+            namespace: e.namespace.to_string(),
+            name: e.name.to_string(),
+            uid: uid.text(),
         })
     }
 }
@@ -128,14 +193,14 @@ impl Index {
 
     /// The resource with `uid`.
     pub fn by_uid(&self, uid: &str) -> Option<Located> {
-        self.read().located(uid)
+        self.read().located(&Id::new(uid))
     }
 
     /// The resource whose status holds `session_id`.
     pub fn by_session(&self, session_id: &str) -> Option<Located> {
         let maps = self.read();
         maps.by_session
-            .get(session_id)
+            .get(&Id::new(session_id))
             .and_then(|uid| maps.located(uid))
     }
 
@@ -187,7 +252,7 @@ impl Index {
                     self.maps
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(uid);
+                        .remove(&Id::new(uid));
                 }
             }
         }
@@ -246,6 +311,50 @@ mod tests {
 
         index.apply(&watcher::Event::Delete(session("b", "u-b", None)));
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn uuids_are_held_as_bytes_and_given_back_as_written() {
+        let uid = "0b7e9f0e-6c1a-4a55-9f3d-2d9c1b8e4a10";
+        let session_id = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+        assert!(matches!(Id::new(uid), Id::Uuid(_)));
+        assert!(
+            matches!(Id::new(&uid.to_uppercase()), Id::Text(_)),
+            "another spelling stays text, so it is given back unchanged"
+        );
+        let index = Index::new();
+        index.apply(&watcher::Event::Apply(session("a", uid, Some(session_id))));
+        let upper = session_id.to_uppercase();
+        index.apply(&watcher::Event::Apply(session("b", "u-b", Some(&upper))));
+        let found = index.by_session(session_id).unwrap();
+        assert_eq!((found.name.as_str(), found.uid.as_str()), ("a", uid));
+        assert_eq!(index.by_uid(uid).unwrap().namespace, "ns");
+        assert_eq!(index.by_session(&upper).unwrap().uid, "u-b");
+        index.apply(&watcher::Event::Delete(session("a", uid, None)));
+        assert!(index.by_session(session_id).is_none());
+    }
+
+    #[test]
+    fn namespaces_are_shared_and_swept_once_unused() {
+        let index = Index::new();
+        let in_namespace = |i: usize| {
+            let mut s = session("a", &format!("u-{i}"), None);
+            s.metadata.namespace = Some(format!("ns-{i}"));
+            s
+        };
+        for i in 0..10 * NAMESPACES_SWEEP_AT {
+            index.apply(&watcher::Event::Apply(in_namespace(i)));
+            index.apply(&watcher::Event::Delete(in_namespace(i)));
+        }
+        index.apply(&watcher::Event::Apply(session("a", "u-a", None)));
+        index.apply(&watcher::Event::Apply(session("b", "u-b", None)));
+        let maps = index.read();
+        assert!(maps.namespaces.len() <= 2 * NAMESPACES_SWEEP_AT + 1);
+        let (a, b) = (&maps.by_uid[&Id::new("u-a")], &maps.by_uid[&Id::new("u-b")]);
+        assert!(
+            Arc::ptr_eq(&a.namespace, &b.namespace),
+            "one copy of \"ns\""
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::cache::SessionCache;
+use crate::cache::{SessionCache, index::canonical_uuid};
 
 /// When a pass wants the next one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,9 +161,7 @@ impl Wakeups {
 /// The uid as 16 bytes, when it is a UUID written as the API server writes them (so the
 /// string made back from the key finds the resource).
 fn key_of(uid: &str) -> Option<u128> {
-    let parsed = Uuid::try_parse(uid).ok()?;
-    let mut written = Uuid::encode_buffer();
-    (parsed.hyphenated().encode_lower(&mut written) == uid).then_some(parsed.as_u128())
+    canonical_uuid(uid).map(|uuid| uuid.as_u128())
 }
 
 #[cfg(test)]
