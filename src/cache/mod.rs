@@ -135,24 +135,21 @@ impl SessionCache {
     /// Hands the resources whose applicationServer names Service `name` of `namespace` to the
     /// controllers again: the Service changed.
     pub fn retrigger_referencing(&self, namespace: &str, name: &str) {
-        let keys: Vec<_> = self
-            .shared
-            .index
-            .referencing(namespace, name)
-            .into_iter()
-            .map(|located| ObjectRef::<QodSession>::new(&located.name).within(&located.namespace))
-            .collect();
-        if !keys.is_empty() {
-            self.shared.notify(&keys);
-        }
+        self.notify_located(self.shared.index.referencing(namespace, name));
     }
 
     /// Hands the resources with these uids to the controllers again (their wakeup is due);
     /// uids no longer cached are skipped.
     pub fn retrigger_uids<'a>(&self, uids: impl IntoIterator<Item = &'a str>) {
-        let keys: Vec<_> = uids
+        self.notify_located(
+            uids.into_iter()
+                .filter_map(|uid| self.shared.index.by_uid(uid)),
+        );
+    }
+
+    fn notify_located(&self, located: impl IntoIterator<Item = Located>) {
+        let keys: Vec<_> = located
             .into_iter()
-            .filter_map(|uid| self.shared.index.by_uid(uid))
             .map(|located| ObjectRef::<QodSession>::new(&located.name).within(&located.namespace))
             .collect();
         if !keys.is_empty() {
