@@ -82,10 +82,10 @@ impl Operator {
         }
     }
 
-    /// (peak RSS, current RSS) in KiB.
-    pub fn memory_kib(&self) -> anyhow::Result<(u64, u64)> {
+    /// Resident memory from `/proc/<pid>/status`.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |name: &str| {
+        let kib = |name: &str| {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
@@ -93,7 +93,12 @@ impl Operator {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        Ok((field("VmHWM:"), field("VmRSS:")))
+        Ok(Memory {
+            peak_kib: kib("VmHWM:"),
+            now_kib: kib("VmRSS:"),
+            anonymous_kib: kib("RssAnon:"),
+            files_kib: kib("RssFile:"),
+        })
     }
 
     /// User + system CPU time so far.
@@ -164,14 +169,28 @@ impl Operator {
     }
 
     pub fn print_memory(&self, what: &str) -> anyhow::Result<()> {
-        let (peak, now) = self.memory_kib()?;
+        let memory = self.memory()?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB",
-            peak as f64 / 1024.0,
-            now as f64 / 1024.0
+            "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB \
+             (now {:.1} anonymous, {:.1} mapped from files: the binary's code and data)",
+            mib(memory.peak_kib),
+            mib(memory.now_kib),
+            mib(memory.anonymous_kib),
+            mib(memory.files_kib),
         );
         Ok(())
     }
+}
+
+/// Resident memory in KiB. The part mapped from files is the binary's code and data, the same
+/// with any number of sessions and reclaimable under a memory limit; sessions cost anonymous
+/// memory (BENCHMARKS.md, "Sixth look").
+pub struct Memory {
+    pub peak_kib: u64,
+    pub now_kib: u64,
+    pub anonymous_kib: u64,
+    pub files_kib: u64,
 }
 
 impl Drop for Operator {
