@@ -83,7 +83,7 @@ impl Operator {
     }
 
     /// Resident memory from `/proc/<pid>/status`.
-    pub fn memory(&self) -> anyhow::Result<Memory> {
+    fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         let kib = |name: &str| {
             status
@@ -173,7 +173,7 @@ impl Operator {
         let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
             "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB \
-             (now {:.1} anonymous, {:.1} mapped from files: the binary's code and data)",
+             (now {:.1} anonymous, {:.1} mapped from files: code and data of the binary and its libraries)",
             mib(memory.peak_kib),
             mib(memory.now_kib),
             mib(memory.anonymous_kib),
@@ -183,14 +183,14 @@ impl Operator {
     }
 }
 
-/// Resident memory in KiB. The part mapped from files is the binary's code and data, the same
+/// Resident memory in KiB. The part mapped from files is code and data (the binary's, libc's), the same
 /// with any number of sessions and reclaimable under a memory limit; sessions cost anonymous
 /// memory (BENCHMARKS.md, "Sixth look").
-pub struct Memory {
-    pub peak_kib: u64,
-    pub now_kib: u64,
-    pub anonymous_kib: u64,
-    pub files_kib: u64,
+struct Memory {
+    peak_kib: u64,
+    now_kib: u64,
+    anonymous_kib: u64,
+    files_kib: u64,
 }
 
 impl Drop for Operator {
