@@ -172,8 +172,8 @@ impl Operator {
         let memory = self.memory()?;
         let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB \
-             (now {:.1} anonymous, {:.1} mapped from files: code and data of the binary and its libraries)",
+            "  operator RSS {what}: peak {:.1} MiB, now {:.1} MiB (now {:.1} anonymous, \
+             {:.1} mapped from files: code and data of the binary and its libraries)",
             mib(memory.peak_kib),
             mib(memory.now_kib),
             mib(memory.anonymous_kib),
@@ -183,9 +183,9 @@ impl Operator {
     }
 }
 
-/// Resident memory in KiB. The part mapped from files is code and data (the binary's, libc's), the same
-/// with any number of sessions and reclaimable under a memory limit; sessions cost anonymous
-/// memory (BENCHMARKS.md, "Sixth look").
+/// Resident memory in KiB. The part mapped from files is code and data (the binary's, libc's),
+/// the same with any number of sessions and reclaimable under a memory limit; sessions cost
+/// anonymous memory (BENCHMARKS.md, "Sixth look").
 struct Memory {
     peak_kib: u64,
     now_kib: u64,
