@@ -25,4 +25,5 @@ mod sweep;
 pub mod simulator;
 pub mod sink_keys;
 pub mod telemetry;
+pub mod tls;
 pub mod webhook;

@@ -66,6 +66,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    qod_operator::tls::install_crypto_provider();
     if let Err(error) = telemetry::init(cli.log_format) {
         eprintln!("qod-operator: {}", telemetry::error_chain(&error));
         return ExitCode::FAILURE;

@@ -301,7 +301,7 @@ async fn assert_webhook_asks_to_retry(setup: &OperatorSetup, uid: &str, session_
         "time": Timestamp::now().to_string(),
         "data": {"sessionId": session_id, "qosStatus": "AVAILABLE"}
     });
-    let answer = reqwest::Client::new()
+    let answer = qod_test_support::http::client()
         .post(format!(
             "http://127.0.0.1:{}/notifications/{uid}",
             setup.webhook_port

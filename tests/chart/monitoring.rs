@@ -772,7 +772,7 @@ async fn every_query_names_a_metric_a_live_operator_exports() {
         .env("POD_NAMESPACE", &namespace)
         .env("RUST_LOG", "info");
     let mut operator = Process::start(cmd, &dir.join("operator.log"));
-    let http = reqwest::Client::new();
+    let http = qod_test_support::http::client();
     operator
         .wait_ready(
             &http,

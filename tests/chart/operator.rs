@@ -179,7 +179,7 @@ async fn the_chart_runs_a_session_lifecycle_without_a_forbidden_call() {
             &key_file,
         )
     };
-    let http = reqwest::Client::new();
+    let http = qod_test_support::http::client();
 
     let mut simulator = from_container(
         container(&simulator_deployment),

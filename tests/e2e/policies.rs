@@ -22,7 +22,7 @@ const EXAMPLE_OBSERVED_ID: &str = "9b2e6c1a-0d4f-4e8a-8c3b-5f7a1d2e3c4b";
 
 /// A session made at the provider by another client (no sink of ours); returns its id.
 async fn made_elsewhere(world: &World, phone: &str, profile: &str, duration: u32) -> String {
-    let answer: Value = reqwest::Client::new()
+    let answer: Value = qod_test_support::http::client()
         .post(format!("{}/quality-on-demand/v1/sessions", world.sim_url()))
         .json(&json!({
             "device": {"phoneNumber": phone},

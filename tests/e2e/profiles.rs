@@ -84,7 +84,8 @@ async fn wait_profile(
 
 /// A change to the profiles of the simulator at `sim_url` through `/_sim/profiles`.
 async fn sim_profiles(sim_url: &str, method: reqwest::Method, path: &str, body: Option<Value>) {
-    let request = reqwest::Client::new().request(method, format!("{sim_url}/_sim/profiles/{path}"));
+    let request =
+        qod_test_support::http::client().request(method, format!("{sim_url}/_sim/profiles/{path}"));
     let request = match body {
         Some(body) => request.json(&body),
         None => request,
@@ -130,7 +131,9 @@ async fn qos_profiles_follow_the_provider_within_one_refresh() {
     // Everything the simulator offers, with its figures in units people read.
     wait_profile(&world, "QOS_E", "listed", |p| p.is_some()).await;
     let listed = qos_profiles(&world, "default").await;
-    let offered: Vec<Value> = reqwest::get(format!("{}/_sim/profiles", world.sim_url()))
+    let offered: Vec<Value> = qod_test_support::http::client()
+        .get(format!("{}/_sim/profiles", world.sim_url()))
+        .send()
         .await
         .unwrap()
         .json()

@@ -272,7 +272,7 @@ async fn the_webhook_under_abuse_keeps_the_operator_responsive_and_its_memory_bo
     // idle connections as long may send on one just as it is closed and see no answer at all
     // (README, "The header read timeout"), so this one, as pooled clients should, lets them go
     // sooner.
-    let http = reqwest::Client::builder()
+    let http = qod_test_support::http::builder()
         .timeout(Duration::from_secs(20))
         .pool_idle_timeout(Duration::from_secs(1))
         .build()
@@ -477,7 +477,7 @@ async fn unauthenticated_slow_bodies_do_not_starve_real_notifications() {
     .await;
     // The provider's real notifications meanwhile (an event older than the stored status:
     // 204 and ignored), one every 200 ms.
-    let http = reqwest::Client::new();
+    let http = qod_test_support::http::client();
     let mut answers = BTreeMap::<u16, u32>::new();
     for index in 0..20 {
         let body = json!({

@@ -45,7 +45,7 @@ async fn operator_from_the_image_runs_a_session_through_its_life() {
     std::fs::write(volume.join("hmac-key"), "image-lifecycle-key-0123456789\n").unwrap();
 
     let (sim, provider) = in_process_simulator().await;
-    let http = reqwest::Client::new();
+    let http = qod_test_support::http::client();
     let sim_sessions = || provider.sessions(false);
 
     let container = image.container("qod-image-lifecycle");

@@ -138,7 +138,7 @@ async fn v0_10_requests_are_valid() {
 #[tokio::test]
 async fn an_invalid_request_is_reported_as_a_violation() {
     let prism = Prism::mock(&camara_spec("camara-qod-v1.1.0.yaml")).await;
-    let answer = reqwest::Client::new()
+    let answer = qod_test_support::http::client()
         .post(format!("{}/sessions", prism.url()))
         .bearer_auth("x")
         .json(&serde_json::json!({"applicationServer": {}, "qosProfile": "Q", "duration": 0}))

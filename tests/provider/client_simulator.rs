@@ -143,7 +143,7 @@ impl Control {
     fn of(sim: &RunningSimulator) -> Self {
         Self {
             base: format!("{}/_sim", sim.base_url()),
-            http: reqwest::Client::new(),
+            http: qod_test_support::http::client(),
         }
     }
 

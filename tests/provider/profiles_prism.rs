@@ -130,7 +130,7 @@ async fn the_simulator_answers_as_the_v1_1_spec_allows() {
     }
 
     // A run-time profile with every figure, in other units, is answered validly too.
-    let control = reqwest::Client::new();
+    let control = qod_test_support::http::client();
     control
         .put(format!("{}/_sim/profiles/QOS_FULL", sim.base_url()))
         .json(&serde_json::json!({

@@ -80,7 +80,7 @@ async fn control(
     body: Option<Value>,
 ) -> (StatusCode, Value) {
     let mut request =
-        reqwest::Client::new().request(method, format!("{}/_sim{path}", sim.base_url()));
+        qod_test_support::http::client().request(method, format!("{}/_sim{path}", sim.base_url()));
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -224,7 +224,7 @@ async fn the_profiles_api_checks_credentials_like_the_sessions_api() {
     assert_eq!(refused.status(), Some(401), "{refused}");
     assert!(!refused.to_string().contains("not-the-token"));
     // Network as Code clients (RapidAPI key) find no such API.
-    let nac = reqwest::Client::new()
+    let nac = qod_test_support::http::client()
         .get(format!(
             "{}/qos-profiles/v1/qos-profiles/QOS_E",
             sim.base_url()

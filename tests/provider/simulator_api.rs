@@ -54,7 +54,7 @@ async fn start(config: SimulatorConfig) -> Sim {
     let running = simulator::spawn(listener, config).await.unwrap();
     Sim {
         running,
-        http: reqwest::Client::new(),
+        http: qod_test_support::http::client(),
     }
 }
 
@@ -1727,7 +1727,13 @@ async fn shutdown_stops_serving() {
     tokio::time::timeout(WAIT, sim.running.shutdown())
         .await
         .unwrap();
-    assert!(reqwest::get(url).await.is_err());
+    assert!(
+        qod_test_support::http::client()
+            .get(url)
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -184,7 +184,7 @@ async fn drive(spec: &str, base_path: &str, version: ApiVersion) {
 
     // Rate limiting with Retry-After, injected at the simulator (v0.10 documents no 429).
     if version != ApiVersion::V0_10 {
-        let control = reqwest::Client::new();
+        let control = qod_test_support::http::client();
         let faults = format!("{}/_sim/faults", sim.base_url());
         control
             .put(&faults)

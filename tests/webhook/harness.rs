@@ -193,7 +193,7 @@ impl Hook {
             // moment loses its request (IncompleteMessage). Dropping idle connections sooner
             // than the shortest timeout a test sets (1.5 s), as any client of such a server
             // should, removes the race.
-            http: reqwest::Client::builder()
+            http: qod_test_support::http::builder()
                 .pool_idle_timeout(Duration::from_millis(500))
                 .build()
                 .unwrap(),

@@ -399,7 +399,7 @@ async fn notify(
     for mine in targets {
         let base = base.clone();
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
+            let http = qod_test_support::http::builder()
                 .pool_max_idle_per_host(1)
                 .http1_only()
                 .build()?;

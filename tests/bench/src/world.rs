@@ -56,7 +56,7 @@ impl World {
             namespace,
             sim,
             dir,
-            http: reqwest::Client::new(),
+            http: qod_test_support::http::client(),
             control_plane_pid: control_plane.pid(),
         })
     }

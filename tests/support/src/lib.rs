@@ -8,6 +8,7 @@ pub mod camara;
 pub mod cluster;
 pub mod command;
 pub mod control_plane;
+pub mod http;
 pub mod identity;
 pub mod kubeconfig;
 pub mod kubectl;

@@ -143,7 +143,7 @@ impl Operator {
             process: Process::start(cmd, &setup.log),
             name: setup.pod_name.clone(),
             probe_port,
-            http: reqwest::Client::new(),
+            http: crate::http::client(),
         }
     }
 

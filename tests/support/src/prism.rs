@@ -80,7 +80,7 @@ impl Prism {
         let violations = Arc::new(Mutex::new(Vec::new()));
         let front = Front {
             prism: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: crate::http::client(),
             violations: violations.clone(),
             judged,
         };

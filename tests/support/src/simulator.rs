@@ -24,7 +24,7 @@ impl Sim {
     pub fn new(base: impl Into<String>) -> Self {
         Self {
             base: base.into(),
-            http: reqwest::Client::new(),
+            http: crate::http::client(),
         }
     }
 
