@@ -9,8 +9,8 @@
 //! `webhook-vs-limit` (the same against a minimal client's status writes), `webhook-vs-fastapi`
 //! (the same against the FastAPI receiver of tests/bench/anchors), `reconcile-vs-floor`
 //! (the operator's time to AVAILABLE against a minimal client's creates and status writes),
-//! `startup`
-//! (process start to `/readyz`), `memory` (idle, then with sessions). Not run in CI.
+//! `startup` (process start to `/readyz`, against a new client listing the same sessions),
+//! `memory` (idle, then with sessions). Not run in CI.
 
 mod anchor;
 mod cpu;
@@ -85,7 +85,8 @@ enum Scenario {
         #[arg(long)]
         venv: Option<std::path::PathBuf>,
     },
-    /// Process start to `/readyz` OK, several runs.
+    /// Process start to `/readyz` OK, several runs, each followed by a new client listing the
+    /// same QodSessions (the floor); prints `startup/list ratio`.
     Startup {
         #[arg(long, default_value_t = 10)]
         runs: usize,
