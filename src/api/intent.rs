@@ -64,10 +64,10 @@ pub fn effective_status(session: &QodSession) -> QodSessionStatus {
     let mut status = session.status.clone().unwrap_or_default();
     if let Some(intent) = CreateIntent::pending_on(session) {
         status.create_requested_at = Some(intent.requested_at);
-        status.session_fingerprint = Some(intent.session_fingerprint);
+        status.session_fingerprint = Some(intent.session_fingerprint.into());
         status.requested_duration = Some(intent.duration);
         status.observed_generation = intent.generation;
-        status.provider = intent.provider;
+        status.provider = intent.provider.map(Into::into);
     }
     status
 }

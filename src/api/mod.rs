@@ -94,9 +94,10 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
     )
 )]
 #[serde(rename_all = "camelCase")]
-// Parts most sessions leave out are boxed (8 bytes instead of up to 72 when absent): every
-// session is held in the cache, so its fixed size is paid 100,000 times, and it fits the
-// allocator's 1 KiB size class only so (`a_cached_session_fits_the_allocators_one_kib_class`).
+// Parts most sessions leave out are boxed (8 bytes instead of up to 72 when absent) and the
+// strings of spec and status are `Box<str>` (16 bytes, a String 24): every session is held in
+// the cache, so its fixed size is paid 100,000 times, and only so does it fit jemalloc's
+// 896-byte size class (`a_cached_session_fits_the_allocators_896_byte_class`).
 pub struct QodSessionSpec {
     /// The device whose traffic gets the QoS. At least one identifier; several must name the
     /// same device.
@@ -111,7 +112,7 @@ pub struct QodSessionSpec {
     pub application_server_ports: Option<Box<Ports>>,
     /// The QoS profile to apply, as the provider names it (e.g. QOS_E, QOS_S, QOS_M, QOS_L).
     #[schemars(length(min = 3, max = 256), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
-    pub qos_profile: String,
+    pub qos_profile: Box<str>,
     /// Requested session length in seconds, 1 to 86400 (24 hours, the most every CAMARA
     /// version accepts; longer lifetimes come from autoExtend). The provider may grant less.
     #[schemars(range(min = 1, max = 86_400))]
@@ -172,21 +173,21 @@ pub struct Device {
     /// E.164 number with a leading +, e.g. +36721601234567.
     #[schemars(regex(pattern = r"^\+[1-9][0-9]{4,14}$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
+    pub phone_number: Option<Box<str>>,
     /// Network access identifier, `user@domain` (no spaces, control or format characters).
     #[schemars(
         length(min = 3, max = 256),
         regex(pattern = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}]+$")
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_access_identifier: Option<String>,
+    pub network_access_identifier: Option<Box<str>>,
     /// The device's IPv4 identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<Box<DeviceIpv4Address>>,
     /// A single IPv6 address of the device (any address within its prefix).
     #[schemars(extend("format" = "ipv6"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv6_address: Option<String>,
+    pub ipv6_address: Option<Box<str>>,
 }
 
 /// Public address plus the private address and/or the public port.
@@ -226,13 +227,13 @@ pub struct ApplicationServer {
         pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(/(3[0-2]|[12]?[0-9]))?$"
     ))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv4_address: Option<String>,
+    pub ipv4_address: Option<Box<str>>,
     /// IPv6 address or CIDR, e.g. 2001:db8::7 or 2001:db8::/64.
     #[schemars(regex(
         pattern = r"^[0-9a-fA-F:]*:[0-9a-fA-F:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$"
     ))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv6_address: Option<String>,
+    pub ipv6_address: Option<Box<str>>,
     /// A Service in this namespace: its load balancer's ingress IPs (one IPv4, one IPv6), else
     /// its spec.externalIPs; a load balancer hostname is resolved through DNS. The session waits
     /// (WaitingForServiceAddress) until there is one, is replaced when it changes and deleted
@@ -249,7 +250,7 @@ pub struct ServiceRef {
         length(min = 1, max = 63),
         regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
     )]
-    pub name: String,
+    pub name: Box<str>,
 }
 
 /// The application server addresses a session was created with.
@@ -302,10 +303,10 @@ pub struct NotificationRef {
     pub time: Option<Time>,
     /// The CloudEvent `id`, unique per `source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Box<str>>,
     /// The CloudEvent `source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Box<str>>,
 }
 
 /// What the network and the operator report about the session.
@@ -314,13 +315,13 @@ pub struct NotificationRef {
 pub struct QodSessionStatus {
     /// The provider's id of the current session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub session_id: Option<Box<str>>,
     /// The network's status, verbatim: REQUESTED, AVAILABLE or UNAVAILABLE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub qos_status: Option<String>,
+    pub qos_status: Option<Box<str>>,
     /// The network's reason, verbatim: DURATION_EXPIRED, NETWORK_TERMINATED, DELETE_REQUESTED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_info: Option<String>,
+    pub status_info: Option<Box<str>>,
     /// When the QoS became available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
@@ -329,7 +330,7 @@ pub struct QodSessionStatus {
     pub expires_at: Option<Time>,
     /// The device identifier the session applies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
+    pub device: Option<Box<str>>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -342,7 +343,7 @@ pub struct QodSessionStatus {
     pub extension_capped: bool,
     /// Why extensionCapped is set, with the numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extension_capped_reason: Option<String>,
+    pub extension_capped_reason: Option<Box<str>>,
     /// The QoS profile the current session was created with and its figures at the time, from
     /// the provider's QoS Profiles API (absent for providers without one).
     // Shared: the operator's cache holds one copy per distinct profile (src/cache/slim.rs).
@@ -352,12 +353,12 @@ pub struct QodSessionStatus {
     /// provider) the current session was created with; a different digest means the session is
     /// replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_fingerprint: Option<String>,
+    pub session_fingerprint: Option<Box<str>>,
     /// The provider the current session lives at, as `<kind>/<name>` of its providerRef;
     /// absent for the operator's default provider (its flags). Reads, extensions and the delete
     /// go there even after `spec.providerRef` changes (which replaces the session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    pub provider: Option<Box<str>>,
     /// The application server addresses of the current session, when spec.applicationServer
     /// names a Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -505,8 +506,11 @@ fn is_zero(value: &u32) -> bool {
 impl From<&Device> for crate::qod::Device {
     fn from(device: &Device) -> Self {
         Self {
-            phone_number: device.phone_number.clone(),
-            network_access_identifier: device.network_access_identifier.clone(),
+            phone_number: device.phone_number.as_deref().map(str::to_owned),
+            network_access_identifier: device
+                .network_access_identifier
+                .as_deref()
+                .map(str::to_owned),
             ipv4_address: device
                 .ipv4_address
                 .as_ref()
@@ -515,7 +519,7 @@ impl From<&Device> for crate::qod::Device {
                     private_address: a.private_address.clone(),
                     public_port: a.public_port,
                 }),
-            ipv6_address: device.ipv6_address.clone(),
+            ipv6_address: device.ipv6_address.as_deref().map(str::to_owned),
         }
     }
 }
@@ -523,8 +527,8 @@ impl From<&Device> for crate::qod::Device {
 impl From<&ApplicationServer> for crate::qod::ApplicationServer {
     fn from(server: &ApplicationServer) -> Self {
         Self {
-            ipv4_address: server.ipv4_address.clone(),
-            ipv6_address: server.ipv6_address.clone(),
+            ipv4_address: server.ipv4_address.as_deref().map(str::to_owned),
+            ipv6_address: server.ipv6_address.as_deref().map(str::to_owned),
         }
     }
 }

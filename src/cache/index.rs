@@ -113,7 +113,7 @@ impl Maps {
             .map(|reference| reference.name.clone());
         if let Some(service) = &service {
             self.by_service
-                .entry((namespace.clone(), service.clone()))
+                .entry((namespace.clone(), service.to_string()))
                 .or_default()
                 .insert(uid.clone());
         }
@@ -124,7 +124,7 @@ impl Maps {
                 namespace,
                 name: session.name_any().into(),
                 session_id,
-                service: service.map(Into::into),
+                service,
             },
         );
     }

@@ -170,7 +170,10 @@ impl SessionCache {
     pub fn count_by_qos_status(&self) -> HashMap<Option<String>, i64> {
         let mut counts = HashMap::new();
         for session in self.store.state() {
-            let word = session.status.as_ref().and_then(|s| s.qos_status.clone());
+            let word = session
+                .status
+                .as_ref()
+                .and_then(|s| s.qos_status.as_deref().map(str::to_owned));
             *counts.entry(word).or_insert(0) += 1;
         }
         counts

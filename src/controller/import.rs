@@ -63,7 +63,7 @@ pub fn differences(spec: &QodSessionSpec, found: &SessionInfo) -> Vec<Difference
         differ("applicationServer", json(theirs), json(&server));
     }
     if let Some(theirs) = &found.qos_profile
-        && *theirs != spec.qos_profile
+        && **theirs != *spec.qos_profile
     {
         differ("qosProfile", json(theirs), json(&spec.qos_profile));
     }

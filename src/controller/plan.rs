@@ -202,7 +202,7 @@ impl<'a> Facts<'a> {
 
     /// The session the status holds: the one the rules after [`create_rule`] follow.
     fn session_id(&self) -> Option<String> {
-        self.status.session_id.clone()
+        self.status.session_id.as_deref().map(str::to_owned)
     }
 
     /// Time until the session's recorded end, if one is recorded.

@@ -106,7 +106,7 @@ impl Fixture for QodSession {
         self.status(|s| {
             s.session_id = Some(ID.into());
             s.qos_status = Some(qos_status.into());
-            s.session_fingerprint = Some(fingerprint);
+            s.session_fingerprint = Some(fingerprint.into());
             s.requested_duration = Some(duration);
             s.last_synced_at = Some(ago(synced_seconds_ago));
             s.observed_generation = generation;

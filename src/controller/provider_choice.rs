@@ -133,14 +133,15 @@ impl Providers {
         let recorded = effective_status(session).provider;
         let reference = match &recorded {
             Some(key) => Some(
-                ProviderRef::from_key(key).ok_or_else(|| Unserved::UnknownRecorded(key.clone()))?,
+                ProviderRef::from_key(key)
+                    .ok_or_else(|| Unserved::UnknownRecorded(key.to_string()))?,
             ),
             None => None,
         };
         let resolved = self
             .registry
             .resolve_recorded(&namespace, reference.as_ref())?;
-        Ok(self.in_use(resolved, recorded))
+        Ok(self.in_use(resolved, recorded.map(String::from)))
     }
 
     fn in_use(&self, resolved: Resolved, recorded_as: Option<String>) -> InUse {

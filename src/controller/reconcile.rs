@@ -159,8 +159,8 @@ async fn pass(session: &QodSession, context: &Context) -> Result<Next, Error> {
             let mut effective = session.clone();
             if let Resolution::Found { addresses, .. } = &resolution {
                 let server = &mut effective.spec.application_server;
-                server.ipv4_address.clone_from(&addresses.ipv4);
-                server.ipv6_address.clone_from(&addresses.ipv6);
+                server.ipv4_address = addresses.ipv4.as_deref().map(Box::from);
+                server.ipv6_address = addresses.ipv6.as_deref().map(Box::from);
             }
             (Some(effective), Some(resolution))
         }
@@ -431,10 +431,10 @@ impl Pass<'_> {
         }
         let mut intent = status_change::current(self.session);
         intent.create_requested_at = Some(Time(self.now));
-        intent.session_fingerprint = Some(self.spec().session_fingerprint());
+        intent.session_fingerprint = Some(self.spec().session_fingerprint().into());
         intent.requested_duration = Some(self.spec().duration);
         intent.observed_generation = self.generation();
-        intent.provider = provider.recorded_as.clone();
+        intent.provider = provider.recorded_as.as_deref().map(Box::from);
         if status_change::current(self.session)
             .session_fingerprint
             .is_none()
@@ -477,7 +477,7 @@ impl Pass<'_> {
                     // Capped at the profile's maximum: the session cannot be extended, and
                     // autoExtend renews it when it ends.
                     status.extension_capped = capped.is_some();
-                    status.extension_capped_reason.clone_from(&capped);
+                    status.extension_capped_reason = capped.as_deref().map(Box::from);
                     status.profile.clone_from(&bought);
                     status.application_server = self.server_in_use().map(Box::new);
                     status.session_fingerprint = intent.session_fingerprint.clone();
@@ -491,7 +491,7 @@ impl Pass<'_> {
                     status
                         .session_id
                         .as_ref()
-                        .is_none_or(|id| *id == info.session_id)
+                        .is_none_or(|id| **id == info.session_id)
                 };
                 let done = self.record_outcome(session, still_ours, created).await?;
                 self.event(
@@ -672,8 +672,8 @@ impl Pass<'_> {
             // Observe moved to another session: nothing of the last one carries over.
             status_change::forget_session(&mut next);
         }
-        next.session_fingerprint = Some(self.spec().session_fingerprint());
-        next.provider.clone_from(&provider.recorded_as);
+        next.session_fingerprint = Some(self.spec().session_fingerprint().into());
+        next.provider = provider.recorded_as.as_deref().map(Box::from);
         next.requested_duration = Some(found.duration.unwrap_or(self.spec().duration));
         next.import = Some(Box::new(ImportRecord {
             session_id: session_id.to_owned(),
@@ -840,6 +840,7 @@ impl Pass<'_> {
                     status.extension_capped = granted.is_some();
                     status.extension_capped_reason = granted.map(|granted| {
                         format!("the provider granted {granted} s of the {requested} s asked")
+                            .into()
                     });
                     status_change::record_session(status, &info, self.generation(), self.now);
                 };
@@ -1187,7 +1188,7 @@ impl Pass<'_> {
                 .application_server_ports
                 .as_deref()
                 .map(qod::PortsSpec::from),
-            qos_profile: spec.qos_profile.clone(),
+            qos_profile: spec.qos_profile.to_string(),
             duration,
             notification: Some(NotificationTarget {
                 url: self.context.sink.url_for(self.uid),

@@ -47,19 +47,19 @@ pub fn record_session(
         .and_then(|held| held.stage());
     let behind = same_session
         && matches!((held_stage, info.qos_status.stage()), (Some(held), Some(answer)) if answer < held);
-    status.session_id = Some(info.session_id.clone());
+    status.session_id = Some(info.session_id.as_str().into());
     if behind {
         status.started_at = info.started_at.map(Time).or(status.started_at.take());
         status.expires_at = info.expires_at.map(Time).or(status.expires_at.take());
     } else {
-        status.qos_status = Some(info.qos_status.as_str().to_owned());
-        status.status_info = info.status_info.as_ref().map(|s| s.as_str().to_owned());
+        status.qos_status = Some(info.qos_status.as_str().into());
+        status.status_info = info.status_info.as_ref().map(|s| s.as_str().into());
         status.started_at = info.started_at.map(Time);
         status.expires_at = info.expires_at.map(Time);
         status.last_synced_at = Some(Time(now));
     }
     if let Some(device) = info.device.as_ref().and_then(device_label) {
-        status.device = Some(device);
+        status.device = Some(device.into());
     }
     clear_failures(status);
     set_ready_from_network(status, generation, now);
@@ -116,9 +116,9 @@ pub fn set_ready(
 /// spec describes; before it, the network removed it without a word we saw.
 pub fn record_session_gone(status: &mut QodSessionStatus, generation: Option<i64>, now: Timestamp) {
     let expired = status.expires_at.as_ref().is_some_and(|t| t.0 <= now);
-    status.qos_status = Some(QosStatus::Unavailable.as_str().to_owned());
+    status.qos_status = Some(QosStatus::Unavailable.as_str().into());
     if expired {
-        status.status_info = Some(StatusInfo::DurationExpired.as_str().to_owned());
+        status.status_info = Some(StatusInfo::DurationExpired.as_str().into());
         set_ready_from_network(status, generation, now);
     } else {
         set_ready(

@@ -165,7 +165,7 @@ impl ProfileSync {
                 let status = effective_status(session);
                 let recorded = status.provider.as_deref().and_then(ProviderRef::from_key);
                 status.session_id.is_some()
-                    && session.spec.qos_profile == name
+                    && *session.spec.qos_profile == *name
                     && label_of(&namespace(session), recorded.as_ref()) == provider
             })
             .collect()

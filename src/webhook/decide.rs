@@ -72,7 +72,10 @@ pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> D
     }
 
     if let Some(last) = &status.last_notification {
-        if event.id.is_some() && last.id == event.id && last.source == event.source {
+        if event.id.is_some()
+            && last.id.as_deref() == event.id.as_deref()
+            && last.source.as_deref() == event.source.as_deref()
+        {
             return Decision::Duplicate;
         }
         // Status times are stored in whole seconds (metav1.Time), so the event's time is
@@ -118,8 +121,8 @@ pub fn decide(resource: &QodSession, event: &StatusChanged, now: Timestamp) -> D
         status_info: event.status_info.as_ref().map(|s| s.as_str().to_owned()),
         last_notification: NotificationRef {
             time: event.time.map(Time),
-            id: event.id.clone(),
-            source: event.source.clone(),
+            id: event.id.as_deref().map(Box::from),
+            source: event.source.as_deref().map(Box::from),
         },
         ready,
     }))

@@ -225,7 +225,7 @@ async fn converge(
         let session = sessions.iter().find(|s| s["sessionId"] == *id).unwrap();
         assert_eq!(
             session["qosProfile"].as_str(),
-            Some(resource.spec.qos_profile.as_str()),
+            Some(&*resource.spec.qos_profile),
             "{name}"
         );
     }

@@ -282,7 +282,7 @@ async fn an_available_resource(api: &kube::Api<QodSession>) -> Option<(String, S
     list.items.iter().find_map(|r| {
         let status = r.status.as_ref()?;
         (status.qos_status.as_deref() == Some("AVAILABLE"))
-            .then(|| Some((r.uid()?, status.session_id.clone()?)))
+            .then(|| Some((r.uid()?, status.session_id.as_deref()?.to_owned())))
             .flatten()
     })
 }

@@ -284,7 +284,7 @@ async fn a_leader_killed_in_the_middle_of_500_creates_leaves_no_duplicate() {
     let mut uids = Vec::with_capacity(UNDER_LOAD);
     for i in 0..UNDER_LOAD {
         let mut spec = spec();
-        spec.device.phone_number = Some(format!("+3672160124{i:04}"));
+        spec.device.phone_number = Some(format!("+3672160124{i:04}").into());
         let created = world
             .api
             .create(

@@ -244,7 +244,7 @@ async fn the_controller_removes_the_reason_the_webhook_wrote_when_it_renews_the_
         let resource = hook.get("renewing").await;
         let status = Hook::status(&resource);
         let id = status.session_id.as_deref();
-        (id.is_some() && id != Some(first_id.as_str())).then_some(resource)
+        (id.is_some() && id != Some(&*first_id)).then_some(resource)
     })
     .await;
     let status = Hook::status(&renewed);

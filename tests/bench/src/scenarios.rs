@@ -384,7 +384,7 @@ async fn notify(
         let id = s
             .status
             .as_ref()
-            .and_then(|st| st.session_id.clone())
+            .and_then(|st| st.session_id.as_deref().map(str::to_owned))
             .context("no session id")?;
         let token = keys.token_for(&uid).expose_secret().to_owned();
         targets[i % connections].push((uid, id, token));
@@ -472,7 +472,9 @@ pub async fn startup(setup: &Setup, runs: usize, sessions: usize) -> anyhow::Res
     println!(
         "startup with {sessions} QodSessions in the API: process start to /readyz OK over {runs} runs: {operator}"
     );
-    println!("list floor (a new client listing the same QodSessions as the operator does): {floor}");
+    println!(
+        "list floor (a new client listing the same QodSessions as the operator does): {floor}"
+    );
     println!(
         "startup/list ratio: {:.2}",
         operator.median.as_secs_f64() / floor.median.as_secs_f64()
@@ -503,7 +505,10 @@ async fn list_floor(
         }
     }
     let took = start.elapsed();
-    anyhow::ensure!(listed == sessions, "listed {listed} QodSessions, not {sessions}");
+    anyhow::ensure!(
+        listed == sessions,
+        "listed {listed} QodSessions, not {sessions}"
+    );
     Ok(took)
 }
 
