@@ -1,11 +1,12 @@
 //! The crypto behind every TLS connection the process opens (the Kubernetes API, QoD providers
 //! and their token endpoints, the simulator's notifications): rustls with *ring*.
 //!
-//! Why ring and not aws-lc-rs, reqwest's and rustls' default: the binary's code is resident
-//! memory in every pod (aws-lc-rs added MiB of it), and aws-lc-rs seeds its random generator
-//! from CPU jitter on the first handshake, a fifth of the operator's CPU before it was ready
-//! with 10,000 QodSessions (BENCHMARKS.md, "Seventh look"). kube picks ring from its cargo
-//! feature; reqwest without its aws-lc-rs default takes the process's provider, set here.
+//! Why ring and not aws-lc-rs, reqwest's and rustls' default: nearly all of the binary's code
+//! is resident in every pod, and aws-lc-rs brought 2 MB of it (1.2 MiB less RSS without it);
+//! it also seeds its random generator from CPU jitter on the first handshake, a fifth of the
+//! operator's CPU before it was ready with 10,000 QodSessions (BENCHMARKS.md, "Seventh look").
+//! kube takes ring from its cargo feature; reqwest, without its aws-lc-rs default, takes the
+//! process's provider, installed here.
 
 use std::sync::Once;
 

@@ -95,9 +95,9 @@ pub const WEBHOOK_MANAGER: &str = "qod-operator-webhook";
 )]
 #[serde(rename_all = "camelCase")]
 // Parts most sessions leave out are boxed (8 bytes instead of up to 72 when absent) and the
-// strings of spec and status are `Box<str>` (16 bytes, a String 24): every session is held in
-// the cache, so its fixed size is paid 100,000 times, and only so does it fit jemalloc's
-// 896-byte size class (`a_cached_session_fits_the_allocators_896_byte_class`).
+// strings held inline in spec and status are `Box<str>` (16 bytes, a String 24): every session
+// is held in the cache, so its fixed size is paid 100,000 times, and only so does it fit
+// jemalloc's 896-byte size class (`a_cached_session_fits_the_allocators_896_byte_class`).
 pub struct QodSessionSpec {
     /// The device whose traffic gets the QoS. At least one identifier; several must name the
     /// same device.
