@@ -87,6 +87,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), RunEr
     let keys = args.webhook.keys()?;
     let webhook_config = args.webhook.config(keys.clone())?;
 
+    crate::tls::install_crypto_provider();
     let client = Client::try_default().await.map_err(RunError::Kubernetes)?;
     if args.controller.install_crd {
         install_crds(&client).await?;

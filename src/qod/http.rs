@@ -60,8 +60,7 @@ pub(crate) fn build_client(timeouts: &Timeouts) -> Result<reqwest::Client, Error
             "timeouts must be longer than zero".to_owned(),
         ));
     }
-    crate::tls::install_crypto_provider();
-    reqwest::Client::builder()
+    crate::tls::http_client_builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .user_agent(concat!("qod-operator/", env!("CARGO_PKG_VERSION")))

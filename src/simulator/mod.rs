@@ -298,8 +298,7 @@ impl Simulator {
     /// A simulator whose CloudEvent sources start with `base_url` (unless the config names a
     /// public URL).
     pub fn new(config: SimulatorConfig, base_url: impl Into<String>) -> Result<Self, Error> {
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client_builder()
             .connect_timeout(config.notification_retry.timeout)
             .build()
             .map_err(Error::HttpClient)?;

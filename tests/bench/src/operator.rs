@@ -41,7 +41,7 @@ impl Operator {
             .arg("--leader-election=false")
             .args(["--namespace", namespace])
             .args(extra_args)
-            .env("KUBECONFIG", dir.join("kubeconfig"))
+            .env("KUBECONFIG", dir.join(crate::world::KUBECONFIG))
             // QOD_BENCH_LOG (a RUST_LOG filter) to see what the operator did; logging costs.
             .env(
                 "RUST_LOG",

@@ -451,7 +451,7 @@ pub async fn startup(setup: &Setup, runs: usize, sessions: usize) -> anyhow::Res
     let world = World::start("startup").await?;
     // Readiness waits for the first list of these.
     world.create_sessions(0, sessions).await?;
-    let kubeconfig = world.dir.join("kubeconfig");
+    let kubeconfig = world.dir.join(crate::world::KUBECONFIG);
     let mut operator_times = Vec::new();
     let mut floor_times = Vec::new();
     // In turn, so a slower minute of the shared machine weighs on both alike.
@@ -484,8 +484,9 @@ pub async fn startup(setup: &Setup, runs: usize, sessions: usize) -> anyhow::Res
 }
 
 /// What any client pays, in this process, before it knows every QodSession: a new client from
-/// the kubeconfig (its TLS handshake included) and the list as the operator's watcher asks for
-/// it (any resourceVersion, pages of 500), decoded into QodSessions.
+/// the kubeconfig (its TLS handshake included) and the list as the operator's watcher sends it
+/// (pages of 500; kube leaves `resourceVersion=0` out of a paged list, so both are consistent
+/// lists), decoded into QodSessions.
 async fn list_floor(
     kubeconfig: &Path,
     namespace: &str,

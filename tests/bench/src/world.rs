@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use crate::operator::Operator;
 
+/// The kubeconfig's file name in the world's folder.
+pub const KUBECONFIG: &str = "kubeconfig";
+
 pub struct Setup {
     pub binary: PathBuf,
     pub extra_args: Vec<String>,
@@ -39,7 +42,7 @@ impl World {
         std::fs::create_dir_all(&dir)?;
         // One control plane for the whole run; it stops when this process ends.
         let control_plane = ControlPlane::shared_off_runtime().await;
-        std::fs::copy(control_plane.kubeconfig(), dir.join("kubeconfig"))?;
+        std::fs::copy(control_plane.kubeconfig(), dir.join(KUBECONFIG))?;
         std::fs::write(dir.join("hmac-key"), "qod-bench-key-0123456789abcdef\n")?;
         let Cluster { api, namespace, .. } = Cluster::on(control_plane, name).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,5 +1,5 @@
-//! HTTP clients for tests and the bench. reqwest takes its TLS crypto provider from the process
-//! (src/tls.rs), so every client is built after that is set.
+//! HTTP clients for tests and the bench, built as the operator builds its own
+//! (`qod_operator::tls`: the process's TLS provider is installed first).
 
 /// A client with reqwest's defaults.
 pub fn client() -> reqwest::Client {
@@ -8,6 +8,5 @@ pub fn client() -> reqwest::Client {
 
 /// A client builder, for timeouts and other options.
 pub fn builder() -> reqwest::ClientBuilder {
-    qod_operator::tls::install_crypto_provider();
-    reqwest::Client::builder()
+    qod_operator::tls::http_client_builder()
 }

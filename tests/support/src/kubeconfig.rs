@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 
 /// A kube client from a kubeconfig file.
 pub async fn client_from(kubeconfig: &Path) -> Client {
+    qod_operator::tls::install_crypto_provider();
     let file = Kubeconfig::read_from(kubeconfig)
         .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
     let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
