@@ -215,13 +215,21 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     })
     .await;
     let third_uid = third.uid().unwrap();
-    let deliveries: Vec<Value> = sim
-        .sessions(false)
-        .await
-        .into_iter()
-        .filter(|s| sink_uid(s) == Some(third_uid.as_str()))
-        .flat_map(|s| s["deliveries"].as_array().cloned().unwrap_or_default())
-        .collect();
+    // The status shows before the webhook's answer reaches the simulator's record.
+    let deliveries: Vec<Value> = eventually("the third's delivery answered", WAIT, || async {
+        let deliveries: Vec<Value> = sim
+            .sessions(false)
+            .await
+            .into_iter()
+            .filter(|s| sink_uid(s) == Some(third_uid.as_str()))
+            .flat_map(|s| s["deliveries"].as_array().cloned().unwrap_or_default())
+            .collect();
+        deliveries
+            .iter()
+            .any(|d| d["outcome"] != "pending")
+            .then_some(deliveries)
+    })
+    .await;
     assert!(
         deliveries.iter().any(|d| d.to_string().contains("204")),
         "a notification with the new key's token was stored: {deliveries:#?}"

@@ -179,7 +179,21 @@ async fn available_then_network_termination_land_in_status_in_every_format() {
             (ready.status.as_str(), ready.reason.as_str()),
             ("True", reason::SESSION_AVAILABLE)
         );
-        let delivered = provider.session(&session).await;
+        // The webhook answers the simulator after its status write, so the status can show
+        // before the simulator has recorded the answer.
+        let delivered = eventually(
+            &format!("{flavour:?}: the simulator to record the AVAILABLE delivery answered"),
+            PROMPTLY,
+            || async {
+                let delivered = provider.session(&session).await;
+                delivered["deliveries"]
+                    .as_array()?
+                    .iter()
+                    .any(|d| d["outcome"] != "pending")
+                    .then_some(delivered)
+            },
+        )
+        .await;
         assert_eq!(
             delivered["notificationFormat"],
             flavour.format(),
