@@ -27,7 +27,7 @@ use qod_test_support::{
     operator::{Operator, OperatorSetup},
     proxy::TcpProxy,
     session::{numbered_spec, qos_status, ready, session_id},
-    simulator::{Sim, sink_uid},
+    simulator::{Sim, deliveries_answered, sink_uid},
     test_dir,
 };
 use serde_json::{Value, json};
@@ -268,10 +268,7 @@ async fn throttled_by_the_api_server_the_operator_waits_loses_no_notification_an
         Duration::from_secs(90),
         || async {
             let live = sim.sessions(false).await;
-            live.iter()
-                .flat_map(|s| s["deliveries"].as_array().unwrap())
-                .all(|d| d["outcome"] != "pending")
-                .then_some(live)
+            live.iter().all(deliveries_answered).then_some(live)
         },
     )
     .await;

@@ -15,7 +15,7 @@ use qod_test_support::{
     net::free_port,
     operator::{Operator, OperatorSetup},
     session::{numbered_spec, qos_status, ready, session_id},
-    simulator::{SimProcess, sink_uid},
+    simulator::{SimProcess, deliveries_answered},
     test_dir,
 };
 use secrecy::ExposeSecret;
@@ -216,20 +216,15 @@ async fn rotated_credentials_are_picked_up_without_restart_and_no_secret_is_ever
     .await;
     let third_uid = third.uid().unwrap();
     // The status shows before the webhook's answer reaches the simulator's record.
-    let deliveries: Vec<Value> = eventually("the third's delivery answered", WAIT, || async {
-        let deliveries: Vec<Value> = sim
-            .sessions(false)
-            .await
-            .into_iter()
-            .filter(|s| sink_uid(s) == Some(third_uid.as_str()))
-            .flat_map(|s| s["deliveries"].as_array().cloned().unwrap_or_default())
-            .collect();
-        deliveries
-            .iter()
-            .any(|d| d["outcome"] != "pending")
-            .then_some(deliveries)
+    let sessions = eventually("the third's delivery answered", WAIT, || async {
+        let sessions = sim.sessions_of(&third_uid).await;
+        (!sessions.is_empty() && sessions.iter().all(deliveries_answered)).then_some(sessions)
     })
     .await;
+    let deliveries: Vec<Value> = sessions
+        .iter()
+        .flat_map(|s| s["deliveries"].as_array().cloned().unwrap_or_default())
+        .collect();
     assert!(
         deliveries.iter().any(|d| d.to_string().contains("204")),
         "a notification with the new key's token was stored: {deliveries:#?}"

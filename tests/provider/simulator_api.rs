@@ -25,7 +25,7 @@ use qod_operator::{
     },
     simulator::{self, RunningSimulator, SimulatorConfig},
 };
-use qod_test_support::eventually;
+use qod_test_support::{eventually, simulator::deliveries_answered};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -533,11 +533,7 @@ async fn an_expired_session_notifies_duration_expired_and_disappears() {
     // The sink holds an event before the simulator has its answer and records the outcome.
     let record = eventually("both deliveries answered", WAIT, || async {
         let record = sim.sim_session(&id).await;
-        record["deliveries"]
-            .as_array()?
-            .iter()
-            .all(|d| d["outcome"] != "pending")
-            .then_some(record)
+        deliveries_answered(&record).then_some(record)
     })
     .await;
     assert_eq!(record["removed"], true);

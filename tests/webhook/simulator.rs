@@ -15,7 +15,10 @@ use qod_operator::{
 };
 use serde_json::{Value, json};
 
-use qod_test_support::{eventually, simulator::Sim};
+use qod_test_support::{
+    eventually,
+    simulator::{Sim, deliveries_answered},
+};
 
 use crate::harness::Hook;
 
@@ -186,11 +189,7 @@ async fn available_then_network_termination_land_in_status_in_every_format() {
             PROMPTLY,
             || async {
                 let delivered = provider.session(&session).await;
-                delivered["deliveries"]
-                    .as_array()?
-                    .iter()
-                    .any(|d| d["outcome"] != "pending")
-                    .then_some(delivered)
+                deliveries_answered(&delivered).then_some(delivered)
             },
         )
         .await;

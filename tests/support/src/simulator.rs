@@ -218,6 +218,14 @@ pub fn sink_uid(session: &Value) -> Option<&str> {
     Some(uid)
 }
 
+/// Whether the simulator has the sink's answer (or its final failure) for every delivery of
+/// `session`: the sink and the status a webhook wrote show an event before that.
+pub fn deliveries_answered(session: &Value) -> bool {
+    session["deliveries"]
+        .as_array()
+        .is_some_and(|deliveries| deliveries.iter().all(|d| d["outcome"] != "pending"))
+}
+
 /// The sessions of `sessions` whose sink names the resource `uid`.
 pub fn sessions_of(sessions: &[Value], uid: &str) -> Vec<Value> {
     sessions
